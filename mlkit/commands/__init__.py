@@ -1,0 +1,1 @@
+"""One module per `mlkit` command group; mlkit.cli wires them into one app."""

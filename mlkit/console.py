@@ -1,0 +1,43 @@
+"""Shared terminal output: one rich console, and how user mistakes are reported."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UserError(Exception):
+    """A mistake the user can fix. Printed as a message, never as a traceback."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn ConfigError/UserError into a readable message and an exit code."""
+    from .config import ConfigError
+
+    try:
+        yield
+    except ConfigError as e:
+        err.print(f"[bold red]error:[/] {len(e.problems)} problem(s) in the environment files:")
+        for p in e.problems:
+            err.print(f"  {p}", markup=False)
+        sys.exit(2)
+    except UserError as e:
+        err.print("[bold red]error:[/] " + _escape(str(e)))
+        sys.exit(e.exit_code)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,207 @@
+"""Every physical name and every tag, from one place.
+
+Names follow the Cloud Adoption Framework abbreviations (rg, st, kv, cr, aks, evhns, evh,
+dbw, id) and each Azure naming rule is checked here, so a prefix that would produce an
+invalid storage account or Key Vault name is rejected when the environment is loaded,
+not by Azure halfway through an apply. Pure Python: imported by the config loader too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Short region codes keep names inside the 24-character limits of storage and Key Vault.
+REGION_SHORT = {
+    "westeurope": "weu", "northeurope": "neu", "swedencentral": "sdc", "francecentral": "frc",
+    "germanywestcentral": "gwc", "uksouth": "uks", "ukwest": "ukw", "switzerlandnorth": "chn",
+    "norwayeast": "noe", "eastus": "eus", "eastus2": "eus2", "westus2": "wus2", "westus3": "wus3",
+    "centralus": "cus", "canadacentral": "cac", "australiaeast": "aue", "southeastasia": "sea",
+    "japaneast": "jpe", "local": "loc",
+}
+
+
+class NamingError(ValueError):
+    """A generated name breaks an Azure naming rule; ``field`` says which config field to change."""
+
+    def __init__(self, message: str, field: str = "name_prefix"):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    pattern: str
+    min_len: int
+    max_len: int
+    explanation: str
+
+    def check(self, name: str) -> None:
+        if not (self.min_len <= len(name) <= self.max_len):
+            raise NamingError(
+                f"{self.kind} name {name!r} is {len(name)} characters; Azure allows "
+                f"{self.min_len}-{self.max_len} ({self.explanation}). Shorten name_prefix or name_suffix."
+            )
+        if not re.fullmatch(self.pattern, name):
+            raise NamingError(f"{self.kind} name {name!r} breaks the Azure rule: {self.explanation}")
+
+
+RULES = {
+    "resource_group": Rule("resource group", r"[A-Za-z0-9_.()-]*[A-Za-z0-9_()-]", 1, 90,
+                           "letters, digits, '_', '-', '.', '(', ')'; not ending in '.'"),
+    "storage_account": Rule("storage account", r"[a-z0-9]+", 3, 24, "lowercase letters and digits only"),
+    "key_vault": Rule("key vault", r"[A-Za-z](?!.*--)[A-Za-z0-9-]*[A-Za-z0-9]", 3, 24,
+                      "letters, digits and single hyphens; starts with a letter, ends with a letter or digit"),
+    "container_registry": Rule("container registry", r"[A-Za-z0-9]+", 5, 50, "letters and digits only"),
+    "kubernetes_cluster": Rule("AKS cluster", r"[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]", 1, 63,
+                               "letters, digits, '_' and '-'; starts and ends with a letter or digit"),
+    "eventhub_namespace": Rule("Event Hubs namespace", r"[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]", 6, 50,
+                               "letters, digits and '-'; starts with a letter, ends with a letter or digit"),
+    "databricks_workspace": Rule("Databricks workspace", r"[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]", 3, 64,
+                                 "letters, digits, '_' and '-'"),
+    "managed_identity": Rule("managed identity", r"[A-Za-z0-9][A-Za-z0-9_-]*", 3, 128,
+                             "letters, digits, '_' and '-'; starts with a letter or digit"),
+}
+
+PREFIX_PATTERN = r"[a-z][a-z0-9]{1,9}"
+ENV_PATTERN = r"[a-z][a-z0-9]{1,9}"
+
+MANDATORY_TAGS = ("owner", "cost-center", "environment")
+
+
+@dataclass(frozen=True)
+class Names:
+    """All names for one environment. Construct with :func:`names_for`."""
+
+    prefix: str
+    env: str
+    region: str
+    suffix: str = ""
+
+    # -- Azure -------------------------------------------------------------
+    def _dashed(self, abbr: str, *extra: str) -> str:
+        parts = [abbr, self.prefix, self.env, self.region, *extra]
+        if self.suffix:
+            parts.append(self.suffix)
+        return "-".join(parts)
+
+    def _compact(self, abbr: str) -> str:
+        return f"{abbr}{self.prefix}{self.env}{self.region}{self.suffix}".lower()
+
+    @property
+    def resource_group(self) -> str:
+        return self._dashed("rg")
+
+    @property
+    def databricks_managed_resource_group(self) -> str:
+        return self._dashed("rg", "dbw", "managed")
+
+    @property
+    def storage_account(self) -> str:
+        return self._compact("st")
+
+    @property
+    def key_vault(self) -> str:
+        return self._dashed("kv")
+
+    @property
+    def container_registry(self) -> str:
+        return self._compact("cr")
+
+    @property
+    def kubernetes_cluster(self) -> str:
+        return self._dashed("aks")
+
+    @property
+    def kubernetes_dns_prefix(self) -> str:
+        return f"{self.prefix}-{self.env}-{self.region}"
+
+    @property
+    def eventhub_namespace(self) -> str:
+        return self._dashed("evhns")
+
+    eventhub_inference_logs = "evh-inference-logs"
+    consumer_group_monitoring = "cg-monitoring"
+
+    @property
+    def databricks_workspace(self) -> str:
+        return self._dashed("dbw")
+
+    def managed_identity(self, purpose: str) -> str:
+        return self._dashed("id", purpose)
+
+    # Storage containers (3-63 lowercase letters, digits, hyphens).
+    CONTAINERS = ("raw", "curated", "models", "inference-logs")
+
+    # -- Databricks workspace objects ---------------------------------------
+    def instance_pool(self, pool: str) -> str:
+        return f"pool-{self.prefix}-{self.env}-{pool}"
+
+    @property
+    def cluster_policy(self) -> str:
+        return f"policy-{self.prefix}-{self.env}-jobs"
+
+    @property
+    def secret_scope(self) -> str:
+        return f"{self.prefix}-{self.env}-kv"
+
+    def job(self, job: str) -> str:
+        return f"{self.prefix}-{self.env}-{job}"
+
+    def experiment(self, job: str) -> str:
+        return f"/Shared/{self.prefix}/{self.env}/{job}"
+
+    @property
+    def settings_file(self) -> str:
+        return f"/Shared/{self.prefix}/{self.env}/settings.json"
+
+    @property
+    def wheel_volume_path(self) -> str:
+        return f"/Shared/{self.prefix}/{self.env}/wheels"
+
+    # -- Terraform ------------------------------------------------------------
+    @property
+    def platform_stack(self) -> str:
+        return f"{self.env}-platform"
+
+    @property
+    def workspace_stack(self) -> str:
+        return f"{self.env}-workspace"
+
+    def validate(self) -> None:
+        """Raise NamingError for the first generated name that breaks an Azure rule."""
+        for kind, rule in RULES.items():
+            name = self.managed_identity("aks-workload") if kind == "managed_identity" else getattr(self, kind)
+            rule.check(name)
+
+
+def region_short(location: str, override: str | None = None) -> str:
+    if override:
+        return override
+    try:
+        return REGION_SHORT[location]
+    except KeyError:
+        raise NamingError(
+            f"location {location!r} has no short code; set 'location_short' (2-4 lowercase letters/digits)",
+            field="location_short",
+        ) from None
+
+
+def names_for(prefix: str, env: str, location: str, suffix: str = "", location_short: str | None = None) -> Names:
+    if not re.fullmatch(PREFIX_PATTERN, prefix):
+        raise NamingError(f"name_prefix {prefix!r} must be 2-10 lowercase letters/digits starting with a letter")
+    if not re.fullmatch(ENV_PATTERN, env):
+        raise NamingError(f"environment name {env!r} must be 2-10 lowercase letters/digits starting with a letter",
+                          field="name")
+    if suffix and not re.fullmatch(r"[a-z0-9]{1,6}", suffix):
+        raise NamingError(f"name_suffix {suffix!r} must be 1-6 lowercase letters/digits", field="name_suffix")
+    return Names(prefix, env, region_short(location, location_short), suffix)
+
+
+def tags_for(env_tags: dict[str, str], env: str) -> dict[str, str]:
+    """The tags every taggable resource carries: the environment's mandatory tags plus provenance."""
+    tags = dict(env_tags)
+    tags.setdefault("environment", env)
+    tags["managed-by"] = "mlkit"
+    return dict(sorted(tags.items()))
