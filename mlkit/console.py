@@ -9,7 +9,7 @@ from typing import Iterator
 from rich.console import Console
 
 console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay copyable
 
 
 class UserError(Exception):

