@@ -22,3 +22,15 @@ app = typer.Typer(
 app.add_typer(env.app, name="env")
 
 # Command groups register here, one line each (keep this list sorted).
+from .commands import graph as _graph  # noqa: E402
+from .commands import synth as _synth  # noqa: E402
+
+app.command("graph")(_graph.graph)
+app.command("synth")(_synth.synth)
+from .commands import deploy as _deploy, drift as _drift  # noqa: E402  (ops: issue 6)
+app.command("deploy")(_deploy.deploy)
+app.command("drift")(_drift.drift)
+from .commands import check as _check  # noqa: E402  (policies: issue 3)
+app.command("check")(_check.check)
+from .commands import promote as _promote  # noqa: E402  (ops: issue 6)
+app.command("promote")(_promote.promote)

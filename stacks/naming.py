@@ -131,6 +131,28 @@ class Names:
     def managed_identity(self, purpose: str) -> str:
         return self._dashed("id", purpose)
 
+    def federated_credential(self, purpose: str) -> str:
+        return self._dashed("fic", purpose)
+
+    # AKS node pool names: 1-12 lowercase alphanumerics (Linux pools).
+    aks_system_node_pool = "system"
+    aks_system_node_pool_rotation = "systemtmp"
+
+    # The scoring service's Kubernetes identity; the federated credential trusts exactly this.
+    scoring_namespace = "mlkit"
+    scoring_service_account = "mlkit-scoring"
+
+    @property
+    def scoring_workload_subject(self) -> str:
+        return f"system:serviceaccount:{self.scoring_namespace}:{self.scoring_service_account}"
+
+    def abfss_url(self, container: str, path: str = "") -> str:
+        """ADLS Gen2 URL of ``path`` inside one of this environment's containers."""
+        if container not in self.CONTAINERS:
+            raise NamingError(f"no storage container {container!r} (containers: {', '.join(self.CONTAINERS)})",
+                              field="container")
+        return f"abfss://{container}@{self.storage_account}.dfs.core.windows.net/{path.lstrip('/')}"
+
     # Storage containers (3-63 lowercase letters, digits, hyphens).
     CONTAINERS = ("raw", "curated", "models", "inference-logs")
 
@@ -160,6 +182,12 @@ class Names:
     def wheel_volume_path(self) -> str:
         return f"/Shared/{self.prefix}/{self.env}/wheels"
 
+    def wheel_path(self, version: str) -> str:
+        """Workspace path the workloads wheel is uploaded to (jobs install it from /Workspace + this)."""
+        return f"{self.wheel_volume_path}/{wheel_filename(version)}"
+
+    job_cluster_key = "main"
+
     # -- Terraform ------------------------------------------------------------
     @property
     def platform_stack(self) -> str:
@@ -169,11 +197,29 @@ class Names:
     def workspace_stack(self) -> str:
         return f"{self.env}-workspace"
 
+    def state_key(self, stack_kind: str, configured: str | None = None) -> str:
+        """Blob name of a stack's Terraform state. Each stack needs its own state, so a configured
+        key ``dev/mlkit.tfstate`` becomes ``dev/mlkit.platform.tfstate`` / ``dev/mlkit.workspace.tfstate``."""
+        if not configured:
+            return f"{self.env}/{self.env}-{stack_kind}.tfstate"
+        stem = configured.removesuffix(".tfstate")
+        return f"{stem}.{stack_kind}.tfstate"
+
     def validate(self) -> None:
         """Raise NamingError for the first generated name that breaks an Azure rule."""
         for kind, rule in RULES.items():
             name = self.managed_identity("aks-workload") if kind == "managed_identity" else getattr(self, kind)
             rule.check(name)
+
+
+WORKLOADS_DISTRIBUTION = "mlkit_workloads"
+
+
+def wheel_filename(version: str) -> str:
+    """File name of the workloads wheel that ``python -m build workloads`` writes into dist/."""
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*([a-z]+[0-9]*)?(\.post[0-9]+)?(\.dev[0-9]+)?", version):
+        raise NamingError(f"workloads version {version!r} is not a PEP 440 release like '0.1.0'", field="version")
+    return f"{WORKLOADS_DISTRIBUTION}-{version}-py3-none-any.whl"
 
 
 def region_short(location: str, override: str | None = None) -> str:

@@ -67,8 +67,18 @@ class ForecastGates(Strict):
     max_worse_than_baseline: float = Field(default=0.10, ge=0)
 
 
+class SyntheticSize(Strict):
+    """Size of the built-in store x item sales generator (source format ``synthetic``)."""
+
+    stores: int = Field(default=5, ge=1, le=1000)
+    items: int = Field(default=6, ge=1, le=1000)
+    days: int = Field(default=730, ge=30, le=3650)
+    seed: int = 7
+
+
 class Forecast(Strict):
     source: Source = Source()
+    synthetic: SyntheticSize = SyntheticSize()
     columns: ForecastColumns = ForecastColumns()
     season_length: int = Field(default=7, ge=1)
     validation_periods: int = Field(default=28, ge=1)
@@ -76,8 +86,11 @@ class Forecast(Strict):
     search: SearchBudget = SearchBudget()
     gates: ForecastGates = ForecastGates()
     registered_model: str = "forecast"
-    # Meta model: group models kept in memory at once.
+    # Meta model: group models kept in memory at once (count, and total booster bytes).
     lru_max_models: int = Field(default=256, ge=1)
+    lru_max_bytes: int = Field(default=512 * 2**20, ge=2**20)
+    # score: the last N periods of every group in the latest table version.
+    score_periods: int = Field(default=28, ge=1)
 
 
 class ClassifierColumns(Strict):
@@ -103,6 +116,23 @@ class Classifier(Strict):
     registered_model: str = "classifier"
 
 
+class Tracking(Strict):
+    # Databricks wants absolute workspace paths for experiments; MLflow OSS accepts the same names.
+    experiment_prefix: str = "/Shared/mlkit"
+
+
+class Tables(Strict):
+    """Where the Delta tables live: a directory locally, an abfss:// or /Volumes path on Databricks.
+
+    ``None`` means "the runner decides": the local runner uses ``<local.state_dir>/tables``;
+    a Databricks task without a root is an error (the stacks must set it).
+    """
+
+    root: str | None = None
+
+
 class WorkloadSettings(Strict):
     forecast: Forecast = Forecast()
     classifier: Classifier = Classifier()
+    tracking: Tracking = Tracking()
+    tables: Tables = Tables()

@@ -1,0 +1,59 @@
+"""`mlkit deploy --env ENV [--plan-only]`: synth, policy gate, wheel, terraform per stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import DEFAULT_DIR, load_environment
+from ..console import console, err, user_errors
+
+
+def deploy(
+    env: str = typer.Option(..., "--env", help="environment to deploy, e.g. dev"),
+    plan_only: bool = typer.Option(False, "--plan-only", help="plan every stack, write the plans, apply nothing"),
+    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    out: Path = typer.Option(None, "--out", help="where plans and summaries go [default: .mlkit/deploy/ENV]"),
+    cdktf_out: Path = typer.Option(None, "--cdktf-out", help="use this synthesized directory instead of synthesizing"),
+    workloads: Path = typer.Option(Path("workloads"), "--workloads", help="workloads package to build the wheel from"),
+    terraform: str = typer.Option(None, "--terraform", envvar="MLKIT_TERRAFORM", help="terraform binary"),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help="record the release in this MLflow (where `mlkit promote` reads it)"),
+) -> None:
+    """Deploy ENV: synth -> `mlkit check` -> workloads wheel (sha256) -> terraform init/plan/apply per stack."""
+    from ..ops.deploy import default_steps
+    from ..ops.deploy import deploy as run
+    from ..ops.terraform import Terraform, find_terraform
+
+    with user_errors():
+        cfg = load_environment(env, environments)
+        tf = Terraform(find_terraform(terraform))
+        out = out or Path(".mlkit/deploy") / env
+        steps = default_steps(environments, workloads, out / "dist")
+        report = run(cfg, environments=environments, out=out, repo=Path.cwd(), steps=steps, tf=tf,
+                     plan_only=plan_only, cdktf_out=cdktf_out, progress=lambda s: err.print(f"[dim]… {s}[/]"))
+        if report.gate and report.gate.status == "unavailable":
+            err.print(f"[yellow]warning:[/] {report.gate.detail}")
+        console.print(report.markdown(), markup=False)
+        console.print(f"plans and summary: {out}", markup=False)
+        if not report.ok:
+            raise typer.Exit(1)
+        if not plan_only:
+            _record(cfg, out, tracking_uri)
+
+
+def _record(cfg, out: Path, tracking_uri: str | None) -> None:
+    import json
+
+    from ..ops.release import ReleaseRecord, record_release, release_experiment
+
+    if not tracking_uri:
+        err.print("[yellow]warning:[/] release not recorded in MLflow (no --tracking-uri / MLFLOW_TRACKING_URI): "
+                  f"`mlkit promote --from {cfg.name}` will not know this release")
+        return
+    from mlflow import MlflowClient
+
+    record = ReleaseRecord(**json.loads((out / "release.json").read_text()))
+    run_id = record_release(MlflowClient(tracking_uri=tracking_uri), release_experiment(cfg), record)
+    console.print(f"release recorded: {release_experiment(cfg)} run {run_id}", markup=False)

@@ -1,0 +1,72 @@
+"""`mlkit drift --env ENV`: drift report; exit 0 = no drift, 2 = drift, 1 = error (never 0 on error)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ..config import DEFAULT_DIR, ConfigError, load_environment
+from ..console import UserError, console, err
+
+
+def _inventories(cfg, databricks_host: str | None):
+    from azure.identity import DefaultAzureCredential
+
+    from ..ops import inventory as inv
+    from ..ops.drift_check import workspace_from_state
+
+    credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+    def azure(plans):
+        return inv.azure_resources(inv.azure_client(credential, cfg.subscription_id), cfg.names.resource_group)
+
+    def databricks(plans):
+        host = databricks_host or (workspace_from_state(plans) or ("",))[0]
+        if not host:
+            raise UserError("no Databricks workspace in Terraform state; pass --databricks-host", exit_code=1)
+        return inv.databricks_objects(inv.databricks_client(host, credential))
+
+    return {"azure": azure, "databricks": databricks}
+
+
+def drift(
+    env: str = typer.Option(..., "--env", help="environment to check"),
+    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    cdktf_out: Path = typer.Option(None, "--cdktf-out", help="use this synthesized directory instead of synthesizing"),
+    out: Path = typer.Option(None, "--out", help="report directory [default: .mlkit/drift/ENV]"),
+    allowlist: Path = typer.Option(None, "--allowlist", help="known false diffs (YAML) [default: the kit's]"),
+    inventory: bool = typer.Option(True, "--inventory/--no-inventory", help="look for objects not in Terraform state"),
+    databricks_host: str = typer.Option(None, "--databricks-host", help="workspace URL [default: from state]"),
+    terraform: str = typer.Option(None, "--terraform", envvar="MLKIT_TERRAFORM", help="terraform binary"),
+) -> None:
+    """Nightly drift check of ENV: refresh-only plan + plan per stack, unmanaged Azure/Databricks objects."""
+    from ..ops.deploy import synth_with_stacks
+    from ..ops.drift import DEFAULT_ALLOWLIST, load_allowlist
+    from ..ops.drift_check import check
+    from ..ops.terraform import Terraform, find_terraform
+
+    try:
+        cfg = load_environment(env, environments)
+        tf = Terraform(find_terraform(terraform))
+        out = out or Path(".mlkit/drift") / env
+        allow = load_allowlist(allowlist or DEFAULT_ALLOWLIST)
+        if cdktf_out is None:
+            cdktf_out = synth_with_stacks(cfg, out / "cdktf.out")
+        inventories = _inventories(cfg, databricks_host) if inventory else {}
+        report = check(cfg, cdktf_out, tf, out, allow, inventories, progress=lambda s: err.print(f"[dim]… {s}[/]"))
+    except ConfigError as e:
+        err.print(f"[bold red]error:[/] {len(e.problems)} problem(s) in the environment files:")
+        for p in e.problems:
+            err.print(f"  {p}", markup=False)
+        sys.exit(1)
+    except UserError as e:
+        err.print(f"error: {e}", markup=False)
+        sys.exit(1)
+    except Exception as e:  # SDK/HTTP failures: an error, never "no drift", never "drift"
+        err.print(f"error: drift check failed: {type(e).__name__}: {e}", markup=False)
+        sys.exit(1)
+    console.print(report.markdown(), markup=False)
+    console.print(f"report: {out / 'drift.md'} and {out / 'drift.json'}", markup=False)
+    sys.exit(report.exit_code)

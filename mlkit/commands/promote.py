@@ -1,0 +1,51 @@
+"""`mlkit promote --from A --to B`: verify A's release, lock it for B, copy approved models to B."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..config import DEFAULT_DIR, load_environment
+from ..console import console, err, user_errors
+
+
+def promote(
+    source: str = typer.Option(..., "--from", help="environment to promote from, e.g. staging"),
+    target: str = typer.Option(..., "--to", help="environment to promote to, e.g. prod"),
+    from_uri: str = typer.Option(..., "--from-uri", help="MLflow tracking/registry URI of the source, "
+                                 "e.g. databricks://staging (a profile using Entra ID)"),
+    to_uri: str = typer.Option(..., "--to-uri", help="MLflow tracking/registry URI of the target"),
+    update_lock: bool = typer.Option(False, "--update-lock", help="replace the target's lock with the source's "
+                                     "current release (otherwise a different existing lock is refused as stale)"),
+    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+) -> None:
+    """Verify A's release passed its gates, write B's release lock, copy the approved models, set `champion`."""
+    from mlflow import MlflowClient
+
+    from ..ops.promote import promote as run
+
+    with user_errors():
+        a, b = load_environment(source, environments), load_environment(target, environments)
+        src = MlflowClient(tracking_uri=from_uri, registry_uri=from_uri)
+        dst = MlflowClient(tracking_uri=to_uri, registry_uri=to_uri)
+        res = run(a, b, environments=environments, src=src, dst=dst, src_uri=from_uri, update_lock=update_lock,
+                  progress=lambda s: err.print(f"[dim]… {s}[/]"))
+        table = Table(title=f"mlkit env diff {source} {target}: {len(res.diff)} field(s) differ")
+        for col in ("field", source, target, "expected?"):
+            table.add_column(col, overflow="fold")
+        for f, va, vb in res.diff:
+            table.add_row(f, json.dumps(va), json.dumps(vb), "[bold red]UNEXPECTED[/]" if f in res.unexpected else "yes")
+        console.print(table)
+        if res.unexpected:
+            err.print(f"[yellow]warning:[/] {len(res.unexpected)} difference(s) outside what is expected to differ "
+                      f"(sizes, names, grants): {', '.join(res.unexpected)}")
+        lock = res.lock
+        console.print(f"release lock {'written' if res.lock_written else 'unchanged'}: "
+                      f"{environments}/{target}.lock.json (git {lock.git_sha}, wheel {lock.wheel_sha256})", markup=False)
+        for c in res.copies:
+            how = "already there" if c["reused"] else "copied"
+            console.print(f"  {c['model']} v{c['source_version']} -> {target} v{c['version']} ({how}); champion "
+                          f"= v{c['version']}", markup=False)

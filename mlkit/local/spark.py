@@ -1,0 +1,35 @@
+"""One local Spark session, configured the way the many-models job wants it."""
+
+from __future__ import annotations
+
+import os
+
+
+def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | None = None):
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master(f"local[{cores}]").appName(app)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.driver.host", "127.0.0.1")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.driver.memory", "3g")
+               .config("spark.sql.session.timeZone", "UTC")
+               # AQE would coalesce the small per-group partitions and train groups one after another.
+               .config("spark.sql.adaptive.enabled", "false")
+               .config("spark.sql.shuffle.partitions", str(3 * cores))
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.python.worker.reuse", "true"))
+    if warehouse:
+        builder = builder.config("spark.sql.warehouse.dir", warehouse)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable

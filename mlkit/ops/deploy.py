@@ -1,0 +1,245 @@
+"""``mlkit deploy``: synth -> policy gate -> workloads wheel -> terraform per stack.
+
+Each step is a plain callable in :class:`Steps` so the pipeline is the same in CI, on a
+laptop and in the tests (which inject a synth that copies a fixture ``cdktf.out``).
+A failed stack stops the run: later stacks are not attempted and the summary says which
+stacks were applied before the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..config import EnvironmentConfig
+from ..console import UserError
+from . import artifacts, azure_auth
+from .plan import PlanSummary, summarize
+from .release import ReleaseRecord, lock_mismatches, lock_path, now, read_lock
+from .terraform import Stack, Terraform, TerraformFailed, ordered, read_manifest
+
+
+@dataclass
+class GateOutcome:
+    status: str  # passed | failed | unavailable
+    detail: str = ""
+
+
+@dataclass
+class Steps:
+    synth: Callable[[EnvironmentConfig, Path], Path]
+    gate: Callable[[EnvironmentConfig, Path], GateOutcome]
+    wheel: Callable[[Path], artifacts.Wheel]
+    credentials: Callable[[EnvironmentConfig], None]
+
+
+@dataclass
+class StackOutcome:
+    name: str
+    status: str  # applied | no changes | planned | blocked | failed | not attempted
+    summary: PlanSummary | None = None
+    error: str = ""
+
+
+@dataclass
+class DeployReport:
+    env: str
+    plan_only: bool
+    gate: GateOutcome | None = None
+    git: artifacts.GitInfo | None = None
+    wheel: artifacts.Wheel | None = None
+    lock_problems: list[str] = field(default_factory=list)
+    stacks: list[StackOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status not in ("failed", "not attempted") for s in self.stacks)
+
+    def markdown(self) -> str:
+        mode = "plan only" if self.plan_only else "deploy"
+        lines = [f"# {mode}: {self.env}", ""]
+        if self.git:
+            lines.append(f"- git commit: `{self.git.sha or 'unknown'}`" + (" (uncommitted changes)" if self.git.dirty else ""))
+        if self.wheel:
+            lines.append(f"- workloads wheel: `{self.wheel.path.name}` sha256 `{self.wheel.sha256}`")
+        if self.gate:
+            lines.append(f"- policy gate: **{self.gate.status}**" + (f" ({self.gate.detail})" if self.gate.detail else ""))
+        for p in self.lock_problems:
+            lines.append(f"- release lock: {p}")
+        applied = [s.name for s in self.stacks if s.status == "applied"]
+        lines.append(f"- applied: {', '.join(applied) if applied else 'nothing'}")
+        lines.append("")
+        for s in self.stacks:
+            lines.append(f"## {s.name}: {s.status}")
+            if s.summary:
+                lines.append(s.summary.markdown())
+            if s.error:
+                lines += ["```", s.error, "```"]
+            lines.append("")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "environment": self.env, "plan_only": self.plan_only, "ok": self.ok,
+            "gate": self.gate.__dict__ if self.gate else None,
+            "git_sha": self.git.sha if self.git else None,
+            "wheel": {"name": self.wheel.path.name, "sha256": self.wheel.sha256} if self.wheel else None,
+            "lock_problems": self.lock_problems,
+            "stacks": [{"name": s.name, "status": s.status, "error": s.error,
+                        "plan": s.summary.as_dict() if s.summary else None} for s in self.stacks],
+        }
+
+
+# ------------------------------------------------------------------ default steps
+
+
+def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path) -> Path:
+    """The stacks package's App, for this one environment."""
+    try:
+        from stacks.app import build_app  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise UserError(f"synth is not available ({e}); pass --cdktf-out with an already synthesized "
+                        "directory", exit_code=1) from None
+    app = build_app({cfg.name: cfg}, str(outdir))
+    app.synth()
+    return outdir
+
+
+def cli_commands() -> set[str]:
+    import typer
+
+    from ..cli import app
+
+    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def policy_gate(environments: Path) -> Callable[[EnvironmentConfig, Path], GateOutcome]:
+    def gate(cfg: EnvironmentConfig, cdktf_out: Path) -> GateOutcome:
+        if "check" not in cli_commands():
+            return GateOutcome("unavailable", "policy gate not available: `mlkit check` is not installed")
+        p = subprocess.run([sys.executable, "-c", "from mlkit.cli import app; app()", "check", "--env", cfg.name,
+                            "--environments", str(environments)], capture_output=True, text=True)
+        if p.returncode != 0:
+            tail = "\n".join((p.stdout + p.stderr).strip().splitlines()[-20:])
+            return GateOutcome("failed", tail)
+        return GateOutcome("passed")
+    return gate
+
+
+def azure_credentials(cfg: EnvironmentConfig) -> None:
+    if cfg.backend and cfg.backend.type == "azurerm":
+        azure_auth.check_credentials()
+        azure_auth.check_reachable(azure_auth.blob_host(cfg.backend.storage_account_name or ""))
+
+
+def default_steps(environments: Path, workloads: Path, dist: Path) -> Steps:
+    epoch = artifacts.git_info(workloads).commit_time
+    return Steps(synth=synth_with_stacks, gate=policy_gate(environments),
+                 wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials)
+
+
+# ------------------------------------------------------------------ the pipeline
+
+
+def env_stacks(cfg: EnvironmentConfig, cdktf_out: Path) -> list[Stack]:
+    stacks = read_manifest(cdktf_out)
+    mine = [n for n in stacks if n.startswith(f"{cfg.name}-")]
+    if not mine:
+        raise UserError(f"{cdktf_out}/manifest.json has no stacks for environment {cfg.name!r} "
+                        f"(stacks: {', '.join(sorted(stacks)) or 'none'})", exit_code=1)
+    return ordered(stacks, mine)
+
+
+def check_backend(cfg: EnvironmentConfig, stack: Stack) -> None:
+    """The synthesized backend must be the environment's: state must never land elsewhere."""
+    if cfg.backend is None:
+        raise UserError(f"environment {cfg.name!r} has no backend: it is not deployable", exit_code=1)
+    kind, settings = stack.backend
+    if kind != cfg.backend.type:
+        raise UserError(f"stack {stack.name!r} was synthesized with a {kind!r} backend but environment "
+                        f"{cfg.name!r} uses {cfg.backend.type!r}; re-synth", exit_code=1)
+    for key in ("resource_group_name", "storage_account_name", "container_name"):
+        want = getattr(cfg.backend, key)
+        if kind == "azurerm" and settings.get(key) != want:
+            raise UserError(f"stack {stack.name!r} backend {key} is {settings.get(key)!r}, the environment "
+                            f"says {want!r}; re-synth", exit_code=1)
+
+
+def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path, steps: Steps, tf: Terraform,
+           plan_only: bool = False, cdktf_out: Path | None = None,
+           progress: Callable[[str], None] = lambda _: None) -> DeployReport:
+    report = DeployReport(cfg.name, plan_only)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        progress("synth")
+        if cdktf_out is None:
+            cdktf_out = steps.synth(cfg, out / "cdktf.out")
+        stacks = env_stacks(cfg, cdktf_out)
+        progress("policy gate")
+        report.gate = steps.gate(cfg, cdktf_out)
+        if report.gate.status == "failed":
+            raise UserError(f"policy gate failed for {cfg.name}:\n{report.gate.detail}", exit_code=1)
+        progress("workloads wheel")
+        report.git = artifacts.git_info(repo)
+        report.wheel = steps.wheel(out / "dist")
+        if cfg.prod_like:
+            lpath = lock_path(environments, cfg.name)
+            report.lock_problems = lock_mismatches(read_lock(lpath), lpath, report.git.sha, report.wheel.sha256)
+            if report.git.dirty:
+                report.lock_problems.append("the working tree has uncommitted changes")
+            if report.lock_problems and not plan_only:
+                raise UserError(f"refusing to apply to {cfg.name} (prod-like): its release lock does not match "
+                                "what would be deployed:\n  - " + "\n  - ".join(report.lock_problems), exit_code=1)
+        for s in stacks:
+            check_backend(cfg, s)
+        steps.credentials(cfg)
+    except UserError:
+        _write(report, out)
+        raise
+    report.stacks = [StackOutcome(s.name, "not attempted") for s in stacks]
+    by_name = {o.name: o for o in report.stacks}
+    for outcome, stack in zip(report.stacks, stacks):
+        progress(f"{stack.name}: init/plan" + ("" if plan_only else "/apply"))
+        try:
+            _one_stack(stack, outcome, out / stack.name, tf, plan_only)
+        except TerraformFailed as e:
+            pending = [d for d in stack.dependencies if by_name.get(d) and by_name[d].status in ("planned", "blocked")]
+            if plan_only and pending:
+                # Its inputs come from stacks whose changes are not applied yet: not a failure of the plan.
+                outcome.status = "blocked"
+                outcome.error = f"depends on unapplied changes in {', '.join(pending)}; plan it after they apply\n{e}"
+                continue
+            outcome.status, outcome.error = "failed", str(e)
+            break
+    if report.ok and not plan_only:
+        rec = ReleaseRecord(cfg.name, report.git.sha or "unknown", report.wheel.path.name, report.wheel.sha256,
+                            [s.name for s in report.stacks], now())
+        (out / "release.json").write_text(json.dumps(rec.as_dict(), indent=2) + "\n")
+    _write(report, out)
+    return report
+
+
+def _one_stack(stack: Stack, outcome: StackOutcome, sdir: Path, tf: Terraform, plan_only: bool) -> None:
+    sdir.mkdir(parents=True, exist_ok=True)
+    tf.init(stack)
+    plan_file = (sdir / "plan.tfplan").resolve()
+    code = tf.plan(stack, plan_file)
+    plan = tf.show_json(stack, plan_file)
+    (sdir / "plan.json").write_text(json.dumps(plan))
+    outcome.summary = summarize(stack.name, plan)
+    if code == 0:
+        outcome.status = "no changes"
+    elif plan_only:
+        outcome.status = "planned"
+    else:
+        tf.apply(stack, plan_file)
+        outcome.status = "applied"
+
+
+def _write(report: DeployReport, out: Path) -> None:
+    (out / "summary.md").write_text(report.markdown())
+    (out / "deploy.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")

@@ -1,0 +1,164 @@
+"""``mlkit promote --from A --to B``: move A's verified release into B.
+
+Contract with the workloads (mlkit_workloads.promote): the champion of each registered model
+carries the alias ``champion`` and the model-version tag ``promotion`` = passed|failed; its
+training run has the tag ``promotion.reasons``, the params ``data_table``/``data_table_version``
+and the metrics. A's deployed release (git sha, wheel sha256) is the latest release record in
+A's MLflow (see release.py).
+
+Across two registries ``MlflowClient.copy_model_version`` cannot be used: it registers a
+``models:/name/version`` pointer that resolves in the *destination* registry. So the version's
+artifacts are downloaded from A and registered in B from a run there (tag
+``mlkit.promoted_from`` = ``A/name/version``), which is also what makes re-runs idempotent.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Callable
+
+from ..commands.env import diff_environments
+from ..config import EnvironmentConfig
+from ..console import UserError
+from .release import ModelPin, ReleaseLock, latest_release, lock_path, now, read_lock, release_experiment, write_lock
+
+CHAMPION, PREVIOUS = "champion", "previous_champion"
+PROMOTED_FROM = "mlkit.promoted_from"
+
+# Fields that are meant to differ between environments: sizes, names, grants, descriptions.
+EXPECTED_DIFFS = (
+    "name", "description", "tags.environment", "backend.key", "prod_like", "principals.*", "key_vault.grants.*",
+    "*sku", "*sku_tier", "*vm_size", "*min_count", "*max_count", "*capacity", "*max_capacity", "*min_idle",
+    "*idle_minutes", "*min_workers", "*max_workers", "*node_type", "*allowed_node_types", "*os_disk_size_gb",
+    "*replication", "*partition_count", "*message_retention_days", "*soft_delete_retention_days",
+    "*purge_protection", "workloads.*.search.*", "jobs.schedules.*.paused",
+)
+
+
+class PromotionRefused(UserError):
+    def __init__(self, a: str, b: str, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__(f"refusing to promote {a} -> {b}:\n  - " + "\n  - ".join(reasons), exit_code=1)
+
+
+@dataclass
+class Promotion:
+    diff: list[tuple[str, Any, Any]]
+    unexpected: list[str]
+    lock: ReleaseLock | None = None
+    lock_written: bool = False
+    copies: list[dict] = field(default_factory=list)
+
+
+def env_diff(a: EnvironmentConfig, b: EnvironmentConfig) -> tuple[list[tuple[str, Any, Any]], list[str]]:
+    rows = diff_environments(a.model_dump(mode="json"), b.model_dump(mode="json"))
+    unexpected = [f for f, _, _ in rows if not any(fnmatchcase(f, p) for p in EXPECTED_DIFFS)]
+    return rows, unexpected
+
+
+def champion_pins(client, source_env: str) -> tuple[list[ModelPin], list[str]]:
+    """Every registered model's champion version with its gate decision; problems as reasons."""
+    pins, problems = [], []
+    for rm in client.search_registered_models():
+        if CHAMPION not in (rm.aliases or {}):
+            continue
+        mv = client.get_model_version_by_alias(rm.name, CHAMPION)
+        decision = (mv.tags or {}).get("promotion", "")
+        run = client.get_run(mv.run_id) if mv.run_id else None
+        reasons = run.data.tags.get("promotion.reasons", "") if run else ""
+        params = run.data.params if run else {}
+        pin = ModelPin(rm.name, str(mv.version), mv.run_id, decision or "unknown", reasons,
+                       dict(run.data.metrics) if run else {}, params.get("data_table_version"),
+                       f"models:/{rm.name}/{mv.version}")
+        pins.append(pin)
+        if decision != "passed":
+            why = f": {reasons}" if reasons else ""
+            problems.append(f"{source_env} {rm.name} v{mv.version}: gate decision is {pin.gate_decision!r}, "
+                            f"not 'passed'{why}")
+    if not pins:
+        problems.append(f"{source_env} has no model version with a '{CHAMPION}' alias: nothing verified to promote")
+    return sorted(pins, key=lambda p: p.name), problems
+
+
+def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, src, dst, src_uri: str,
+            update_lock: bool = False, progress: Callable[[str], None] = lambda _: None) -> Promotion:
+    result = Promotion(*env_diff(a, b))
+    progress(f"verifying {a.name}'s release")
+    release = latest_release(src, release_experiment(a))
+    if release is None:
+        raise PromotionRefused(a.name, b.name, [f"{a.name}'s release is unknown: no release record in "
+                                                f"{release_experiment(a)} (deploy {a.name} first)"])
+    release_id, record = release
+    pins, problems = champion_pins(src, a.name)
+    if problems:
+        raise PromotionRefused(a.name, b.name, problems)
+    lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now())
+    path = lock_path(environments, b.name)
+    current = read_lock(path)
+    if current is not None and current.fingerprint() != lock.fingerprint():
+        if not update_lock:
+            raise PromotionRefused(a.name, b.name, [
+                f"{path} is stale: it pins {current.promoted_from} release {current.source_release_id} (git "
+                f"{current.git_sha[:12]}, {_models(current)}), {a.name}'s current release is {release_id} (git "
+                f"{record.git_sha[:12]}, {_models(lock)}); re-run with --update-lock to propose the new release"])
+    if current is not None and current.fingerprint() == lock.fingerprint():
+        lock.written_at = current.written_at  # same release: leave the reviewed file byte-identical
+    else:
+        write_lock(path, lock)
+        result.lock_written = True
+    result.lock = lock
+    for pin in pins:
+        progress(f"copying {pin.name} v{pin.version} into {b.name}")
+        result.copies.append(copy_version(pin, a.name, b, src_uri, dst, lock))
+    return result
+
+
+def _models(lock: ReleaseLock) -> str:
+    return ", ".join(f"{m.name} v{m.version}" for m in lock.models) or "no models"
+
+
+def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src_uri: str, dst, lock: ReleaseLock) -> dict:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    key = f"{source_env}/{pin.name}/{pin.version}"
+    existing = [mv for mv in dst.search_model_versions(f"name='{pin.name}'")
+                if (mv.tags or {}).get(PROMOTED_FROM) == key]
+    if existing:
+        version, reused = str(existing[0].version), True
+    else:
+        exp_name = b.names.experiment("promotions")
+        exp = dst.get_experiment_by_name(exp_name)
+        exp_id = exp.experiment_id if exp else dst.create_experiment(exp_name)
+        run = dst.create_run(exp_id, run_name=f"promote {key}", tags={
+            PROMOTED_FROM: key, "mlkit.source_run_id": pin.run_id or "", "mlkit.git_sha": lock.git_sha,
+            "mlkit.wheel_sha256": lock.wheel_sha256})
+        for k, v in pin.metrics.items():
+            dst.log_metric(run.info.run_id, k, v)
+        with tempfile.TemporaryDirectory(prefix="mlkit-promote-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=pin.source_uri, dst_path=tmp,
+                                                        tracking_uri=src_uri, registry_uri=src_uri)
+            dst.log_artifacts(run.info.run_id, local, "model")
+        dst.set_terminated(run.info.run_id, "FINISHED")
+        try:
+            dst.create_registered_model(pin.name)
+        except MlflowException as e:
+            if "RESOURCE_ALREADY_EXISTS" not in str(e.error_code):
+                raise
+        mv = dst.create_model_version(pin.name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
+            PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
+            "mlkit.data_table_version": pin.data_table_version or ""})
+        version, reused = str(mv.version), False
+    try:
+        previous = str(dst.get_model_version_by_alias(pin.name, CHAMPION).version)
+    except MlflowException:
+        previous = None
+    if previous != version:
+        if previous is not None:
+            dst.set_registered_model_alias(pin.name, PREVIOUS, previous)
+        dst.set_registered_model_alias(pin.name, CHAMPION, version)
+    return {"model": pin.name, "source_version": pin.version, "version": version, "reused": reused,
+            "previous_champion": previous}

@@ -1,0 +1,1 @@
+"""Constructs of the platform stack (azurerm): one module per concern."""

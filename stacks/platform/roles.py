@@ -1,0 +1,28 @@
+"""Azure RBAC role assignments, the way every grant method in the platform constructs makes them."""
+
+from __future__ import annotations
+
+from cdktn_provider_azurerm.role_assignment import RoleAssignment
+from constructs import Construct
+
+# Built-in role names (stable across tenants), least privilege for what each grant is for.
+ACR_PULL = "AcrPull"
+STORAGE_BLOB_DATA_READER = "Storage Blob Data Reader"
+EVENT_HUBS_DATA_SENDER = "Azure Event Hubs Data Sender"
+
+
+def assign_role(scope: Construct, id_: str, *, role: str, resource_id: str, principal_id: str) -> RoleAssignment:
+    """Give a managed identity one built-in role on one resource.
+
+    principal_type is fixed to ServicePrincipal (managed identities are): together with
+    skip_service_principal_aad_check it avoids the Entra ID replication race right after the
+    identity is created.
+    """
+    return RoleAssignment(
+        scope, id_,
+        scope=resource_id,
+        role_definition_name=role,
+        principal_id=principal_id,
+        principal_type="ServicePrincipal",
+        skip_service_principal_aad_check=True,
+    )

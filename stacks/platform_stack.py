@@ -1,0 +1,146 @@
+"""`<env>-platform`: the Azure resources of one environment (azurerm provider)."""
+
+from __future__ import annotations
+
+from cdktn import TerraformOutput, TerraformStack
+from cdktn_provider_azurerm.provider import (
+    AzurermProvider,
+    AzurermProviderFeatures,
+    AzurermProviderFeaturesKeyVault,
+    AzurermProviderFeaturesResourceGroup,
+)
+from constructs import Construct
+
+from mlkit.config import EnvironmentConfig
+
+from .backend import attach_backend
+from .naming import Names, tags_for
+from .platform.aks import ScoringCluster, ScoringClusterProps
+from .platform.databricks_workspace import MlWorkspace, MlWorkspaceProps
+from .platform.event_hubs import InferenceLogHub, InferenceLogHubProps
+from .platform.identity import WorkloadIdentity, WorkloadIdentityProps
+from .platform.key_vault import SecretsVault, SecretsVaultProps
+from .platform.registry import ImageRegistry, ImageRegistryProps
+from .platform.resource_group import PlatformResourceGroup, ResourceGroupProps
+from .platform.storage import DataLakeProps, DataLakeStorage
+
+# Output names other tools read (`terraform output -json` in the deploy step).
+OUTPUT_WORKSPACE_URL = "databricks_workspace_url"
+OUTPUT_WORKSPACE_ID = "databricks_workspace_id"
+OUTPUT_KEY_VAULT_URI = "key_vault_uri"
+OUTPUT_REGISTRY_LOGIN_SERVER = "container_registry_login_server"
+OUTPUT_SCORING_CLIENT_ID = "aks_workload_client_id"
+OUTPUT_AKS_NAME = "aks_cluster_name"
+OUTPUT_EVENTHUB_NAMESPACE = "eventhub_namespace"
+
+# The models container is all the scoring service reads.
+SCORING_MODELS_CONTAINER = "models"
+
+
+class PlatformStack(TerraformStack):
+    def __init__(self, scope: Construct, cfg: EnvironmentConfig):
+        names: Names = cfg.names
+        super().__init__(scope, names.platform_stack)
+        self.cfg = cfg
+        tags = tags_for(cfg.tags, cfg.name)
+        attach_backend(self, cfg, "platform")
+        AzurermProvider(
+            self, "azurerm",
+            subscription_id=cfg.subscription_id,
+            tenant_id=cfg.tenant_id,
+            # CI federates its own token (OIDC): no client secret anywhere, no developer CLI login.
+            use_oidc=True,
+            use_cli=False,
+            # Storage data plane with Entra ID: the account has shared keys off.
+            storage_use_azuread=True,
+            features=[AzurermProviderFeatures(
+                key_vault=[AzurermProviderFeaturesKeyVault(
+                    purge_soft_delete_on_destroy=False, recover_soft_deleted_key_vaults=True)],
+                resource_group=[AzurermProviderFeaturesResourceGroup(prevent_deletion_if_contains_resources=True)],
+            )],
+        )
+
+        self.resource_group = PlatformResourceGroup(self, "resource-group", ResourceGroupProps(
+            name=names.resource_group, location=cfg.location, tags=tags))
+        rg, loc = self.resource_group.name, cfg.location
+
+        self.storage = DataLakeStorage(self, "storage", DataLakeProps(
+            name=names.storage_account, resource_group_name=rg, location=loc, containers=names.CONTAINERS,
+            tags=tags, replication=cfg.storage.replication,
+            blob_soft_delete_days=cfg.storage.blob_soft_delete_days,
+            container_soft_delete_days=cfg.storage.container_soft_delete_days,
+            public_network_access=cfg.storage.public_network_access))
+
+        self.key_vault = SecretsVault(self, "key-vault", SecretsVaultProps(
+            name=names.key_vault, resource_group_name=rg, location=loc, tenant_id=cfg.tenant_id, tags=tags,
+            sku=cfg.key_vault.sku, soft_delete_retention_days=cfg.key_vault.soft_delete_retention_days,
+            purge_protection=cfg.key_vault.purge_protection,
+            network_default_action=cfg.key_vault.network_default_action,
+            allowed_ip_ranges=tuple(cfg.key_vault.allowed_ip_ranges)))
+
+        self.registry = ImageRegistry(self, "registry", ImageRegistryProps(
+            name=names.container_registry, resource_group_name=rg, location=loc, tags=tags,
+            sku=cfg.container_registry.sku, public_network_access=cfg.container_registry.public_network_access))
+
+        groups = cfg.principals.groups
+        self.aks = ScoringCluster(self, "aks", ScoringClusterProps(
+            name=names.kubernetes_cluster, dns_prefix=names.kubernetes_dns_prefix, resource_group_name=rg,
+            location=loc, tenant_id=cfg.tenant_id, node_pool_name=names.aks_system_node_pool,
+            node_pool_rotation_name=names.aks_system_node_pool_rotation, tags=tags,
+            kubernetes_version=cfg.aks.kubernetes_version, vm_size=cfg.aks.vm_size, min_count=cfg.aks.min_count,
+            max_count=cfg.aks.max_count, os_disk_size_gb=cfg.aks.os_disk_size_gb, sku_tier=cfg.aks.sku_tier,
+            admin_group_object_ids=(groups[cfg.aks.admin_group],) if cfg.aks.admin_group else (),
+            authorized_ip_ranges=tuple(cfg.aks.authorized_ip_ranges), private_cluster=cfg.aks.private_cluster))
+        self.registry.grant_pull("aks-kubelet-acr-pull", self.aks.kubelet_object_id)
+
+        self.event_hubs = InferenceLogHub(self, "event-hubs", InferenceLogHubProps(
+            namespace_name=names.eventhub_namespace, hub_name=names.eventhub_inference_logs,
+            consumer_group_name=names.consumer_group_monitoring, resource_group_name=rg, location=loc, tags=tags,
+            sku=cfg.event_hubs.sku, capacity=cfg.event_hubs.capacity,
+            partition_count=cfg.event_hubs.partition_count,
+            message_retention_days=cfg.event_hubs.message_retention_days))
+
+        self.scoring_identity = WorkloadIdentity(self, "scoring-identity", WorkloadIdentityProps(
+            name=names.managed_identity("aks-workload"),
+            federated_credential_name=names.federated_credential("aks-workload"),
+            resource_group_name=rg, location=loc, oidc_issuer_url=self.aks.oidc_issuer_url,
+            subject=names.scoring_workload_subject, tags=tags))
+        # What the scoring service needs and nothing more: its image, its models, its log hub.
+        scoring = self.scoring_identity.principal_id
+        self.registry.grant_pull("scoring-acr-pull", scoring)
+        self.storage.grant_blob_read("scoring-models-read", scoring, SCORING_MODELS_CONTAINER)
+        self.event_hubs.grant_send("scoring-inference-logs-send", scoring)
+        self._grant_key_vault()
+
+        self.workspace = MlWorkspace(self, "databricks", MlWorkspaceProps(
+            name=names.databricks_workspace, managed_resource_group_name=names.databricks_managed_resource_group,
+            resource_group_name=rg, location=loc, tags=tags, sku=cfg.databricks.sku,
+            no_public_ip=cfg.databricks.no_public_ip,
+            public_network_access=cfg.databricks.public_network_access))
+
+        for name, value, description in (
+            (OUTPUT_WORKSPACE_URL, self.workspace.url, "Databricks workspace URL"),
+            (OUTPUT_WORKSPACE_ID, self.workspace.id, "Databricks workspace Azure resource id"),
+            (OUTPUT_KEY_VAULT_URI, self.key_vault.uri, "Key Vault URI"),
+            (OUTPUT_REGISTRY_LOGIN_SERVER, self.registry.login_server, "registry the scoring image is pushed to"),
+            (OUTPUT_SCORING_CLIENT_ID, self.scoring_identity.client_id,
+             "client id for the mlkit-scoring service account's workload identity annotation"),
+            (OUTPUT_AKS_NAME, self.aks.cluster.name, "AKS cluster name"),
+            (OUTPUT_EVENTHUB_NAMESPACE, self.event_hubs.namespace.name, "Event Hubs namespace of inference logs"),
+        ):
+            TerraformOutput(self, name, value=value, description=description, static_id=True)
+
+    def _grant_key_vault(self) -> None:
+        """Access policies exactly as the environment's key_vault.grants list them."""
+        principals = self.cfg.principals
+        for grant in self.cfg.key_vault.grants:
+            if grant.principal == "deployer":
+                object_id = principals.deployer
+            elif grant.principal == "databricks":
+                object_id = principals.databricks
+            elif grant.principal == "aks_workload":
+                object_id = self.scoring_identity.principal_id
+            else:
+                object_id = principals.groups[grant.principal.removeprefix("group:")]
+            self.key_vault.grant(grant.principal.replace(":", "-"), object_id, secrets=grant.secrets,
+                                 keys=grant.keys, certificates=grant.certificates)

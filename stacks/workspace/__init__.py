@@ -1,0 +1,1 @@
+"""Constructs of the workspace stack (databricks provider): one module per concern."""

@@ -1,0 +1,86 @@
+"""`<env>-workspace`: what lives inside the Databricks workspace (databricks provider)."""
+
+from __future__ import annotations
+
+from cdktn import TerraformOutput, TerraformStack
+from cdktn_provider_databricks.provider import DatabricksProvider
+from constructs import Construct
+from mlkit_workloads import __version__ as workloads_version
+from mlkit_workloads import graph
+
+from mlkit.config import EnvironmentConfig
+
+from .backend import attach_backend
+from .naming import Names, tags_for
+from .platform_stack import PlatformStack
+from .settings_resolution import resolve_workload_settings
+from .workspace.experiments import TrackingExperiment, TrackingExperimentProps
+from .workspace.files import SettingsFile, SettingsFileProps, WheelFile, WheelFileProps
+from .workspace.jobs import GraphJob, GraphJobProps, JobClusterSpec, ScheduleSpec
+from .workspace.policy import JobClusterPolicy, JobClusterPolicyProps
+from .workspace.pools import WorkerPool, WorkerPoolProps
+from .workspace.secret_scope import KeyVaultSecretScope, KeyVaultSecretScopeProps
+
+OUTPUT_JOB_IDS = "job_ids"
+
+
+class WorkspaceStack(TerraformStack):
+    def __init__(self, scope: Construct, cfg: EnvironmentConfig, platform: PlatformStack, wheel_source: str):
+        """``wheel_source``: path of the built workloads wheel relative to this stack's directory."""
+        names: Names = cfg.names
+        super().__init__(scope, names.workspace_stack)
+        self.cfg = cfg
+        dbx = cfg.databricks
+        tags = tags_for(cfg.tags, cfg.name)
+        attach_backend(self, cfg, "workspace")
+        # Both values are references into the platform stack: Terraform reads them from its state.
+        # Authentication is Azure's (the deploying principal via OIDC/env), never a personal token.
+        DatabricksProvider(
+            self, "databricks",
+            host=platform.workspace.url,
+            azure_workspace_resource_id=platform.workspace.id,
+            azure_tenant_id=cfg.tenant_id,
+        )
+
+        self.pools = {
+            key: WorkerPool(self, f"pool-{key}", WorkerPoolProps(
+                name=names.instance_pool(key), node_type=pool.node_type, spark_version=dbx.spark_version,
+                tags=tags, min_idle=pool.min_idle, max_capacity=pool.max_capacity, idle_minutes=pool.idle_minutes))
+            for key, pool in dbx.instance_pools.items()
+        }
+        job_pool = self.pools[dbx.job_cluster.pool]
+        self.policy = JobClusterPolicy(self, "cluster-policy", JobClusterPolicyProps(
+            name=names.cluster_policy, spark_version=dbx.spark_version, instance_pool_id=job_pool.id,
+            allowed_node_types=tuple(dbx.cluster_policy.allowed_node_types),
+            max_workers=dbx.cluster_policy.max_workers,
+            autotermination_minutes=dbx.cluster_policy.autotermination_minutes))
+
+        self.secret_scope = KeyVaultSecretScope(self, "secret-scope", KeyVaultSecretScopeProps(
+            name=names.secret_scope, key_vault_id=platform.key_vault.id, key_vault_uri=platform.key_vault.uri))
+
+        self.settings_file = SettingsFile(self, "settings", SettingsFileProps(
+            path=names.settings_file, settings=resolve_workload_settings(cfg.workloads, names)))
+        self.wheel = WheelFile(self, "wheel", WheelFileProps(
+            path=names.wheel_path(workloads_version), source=wheel_source))
+
+        cluster = JobClusterSpec(
+            key=names.job_cluster_key, instance_pool_id=job_pool.id, policy_id=self.policy.id,
+            spark_version=dbx.spark_version, min_workers=dbx.job_cluster.min_workers,
+            max_workers=dbx.job_cluster.max_workers)
+        self.experiments: dict[str, TrackingExperiment] = {}
+        self.jobs: dict[str, GraphJob] = {}
+        for job in graph.JOBS.values():
+            self.experiments[job.name] = TrackingExperiment(self, f"experiment-{job.name}", TrackingExperimentProps(
+                name=names.experiment(job.name), description=job.description, tags=tags))
+            schedule = cfg.jobs.schedules.get(job.schedule_key)
+            self.jobs[job.name] = GraphJob(self, f"job-{job.name}", GraphJobProps(
+                job=job, name=names.job(job.name), env=cfg.name, settings_path=names.settings_file,
+                wheel_path=names.wheel_path(workloads_version), cluster=cluster,
+                schedule=ScheduleSpec(schedule.quartz_cron, schedule.timezone, schedule.paused) if schedule else None,
+                notification_emails=tuple(dbx.notification_emails), timeout_seconds=cfg.jobs.timeout_seconds,
+                max_concurrent_runs=cfg.jobs.max_concurrent_runs, max_retries=cfg.jobs.max_retries, tags=tags,
+                # A run can only start once the wheel and the settings it reads are uploaded.
+                after=(self.wheel.file, self.settings_file.file)))
+
+        TerraformOutput(self, OUTPUT_JOB_IDS, value={k: j.id for k, j in self.jobs.items()},
+                        description="Databricks job id per job of the workloads graph", static_id=True)

@@ -1,0 +1,321 @@
+"""The whole app, synthesized once for every environment and read back as Terraform JSON."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import inspect
+import json
+import os
+import re
+from pathlib import Path
+
+os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import pytest  # noqa: E402
+from databricks.sdk.service.jobs import JobSettings  # noqa: E402
+from mlkit_workloads import __version__ as workloads_version  # noqa: E402
+from mlkit_workloads import graph  # noqa: E402
+from mlkit_workloads.settings import WorkloadSettings  # noqa: E402
+
+from mlkit.config import Backend, load_all  # noqa: E402
+from stacks.app import build_app  # noqa: E402
+from stacks.naming import RULES, Names, tags_for, wheel_filename  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CLOUD = ("dev", "staging", "prod")
+LOCAL_BACKEND_ENV = "citest"  # a copy of dev with a local backend, as tests would use
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory):
+    configs = load_all(REPO / "environments")
+    dev = configs["dev"]
+    configs[LOCAL_BACKEND_ENV] = dev.model_copy(update={
+        "name": LOCAL_BACKEND_ENV, "tags": {**dev.tags, "environment": LOCAL_BACKEND_ENV},
+        "backend": Backend(type="local", path="state")})
+    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
+    hooked: list[tuple[str, str]] = []
+    app = build_app(configs, str(outdir), stack_hook=lambda stack, cfg: hooked.append((stack.node.id, cfg.name)))
+    app.synth()
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    docs = {n: json.loads((outdir / s["synthesizedStackPath"]).read_text()) for n, s in manifest["stacks"].items()}
+    return {"configs": configs, "outdir": outdir, "manifest": manifest, "docs": docs, "hooked": hooked,
+            "text": {n: (outdir / s["synthesizedStackPath"]).read_text() for n, s in manifest["stacks"].items()}}
+
+
+def resources(doc: dict, rtype: str) -> list[dict]:
+    return list(doc.get("resource", {}).get(rtype, {}).values())
+
+
+def test_two_stacks_per_cloud_environment_none_for_local(synthesized) -> None:
+    stacks = synthesized["manifest"]["stacks"]
+    expected = {f"{e}-{k}" for e in (*CLOUD, LOCAL_BACKEND_ENV) for k in ("platform", "workspace")}
+    assert set(stacks) == expected
+    assert not any(n.startswith("local-") for n in stacks)
+    for env in CLOUD:
+        assert stacks[f"{env}-workspace"]["dependencies"] == [f"{env}-platform"]
+    assert sorted(synthesized["hooked"]) == sorted((n, n.rsplit("-", 1)[0]) for n in expected)
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_azurerm_backend_one_state_per_stack_entra_auth(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    keys = set()
+    for kind in ("platform", "workspace"):
+        backend = synthesized["docs"][f"{env}-{kind}"]["terraform"]["backend"]["azurerm"]
+        assert backend["storage_account_name"] == cfg.backend.storage_account_name
+        assert backend["resource_group_name"] == cfg.backend.resource_group_name
+        assert backend["use_azuread_auth"] is True
+        assert not {"access_key", "sas_token", "client_secret"} & set(backend)
+        assert backend["key"].startswith(f"{env}/") and kind in backend["key"]
+        keys.add(backend["key"])
+    assert len(keys) == 2
+
+
+def test_local_backend_where_the_environment_says_so(synthesized) -> None:
+    for kind in ("platform", "workspace"):
+        backend = synthesized["docs"][f"{LOCAL_BACKEND_ENV}-{kind}"]["terraform"]["backend"]
+        assert backend == {"local": {"path": f"state/{LOCAL_BACKEND_ENV}-{kind}.tfstate"}}
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_workspace_provider_and_secret_scope_reference_the_platform_stack(synthesized, env) -> None:
+    platform, workspace = synthesized["docs"][f"{env}-platform"], synthesized["docs"][f"{env}-workspace"]
+    remote = workspace["data"]["terraform_remote_state"]
+    assert len(remote) == 1
+    (remote_name, remote_state), = remote.items()
+    assert remote_state["backend"] == "azurerm"
+    assert remote_state["config"]["key"] == platform["terraform"]["backend"]["azurerm"]["key"]
+
+    def platform_value(expression: str) -> str:
+        """Follow ${data.terraform_remote_state.X.outputs.O} to the platform output O's value."""
+        match = re.search(rf"data\.terraform_remote_state\.{re.escape(remote_name)}\.outputs\.([\w-]+)", expression)
+        assert match, f"{expression!r} is not a reference into the platform stack"
+        return platform["output"][match.group(1)]["value"]
+
+    provider = workspace["provider"]["databricks"][0]
+    assert provider["host"].startswith("https://")
+    assert platform_value(provider["host"]).endswith(".workspace_url}")
+    assert platform_value(provider["azure_workspace_resource_id"]).startswith("${azurerm_databricks_workspace.")
+    assert not {"token", "password", "client_secret", "azure_client_secret"} & set(provider)
+    scope, = resources(workspace, "databricks_secret_scope")
+    assert platform_value(scope["keyvault_metadata"]["resource_id"]).startswith("${azurerm_key_vault.")
+    assert platform_value(scope["keyvault_metadata"]["dns_name"]).endswith(".vault_uri}")
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_platform_outputs_for_the_other_tools(synthesized, env) -> None:
+    outputs = synthesized["docs"][f"{env}-platform"]["output"]
+    for name in ("databricks_workspace_url", "databricks_workspace_id", "key_vault_uri",
+                 "container_registry_login_server", "aks_workload_client_id"):
+        assert name in outputs and not outputs[name].get("sensitive")
+    assert "job_ids" in synthesized["docs"][f"{env}-workspace"]["output"]
+
+
+def _resource_class(rtype: str):
+    package = "cdktn_provider_azurerm" if rtype.startswith("azurerm_") else "cdktn_provider_databricks"
+    module = importlib.import_module(f"{package}.{rtype.split('_', 1)[1]}")
+    for value in vars(module).values():
+        if inspect.isclass(value) and getattr(value, "TF_RESOURCE_TYPE", None) == rtype:
+            return value
+    raise AssertionError(f"no typed provider class for {rtype}")
+
+
+def test_every_attribute_is_in_the_typed_provider_binding(synthesized) -> None:
+    """Nothing reached the JSON around the typed classes (raw overrides would show up here)."""
+    meta = {"//", "depends_on", "count", "for_each", "lifecycle", "provider", "provisioner", "connection"}
+    for env in CLOUD:
+        for kind in ("platform", "workspace"):
+            doc = synthesized["docs"][f"{env}-{kind}"]
+            for rtype, items in doc["resource"].items():
+                params = set(inspect.signature(_resource_class(rtype).__init__).parameters)
+                for body in items.values():
+                    unknown = set(body) - meta - params
+                    assert not unknown, f"{rtype}: {unknown} are not arguments of the binding"
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_every_taggable_azure_resource_carries_the_environment_tags(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    expected = tags_for(cfg.tags, env)
+    assert {"owner", "cost-center", "environment", "managed-by"} <= set(expected)
+    doc = synthesized["docs"][f"{env}-platform"]
+    taggable = 0
+    for rtype, items in doc["resource"].items():
+        if "tags" in inspect.signature(_resource_class(rtype).__init__).parameters:
+            for address, body in items.items():
+                assert body.get("tags") == expected, f"{rtype}.{address} tags"
+                taggable += 1
+    assert taggable >= 8
+    aks, = resources(doc, "azurerm_kubernetes_cluster")
+    assert aks["default_node_pool"]["tags"] == expected
+    workspace = synthesized["docs"][f"{env}-workspace"]
+    assert all(p["custom_tags"] == expected for p in resources(workspace, "databricks_instance_pool"))
+    assert all(j["tags"] == expected for j in resources(workspace, "databricks_job"))
+    for experiment in resources(workspace, "databricks_mlflow_experiment"):
+        assert {t["key"]: t["value"] for t in experiment["tags"]} == expected
+
+
+def _expected_names(names: Names) -> set[str]:
+    version = workloads_version
+    return {
+        names.resource_group, names.storage_account, names.key_vault, names.container_registry,
+        names.kubernetes_cluster, names.eventhub_namespace, names.eventhub_inference_logs,
+        names.consumer_group_monitoring, names.databricks_workspace, names.managed_identity("aks-workload"),
+        names.federated_credential("aks-workload"), *names.CONTAINERS, names.cluster_policy, names.secret_scope,
+        names.settings_file, names.wheel_path(version),
+        *(names.instance_pool(p) for p in ("default",)),
+        *(names.job(j) for j in graph.JOBS), *(names.experiment(j) for j in graph.JOBS),
+    }
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> None:
+    names = synthesized["configs"][env].names
+    expected = _expected_names(names)
+    seen = set()
+    for kind in ("platform", "workspace"):
+        for rtype, items in synthesized["docs"][f"{env}-{kind}"]["resource"].items():
+            for body in items.values():
+                for attr in ("name", "instance_pool_name", "path"):
+                    if isinstance(body.get(attr), str) and "${" not in body[attr]:
+                        assert body[attr] in expected, f"{rtype}.{attr} = {body[attr]!r} is not from stacks.naming"
+                        seen.add(body[attr])
+    assert seen == expected
+    platform = synthesized["docs"][f"{env}-platform"]
+    for rtype, rule in (("azurerm_storage_account", "storage_account"), ("azurerm_key_vault", "key_vault"),
+                        ("azurerm_container_registry", "container_registry")):
+        RULES[rule].check(resources(platform, rtype)[0]["name"])
+    assert resources(platform, "azurerm_databricks_workspace")[0]["managed_resource_group_name"] == \
+        names.databricks_managed_resource_group
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_key_vault_access_policies_follow_the_grants(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    policies = resources(synthesized["docs"][f"{env}-platform"], "azurerm_key_vault_access_policy")
+    assert len(policies) == len(cfg.key_vault.grants)
+    by_object = {p["object_id"]: p for p in policies}
+    assert by_object[cfg.principals.deployer]["secret_permissions"] == ["Get", "List", "Set", "Delete", "Recover"]
+    assert by_object[cfg.principals.databricks]["secret_permissions"] == ["Get", "List"]
+    workload = [p for p in policies if p["object_id"].startswith("${azurerm_user_assigned_identity.")]
+    assert len(workload) == 1 and workload[0]["secret_permissions"] == ["Get"]
+    assert not any("Purge" in p.get("secret_permissions", []) for p in policies)
+    assert all(p["tenant_id"] == cfg.tenant_id for p in policies)
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> None:
+    doc = synthesized["docs"][f"{env}-platform"]
+    identity = next(iter(doc["resource"]["azurerm_user_assigned_identity"]))
+    grants = {}
+    for ra in resources(doc, "azurerm_role_assignment"):
+        who = "scoring" if identity in ra["principal_id"] else ("kubelet" if "kubelet_identity" in ra["principal_id"]
+                                                                  else ra["principal_id"])
+        target = ra["scope"].split(".")[0].removeprefix("${")
+        grants.setdefault(who, set()).add((ra["role_definition_name"], target))
+    assert grants == {
+        "scoring": {("AcrPull", "azurerm_container_registry"), ("Storage Blob Data Reader", "azurerm_storage_container"),
+                    ("Azure Event Hubs Data Sender", "azurerm_eventhub")},
+        "kubelet": {("AcrPull", "azurerm_container_registry")},
+    }
+    models = [a for a, c in doc["resource"]["azurerm_storage_container"].items() if c["name"] == "models"]
+    reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"].startswith("Storage")]
+    assert models[0] in reader[0]["scope"]
+
+
+def _api_job(body: dict) -> dict:
+    """Terraform's databricks_job fields -> the Jobs API's JobSettings fields."""
+    def task(t: dict) -> dict:
+        out = {k: v for k, v in t.items() if k != "library"}
+        if "library" in t:
+            out["libraries"] = t["library"]
+        return out
+
+    renames = {"task": "tasks", "job_cluster": "job_clusters"}
+    out = {}
+    for key, value in body.items():
+        if key in ("//", "depends_on"):  # provenance and Terraform's own ordering: not job settings
+            continue
+        key = renames.get(key, key)
+        out[key] = [task(t) for t in value] if key == "tasks" else value
+    return out
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_jobs_parse_with_the_sdk_and_equal_the_graph(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    names = cfg.names
+    jobs = {j["name"]: j for j in resources(synthesized["docs"][f"{env}-workspace"], "databricks_job")}
+    assert set(jobs) == {names.job(j) for j in graph.JOBS}
+    for job in graph.JOBS.values():
+        mapped = _api_job(jobs[names.job(job.name)])
+        settings = JobSettings.from_dict(mapped)
+        # The SDK keeps every field we send: nothing in the synthesized job is unknown to the API.
+        assert settings.as_dict() == mapped
+        assert {t.task_key: sorted(d.task_key for d in t.depends_on or []) for t in settings.tasks} == \
+            {t.key: sorted(t.depends_on) for t in job.tasks}
+        for t in settings.tasks:
+            task = job.task(t.task_key)
+            assert t.python_wheel_task.package_name == graph.PACKAGE_NAME
+            assert t.python_wheel_task.entry_point == task.entry_point
+            assert t.python_wheel_task.parameters == ["--env", env, "--settings", "/Workspace" + names.settings_file,
+                                                      *task.parameters]
+            assert [lib.whl for lib in t.libraries] == ["/Workspace" + names.wheel_path(workloads_version)]
+            assert t.job_cluster_key == settings.job_clusters[0].job_cluster_key
+            assert t.max_retries == cfg.jobs.max_retries
+        cluster = settings.job_clusters[0].new_cluster
+        assert cluster.spark_version == cfg.databricks.spark_version
+        assert cluster.spark_conf == {"spark.sql.adaptive.enabled": "false"}
+        assert (cluster.autoscale.min_workers, cluster.autoscale.max_workers) == \
+            (cfg.databricks.job_cluster.min_workers, cfg.databricks.job_cluster.max_workers)
+        assert cluster.policy_id.startswith("${databricks_cluster_policy.")
+        assert cluster.instance_pool_id == cluster.driver_instance_pool_id
+        schedule = cfg.jobs.schedules[job.schedule_key]
+        assert settings.schedule.quartz_cron_expression == schedule.quartz_cron
+        assert settings.schedule.timezone_id == schedule.timezone
+        assert settings.schedule.pause_status.value == ("PAUSED" if schedule.paused else "UNPAUSED")
+        assert settings.email_notifications.on_failure == cfg.databricks.notification_emails
+        assert settings.timeout_seconds == cfg.jobs.timeout_seconds
+        assert settings.max_concurrent_runs == cfg.jobs.max_concurrent_runs
+
+
+def test_dev_schedules_are_paused_and_prod_are_not(synthesized) -> None:
+    for env, status in (("dev", "PAUSED"), ("prod", "UNPAUSED")):
+        assert {j["schedule"]["pause_status"] for j in resources(synthesized["docs"][f"{env}-workspace"],
+                                                                 "databricks_job")} == {status}
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_settings_file_holds_the_resolved_workload_settings(synthesized, env) -> None:
+    names = synthesized["configs"][env].names
+    files = {f["path"]: f for f in resources(synthesized["docs"][f"{env}-workspace"], "databricks_workspace_file")}
+    settings = json.loads(base64.b64decode(files[names.settings_file]["content_base64"]))
+    WorkloadSettings.model_validate(settings)
+    assert settings["forecast"]["source"]["path"] == f"abfss://raw@{names.storage_account}.dfs.core.windows.net/sales/"
+    wheel = files[names.wheel_path(workloads_version)]
+    assert wheel["source"] == f"../../../dist/{wheel_filename(workloads_version)}"
+
+
+def test_no_absolute_local_paths_or_secrets_in_the_output(synthesized) -> None:
+    outdir = str(synthesized["outdir"].parent)
+    for name, text in synthesized["text"].items():
+        assert outdir not in text and str(REPO) not in text, f"{name} holds a machine-specific path"
+        secret_keys = re.findall(r'"(\w*(?:client_secret|access_key|sas_token|password|token))"\s*:', text)
+        assert not secret_keys, f"{name} sets {secret_keys}"
+        assert not re.search(r"dapi[0-9a-f]{32}", text), f"{name} holds a Databricks personal access token"
+
+
+def test_cluster_policy_fixes_pool_runtime_and_caps_workers(synthesized) -> None:
+    for env in CLOUD:
+        cfg = synthesized["configs"][env]
+        doc = synthesized["docs"][f"{env}-workspace"]
+        policy, = resources(doc, "databricks_cluster_policy")
+        definition = json.loads(policy["definition"])
+        pool_address = next(iter(doc["resource"]["databricks_instance_pool"]))
+        assert definition["instance_pool_id"]["value"] == f"${{databricks_instance_pool.{pool_address}.id}}"
+        assert definition["spark_version"]["value"] == cfg.databricks.spark_version
+        assert definition["autoscale.max_workers"]["maxValue"] == cfg.databricks.cluster_policy.max_workers
+        assert definition["node_type_id"]["values"] == cfg.databricks.cluster_policy.allowed_node_types

@@ -1,0 +1,1 @@
+"""Imbalanced binary classification: sklearn/imblearn Pipeline + XGBoost, tuned over Spark."""

@@ -1,0 +1,152 @@
+"""One small interface over versioned Delta tables.
+
+Locally the tables are written with delta-rs (``deltalake``): real Delta logs with versions and
+time travel, no JVM jars needed. On Databricks the same calls go through Delta on Spark. Both
+stores keep the two rules that make delta-rs happy: timestamps are UTC, in microseconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import pandas as pd
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+class TableStore(Protocol):
+    root: str
+
+    def path(self, name: str) -> str: ...
+
+    def version(self, name: str) -> int | None: ...
+
+    def merge_new_rows(self, name: str, df: "DataFrame", keys: list[str]) -> tuple[int, int]:
+        """Insert the rows whose keys are not in the table yet. Returns (table version, rows inserted)."""
+        ...
+
+    def append(self, name: str, pdf: pd.DataFrame) -> int: ...
+
+    def read_spark(self, spark: "SparkSession", name: str, version: int | None = None) -> "DataFrame": ...
+
+    def read_pandas(self, name: str, version: int | None = None) -> pd.DataFrame: ...
+
+
+def to_arrow(pdf: pd.DataFrame) -> pa.Table:
+    """pandas -> Arrow with the timestamp rules delta-rs needs (UTC, microseconds)."""
+    table = pa.Table.from_pandas(pdf, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type):
+            f = f.with_type(pa.timestamp("us", tz=f.type.tz or "UTC"))
+        elif pa.types.is_null(f.type):  # an all-None column: delta has no null type
+            f = f.with_type(pa.string())
+        fields.append(f)
+    schema = pa.schema(fields)
+    cols = []
+    for col, f in zip(table.columns, schema):
+        if pa.types.is_timestamp(f.type) and col.type.tz is None:
+            col = col.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))  # naive means UTC here
+        cols.append(col.cast(f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+class DeltaRsStore:
+    """Delta tables in a local directory, written by delta-rs and read by Spark through file lists."""
+
+    def __init__(self, root: str | Path):
+        self.root = str(Path(root).resolve())
+
+    def path(self, name: str) -> str:
+        return str(Path(self.root) / name)
+
+    def _table(self, name: str, version: int | None = None):
+        from deltalake import DeltaTable
+
+        if not DeltaTable.is_deltatable(self.path(name)):
+            raise FileNotFoundError(f"no Delta table {name!r} under {self.root}")
+        return DeltaTable(self.path(name), version=version)
+
+    def version(self, name: str) -> int | None:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path(name)).version() if DeltaTable.is_deltatable(self.path(name)) else None
+
+    def merge_new_rows(self, name: str, df, keys: list[str]) -> tuple[int, int]:
+        from deltalake import DeltaTable, write_deltalake
+
+        data = df if isinstance(df, pa.Table) else df.toArrow()
+        if not DeltaTable.is_deltatable(self.path(name)):
+            write_deltalake(self.path(name), data, mode="append")
+            return self.version(name), data.num_rows  # type: ignore[return-value]
+        # An insert-only MERGE commits nothing when every key is already there: re-runs are no-ops.
+        predicate = " AND ".join(f"s.`{k}` = t.`{k}`" for k in keys)
+        metrics = (DeltaTable(self.path(name))
+                   .merge(data, predicate=predicate, source_alias="s", target_alias="t")
+                   .when_not_matched_insert_all().execute())
+        return self.version(name), int(metrics["num_target_rows_inserted"])  # type: ignore[return-value]
+
+    def append(self, name: str, pdf: pd.DataFrame) -> int:
+        from deltalake import write_deltalake
+
+        write_deltalake(self.path(name), to_arrow(pdf), mode="append", schema_mode="merge")
+        return self.version(name)  # type: ignore[return-value]
+
+    def read_spark(self, spark, name: str, version: int | None = None):
+        return spark.read.parquet(*self._table(name, version).file_uris())
+
+    def read_pandas(self, name: str, version: int | None = None) -> pd.DataFrame:
+        return self._table(name, version).to_pandas()
+
+
+class SparkDeltaStore:
+    """Delta on Spark (Databricks runtime, delta-spark). Not runnable here: Delta jars need Maven."""
+
+    def __init__(self, spark, root: str):
+        self.spark = spark
+        self.root = root.rstrip("/")
+
+    def path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def _delta(self, name: str):
+        from delta.tables import DeltaTable
+
+        return DeltaTable.forPath(self.spark, self.path(name))
+
+    def version(self, name: str) -> int | None:
+        from delta.tables import DeltaTable
+
+        if not DeltaTable.isDeltaTable(self.spark, self.path(name)):
+            return None
+        return int(self._delta(name).history(1).collect()[0]["version"])
+
+    def merge_new_rows(self, name: str, df, keys: list[str]) -> tuple[int, int]:
+        if self.version(name) is None:
+            df.write.format("delta").save(self.path(name))
+            return self.version(name), df.count()  # type: ignore[return-value]
+        before = self.version(name)
+        cond = " AND ".join(f"s.`{k}` = t.`{k}`" for k in keys)
+        self._delta(name).alias("t").merge(df.alias("s"), cond).whenNotMatchedInsertAll().execute()
+        after = self.version(name)
+        if after == before:
+            return after, 0  # type: ignore[return-value]
+        metrics = self._delta(name).history(1).collect()[0]["operationMetrics"] or {}
+        return after, int(metrics.get("numTargetRowsInserted", 0))  # type: ignore[return-value]
+
+    def append(self, name: str, pdf: pd.DataFrame) -> int:
+        sdf = self.spark.createDataFrame(pdf)
+        sdf.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path(name))
+        return self.version(name)  # type: ignore[return-value]
+
+    def read_spark(self, spark, name: str, version: int | None = None):
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(name))
+
+    def read_pandas(self, name: str, version: int | None = None) -> pd.DataFrame:
+        return self.read_spark(self.spark, name, version).toPandas()
