@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from .classifier.model import build, evaluate, split, suggest, xy
+from .classifier.model import best_threshold, build, evaluate, split, suggest, with_threshold, xy
 from .errors import DataError
 from .runtime import Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements
@@ -21,7 +21,10 @@ def make_objective(cfg, x_fit, y_fit, x_val, y_val, tracking_uri: str):
 
         mlflow.set_tracking_uri(tracking_uri)
         model = build(cfg, suggest(trial, cfg.search.max_rounds)).fit(x_fit, y_fit)
-        scores = evaluate(y_val, model.predict_proba(x_val)[:, 1])
+        proba = model.predict_proba(x_val)[:, 1]
+        threshold = best_threshold(y_val, proba)
+        trial.set_user_attr("threshold", threshold)
+        scores = {**evaluate(y_val, proba, threshold), "threshold": threshold}
         # trial._trial_id is the child run id in MlflowStorage: log every metric, not only the objective.
         mlflow.MlflowClient().log_batch(trial._trial_id, metrics=[
             mlflow.entities.Metric(f"val_{k}", v, int(time.time() * 1000), 0) for k, v in scores.items()])
@@ -63,13 +66,15 @@ def run(rt: Runtime) -> dict:
     best = study.best_trial
     parent_run_id = study._study_id  # the study's run: the trials' parent
 
-    model = build(cfg, suggest(optuna.trial.FixedTrial(best.params), cfg.search.max_rounds)).fit(x_train, y_train)
-    test = evaluate(y_test, model.predict_proba(x_test)[:, 1])
+    threshold = float(best.user_attrs.get("threshold", 0.5))
+    pipeline = build(cfg, suggest(optuna.trial.FixedTrial(best.params), cfg.search.max_rounds))
+    model = with_threshold(pipeline, threshold).fit(x_train, y_train)
+    test = evaluate(y_test, model.predict_proba(x_test)[:, 1], threshold)
     with mlflow.start_run(run_id=parent_run_id):
         mlflow.set_tag("mlflow.runName", f"train_classifier {rt.env}")
         mlflow.log_params({"data_table": table, "data_table_version": version, "data_path": rt.tables.path(table),
                            "code_version": code_version(), "env": rt.env, "n_trials": cfg.search.n_trials,
-                           "oversampling": cfg.oversampling, "test_size": cfg.test_size,
+                           "oversampling": cfg.oversampling, "test_size": cfg.test_size, "threshold": threshold,
                            **{f"best_{k}": v for k, v in best.params.items()}})
         mlflow.log_metrics({**{f"test_{k}": v for k, v in test.items()}, "best_val_roc_auc": best.value,
                             "search_seconds": search_seconds, "rows_train": len(y_train), "rows_test": len(y_test)})
