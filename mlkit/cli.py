@@ -34,3 +34,6 @@ from .commands import check as _check  # noqa: E402  (policies: issue 3)
 app.command("check")(_check.check)
 from .commands import promote as _promote  # noqa: E402  (ops: issue 6)
 app.command("promote")(_promote.promote)
+from .commands import run as _run  # noqa: E402
+
+app.command("run")(_run.run)

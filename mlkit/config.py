@@ -173,6 +173,40 @@ class EventHubs(Strict):
     message_retention_days: int = Field(default=1, ge=1, le=7)
 
 
+class Network(Strict):
+    """Private networking: VNet injection for Databricks and private endpoints for the data services.
+
+    Required when the Databricks workspace's public network access is off (Azure only accepts
+    that with VNet injection and a front-end private endpoint).
+    """
+
+    private: bool = False
+    address_space: str = "10.40.0.0/16"
+    databricks_host_prefix: str = "10.40.0.0/22"
+    databricks_container_prefix: str = "10.40.4.0/22"
+    private_endpoints_prefix: str = "10.40.8.0/24"
+
+    @model_validator(mode="after")
+    def _cidrs(self) -> "Network":
+        import ipaddress
+
+        nets = {}
+        for f in ("address_space", "databricks_host_prefix", "databricks_container_prefix", "private_endpoints_prefix"):
+            try:
+                nets[f] = ipaddress.ip_network(getattr(self, f))
+            except ValueError:
+                raise ValueError(f"{f}: {getattr(self, f)!r} is not a CIDR block like 10.40.0.0/16") from None
+        subnets = [f for f in nets if f != "address_space"]
+        for f in subnets:
+            if not nets[f].subnet_of(nets["address_space"]):
+                raise ValueError(f"{f} {nets[f]} is outside address_space {nets['address_space']}")
+        for i, a in enumerate(subnets):
+            for b in subnets[i + 1:]:
+                if nets[a].overlaps(nets[b]):
+                    raise ValueError(f"{a} {nets[a]} overlaps {b} {nets[b]}")
+        return self
+
+
 class InstancePool(Strict):
     node_type: str = "Standard_D4ds_v5"
     min_idle: int = Field(default=0, ge=0)
@@ -330,6 +364,7 @@ class EnvironmentConfig(Strict):
     container_registry: ContainerRegistry = ContainerRegistry()
     aks: Aks = Aks()
     event_hubs: EventHubs = EventHubs()
+    network: Network = Network()
     databricks: Databricks = Databricks()
     jobs: Jobs = Jobs()
     workloads: WorkloadSettings = WorkloadSettings()
@@ -378,6 +413,9 @@ class EnvironmentConfig(Strict):
                 if pool.node_type not in self.databricks.cluster_policy.allowed_node_types:
                     raise ValueError(f"instance pool {pname!r} uses {pool.node_type!r}, "
                                      f"which cluster_policy.allowed_node_types does not allow")
+            if not self.databricks.public_network_access and not self.network.private:
+                raise ValueError("databricks.public_network_access: false needs network.private: true "
+                                 "(Azure requires VNet injection and a private endpoint for it)")
             if self.databricks.job_cluster.max_workers > self.databricks.cluster_policy.max_workers:
                 raise ValueError("databricks.job_cluster.max_workers is above cluster_policy.max_workers")
         return self

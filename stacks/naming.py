@@ -21,6 +21,17 @@ REGION_SHORT = {
 }
 
 
+# Azure's fixed private DNS zone per private-link sub-resource (not ours to choose).
+PRIVATE_DNS_ZONES = {
+    "databricks_ui_api": "privatelink.azuredatabricks.net",
+    "vault": "privatelink.vaultcore.azure.net",
+    "dfs": "privatelink.dfs.core.windows.net",
+    "blob": "privatelink.blob.core.windows.net",
+    "registry": "privatelink.azurecr.io",
+    "namespace": "privatelink.servicebus.windows.net",
+}
+
+
 class NamingError(ValueError):
     """A generated name breaks an Azure naming rule; ``field`` says which config field to change."""
 
@@ -127,6 +138,20 @@ class Names:
     @property
     def databricks_workspace(self) -> str:
         return self._dashed("dbw")
+
+    # -- Network (VNet injection for Databricks, private endpoints) -----------
+    @property
+    def virtual_network(self) -> str:
+        return self._dashed("vnet")
+
+    def subnet(self, purpose: str) -> str:
+        return self._dashed("snet", purpose)
+
+    def network_security_group(self, purpose: str) -> str:
+        return self._dashed("nsg", purpose)
+
+    def private_endpoint(self, target: str) -> str:
+        return self._dashed("pe", target)
 
     def managed_identity(self, purpose: str) -> str:
         return self._dashed("id", purpose)

@@ -20,6 +20,7 @@ from .platform.databricks_workspace import MlWorkspace, MlWorkspaceProps
 from .platform.event_hubs import InferenceLogHub, InferenceLogHubProps
 from .platform.identity import WorkloadIdentity, WorkloadIdentityProps
 from .platform.key_vault import SecretsVault, SecretsVaultProps
+from .platform.network import PrivateNetwork, PrivateNetworkProps
 from .platform.registry import ImageRegistry, ImageRegistryProps
 from .platform.resource_group import PlatformResourceGroup, ResourceGroupProps
 from .platform.storage import DataLakeProps, DataLakeStorage
@@ -112,11 +113,21 @@ class PlatformStack(TerraformStack):
         self.event_hubs.grant_send("scoring-inference-logs-send", scoring)
         self._grant_key_vault()
 
+        net = cfg.network
+        self.network = PrivateNetwork(self, "network", PrivateNetworkProps(
+            names=names, resource_group_name=rg, location=loc, tags=tags, address_space=net.address_space,
+            databricks_host_prefix=net.databricks_host_prefix,
+            databricks_container_prefix=net.databricks_container_prefix,
+            private_endpoints_prefix=net.private_endpoints_prefix)) if net.private else None
+
         self.workspace = MlWorkspace(self, "databricks", MlWorkspaceProps(
             name=names.databricks_workspace, managed_resource_group_name=names.databricks_managed_resource_group,
             resource_group_name=rg, location=loc, tags=tags, sku=cfg.databricks.sku,
             no_public_ip=cfg.databricks.no_public_ip,
-            public_network_access=cfg.databricks.public_network_access))
+            public_network_access=cfg.databricks.public_network_access,
+            vnet=self.network.databricks if self.network else None))
+        if self.network:
+            self._private_endpoints(self.network)
 
         for name, value, description in (
             (OUTPUT_WORKSPACE_URL, self.workspace.url, "Databricks workspace URL"),
@@ -129,6 +140,17 @@ class PlatformStack(TerraformStack):
             (OUTPUT_EVENTHUB_NAMESPACE, self.event_hubs.namespace.name, "Event Hubs namespace of inference logs"),
         ):
             TerraformOutput(self, name, value=value, description=description, static_id=True)
+
+    def _private_endpoints(self, network: PrivateNetwork) -> None:
+        """Every data-plane the platform exposes, reachable from inside the VNet."""
+        network.private_endpoint("dbw", self.workspace.id, "databricks_ui_api")
+        network.private_endpoint("kv", self.key_vault.id, "vault")
+        network.private_endpoint("st-dfs", self.storage.id, "dfs")
+        network.private_endpoint("st-blob", self.storage.id, "blob")
+        if self.cfg.container_registry.sku == "Premium":  # private link is a Premium feature
+            network.private_endpoint("cr", self.registry.id, "registry")
+        if self.cfg.event_hubs.sku != "Basic":
+            network.private_endpoint("evhns", self.event_hubs.namespace.id, "namespace")
 
     def _grant_key_vault(self) -> None:
         """Access policies exactly as the environment's key_vault.grants list them."""

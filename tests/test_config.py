@@ -216,3 +216,22 @@ def test_cli_bad_input_is_a_message_not_a_traceback(envdir: Path) -> None:
     assert r.exit_code == 2
     assert "prod.yaml" in r.stderr and "bogus" in r.stderr and "unknown field" in r.stderr
     assert "Traceback" not in r.output + r.stderr
+
+
+def test_private_workspace_needs_private_network(envdir: Path) -> None:
+    text = (envdir / "prod.yaml").read_text().replace("  private: true ", "  private: false ")
+    (envdir / "prod.yaml").write_text(text)
+    (p,) = problems_of("prod", envdir)
+    assert "network.private: true" in p.message and p.file.endswith("prod.yaml")
+
+
+@pytest.mark.parametrize(("line", "needle"), [("databricks_host_prefix: 10.99.0.0/22", "outside address_space"),
+                                              ("databricks_container_prefix: 10.42.0.0/22", "overlaps"),
+                                              ("private_endpoints_prefix: 10.42.8.0/33", "not a CIDR")])
+def test_network_cidrs(envdir: Path, line: str, needle: str) -> None:
+    key = line.split(":")[0]
+    text = (envdir / "prod.yaml").read_text()
+    old = next(x for x in text.splitlines() if x.strip().startswith(key + ":"))
+    (envdir / "prod.yaml").write_text(text.replace(old, "  " + line))
+    (p,) = problems_of("prod", envdir)
+    assert p.field == "network" and needle in p.message

@@ -173,6 +173,6 @@ def test_environment_wide_suppressions_become_checkov_skip_checks(tmp_path):
         Suppression(rule="MLK-ST-003", target="*", reason=REASON),
         Suppression(rule="CKV_AZURE_33", target="*", reason="Queue service unused (PLAT-9)."),
         Suppression(rule="CKV_AZURE_35", target="case/data/storage", reason="Per-resource: applied after the run."),
-        Suppression(rule="CKV_AZURE_36", target="*", reason="x"),  # invalid (short reason): not passed
+        Suppression(rule="CKV_AZURE_36", target="*", reason=REASON, expires="2026-01-01"),  # expired: not passed
     ])
     assert run.checkov_skips("prod") == ["CKV2_AZURE_47", "CKV_AZURE_190", "CKV_AZURE_33"]

@@ -21,7 +21,7 @@ from mlkit_workloads.settings import WorkloadSettings  # noqa: E402
 
 from mlkit.config import Backend, load_all  # noqa: E402
 from stacks.app import build_app  # noqa: E402
-from stacks.naming import RULES, Names, tags_for, wheel_filename  # noqa: E402
+from stacks.naming import PRIVATE_DNS_ZONES, RULES, Names, tags_for, wheel_filename  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLOUD = ("dev", "staging", "prod")
@@ -158,9 +158,14 @@ def test_every_taggable_azure_resource_carries_the_environment_tags(synthesized,
         assert {t["key"]: t["value"] for t in experiment["tags"]} == expected
 
 
-def _expected_names(names: Names) -> set[str]:
+def _expected_names(names: Names, private_network: bool) -> set[str]:
     version = workloads_version
-    return {
+    network = {
+        names.virtual_network, names.network_security_group("databricks"), names.subnet("dbw-host"),
+        names.subnet("dbw-container"), names.subnet("endpoints"), *PRIVATE_DNS_ZONES.values(),
+        *(names.private_endpoint(t) for t in ("dbw", "kv", "st-dfs", "st-blob", "cr", "evhns")),
+    } if private_network else set()
+    return network | {
         names.resource_group, names.storage_account, names.key_vault, names.container_registry,
         names.kubernetes_cluster, names.eventhub_namespace, names.eventhub_inference_logs,
         names.consumer_group_monitoring, names.databricks_workspace, names.managed_identity("aks-workload"),
@@ -173,8 +178,9 @@ def _expected_names(names: Names) -> set[str]:
 
 @pytest.mark.parametrize("env", CLOUD)
 def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> None:
-    names = synthesized["configs"][env].names
-    expected = _expected_names(names)
+    cfg = synthesized["configs"][env]
+    names = cfg.names
+    expected = _expected_names(names, cfg.network.private)
     seen = set()
     for kind in ("platform", "workspace"):
         for rtype, items in synthesized["docs"][f"{env}-{kind}"]["resource"].items():
@@ -319,3 +325,35 @@ def test_cluster_policy_fixes_pool_runtime_and_caps_workers(synthesized) -> None
         assert definition["spark_version"]["value"] == cfg.databricks.spark_version
         assert definition["autoscale.max_workers"]["maxValue"] == cfg.databricks.cluster_policy.max_workers
         assert definition["node_type_id"]["values"] == cfg.databricks.cluster_policy.allowed_node_types
+
+
+# ---------------------------------------------------------------- private network (staging, prod)
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_private_workspace_is_vnet_injected_with_private_endpoints(synthesized, env) -> None:
+    doc = synthesized["docs"][f"{env}-platform"]
+    ws, = resources(doc, "azurerm_databricks_workspace")
+    assert ws["public_network_access_enabled"] is False
+    assert ws["network_security_group_rules_required"] == "NoAzureDatabricksRules"
+    params = ws["custom_parameters"]
+    assert params["virtual_network_id"].startswith("${azurerm_virtual_network.")
+    assert params["public_subnet_name"].startswith("${azurerm_subnet.")
+    assert params["private_subnet_network_security_group_association_id"].startswith(
+        "${azurerm_subnet_network_security_group_association.")
+    delegated = [s for s in resources(doc, "azurerm_subnet") if s.get("delegation")]
+    assert len(delegated) == 2
+    assert all(s["delegation"][0]["service_delegation"]["name"] == "Microsoft.Databricks/workspaces" for s in delegated)
+    endpoints = {e["private_service_connection"]["subresource_names"][0]: e for e in resources(doc, "azurerm_private_endpoint")}
+    assert set(endpoints) == {"databricks_ui_api", "vault", "dfs", "blob", "registry", "namespace"}
+    zones = {z["name"] for z in resources(doc, "azurerm_private_dns_zone")}
+    assert zones == set(PRIVATE_DNS_ZONES.values())
+    assert endpoints["vault"]["private_service_connection"]["private_connection_resource_id"].startswith(
+        "${azurerm_key_vault.")
+
+
+def test_dev_has_no_private_network(synthesized) -> None:
+    doc = synthesized["docs"]["dev-platform"]
+    assert not resources(doc, "azurerm_virtual_network") and not resources(doc, "azurerm_private_endpoint")
+    ws, = resources(doc, "azurerm_databricks_workspace")
+    assert ws["public_network_access_enabled"] is True and "virtual_network_id" not in ws["custom_parameters"]

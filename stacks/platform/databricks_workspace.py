@@ -8,6 +8,8 @@ from typing import Literal
 from cdktn_provider_azurerm.databricks_workspace import DatabricksWorkspace, DatabricksWorkspaceCustomParameters
 from constructs import Construct
 
+from .network import DatabricksSubnets
+
 
 @dataclass(frozen=True)
 class MlWorkspaceProps:
@@ -22,12 +24,25 @@ class MlWorkspaceProps:
     public_network_access: bool = True
     # Double encryption of the workspace's root storage (premium only).
     infrastructure_encryption: bool = True
+    # VNet injection; required (with a private endpoint) when public network access is off.
+    vnet: DatabricksSubnets | None = None
 
 
 class MlWorkspace(Construct):
     def __init__(self, scope: Construct, id_: str, props: MlWorkspaceProps):
         super().__init__(scope, id_)
         self.props = props
+        if not props.public_network_access and props.vnet is None:
+            raise ValueError("a Databricks workspace without public network access needs VNet injection (vnet=...)")
+        vnet = props.vnet
+        custom = DatabricksWorkspaceCustomParameters(
+            no_public_ip=props.no_public_ip,
+            virtual_network_id=vnet.virtual_network_id if vnet else None,
+            public_subnet_name=vnet.host_subnet_name if vnet else None,
+            private_subnet_name=vnet.container_subnet_name if vnet else None,
+            public_subnet_network_security_group_association_id=vnet.host_nsg_association_id if vnet else None,
+            private_subnet_network_security_group_association_id=vnet.container_nsg_association_id if vnet else None,
+        )
         self.workspace = DatabricksWorkspace(
             self, "workspace",
             name=props.name,
@@ -37,7 +52,10 @@ class MlWorkspace(Construct):
             managed_resource_group_name=props.managed_resource_group_name,
             public_network_access_enabled=props.public_network_access,
             infrastructure_encryption_enabled=props.infrastructure_encryption and props.sku == "premium",
-            custom_parameters=DatabricksWorkspaceCustomParameters(no_public_ip=props.no_public_ip),
+            custom_parameters=custom,
+            # Front-end private link only: Databricks then owns the NSG rules it needs.
+            network_security_group_rules_required=(
+                "NoAzureDatabricksRules" if not props.public_network_access else ("AllRules" if vnet else None)),
             tags=props.tags,
         )
 

@@ -1,0 +1,83 @@
+"""`mlkit run`: run the job graph of a local environment on this machine, end to end."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..config import DEFAULT_DIR, load_environment
+from ..console import UserError, console, user_errors
+
+
+def run(
+    env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
+    job: str = typer.Option("forecast", "--job", help="forecast, classifier or all"),
+    data: Optional[Path] = typer.Option(None, "--data", help="CSV/parquet for the forecast job (column mapping from the environment)"),
+    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    stores: Optional[int] = typer.Option(None, "--stores", help="synthetic data: number of stores"),
+    items: Optional[int] = typer.Option(None, "--items", help="synthetic data: items per store"),
+    days: Optional[int] = typer.Option(None, "--days", help="synthetic data: days of history"),
+    stop_server: bool = typer.Option(False, "--stop-server", help="stop the MLflow server at the end if this run started it"),
+) -> None:
+    """Run JOB of ENV locally: MLflow server on 127.0.0.1, Spark local mode, Delta via delta-rs."""
+    with user_errors():
+        code = _run(env, job, data, environments, stores, items, days, stop_server)
+    raise typer.Exit(code)
+
+
+def _run(env: str, job: str, data: Path | None, environments: Path, stores: int | None, items: int | None,
+         days: int | None, stop_server: bool) -> int:
+    from mlkit_workloads.graph import JOBS
+
+    cfg = load_environment(env, environments)
+    if cfg.kind != "local":
+        raise UserError(f"{env} is a cloud environment; `mlkit run` runs local environments "
+                        "(deploy the stacks and run the Databricks job for this one)")
+    jobs = list(JOBS) if job == "all" else [job]
+    if any(j not in JOBS for j in jobs):
+        raise UserError(f"no job {job!r}; use {', '.join(JOBS)} or all")
+    if data is not None and not data.exists():
+        raise UserError(f"--data {data}: no such file")
+    if data is not None and "forecast" not in jobs:
+        raise UserError("--data feeds the forecast job; add --job forecast or --job all")
+
+    from mlkit_workloads.settings import WorkloadSettings
+
+    from ..local import mlflow_server, runner, summary
+    from ..local.progress import TaskProgress
+    from ..local.spark import local_session
+
+    runner.quiet_libraries()
+    state = Path(cfg.local.state_dir)
+    settings: WorkloadSettings = runner.settings_for_run(cfg.workloads, state, data)
+    size = {k: v for k, v in (("stores", stores), ("items", items), ("days", days)) if v is not None}
+    if size:
+        try:
+            synth = settings.forecast.synthetic.model_validate({**settings.forecast.synthetic.model_dump(), **size})
+        except ValueError as e:
+            raise UserError(f"synthetic size: {e}") from None
+        settings = settings.model_copy(update={"forecast": settings.forecast.model_copy(update={"synthetic": synth})})
+
+    t0 = time.perf_counter()
+    with console.status("starting the MLflow server and Spark…"):
+        server = mlflow_server.ensure(state, cfg.local.mlflow_port)
+        os.environ["MLFLOW_TRACKING_URI"] = server.url
+        spark = local_session(cfg.local.spark_cores)
+    console.print(f"MLflow {server.url} ({'started' if server.started else 'reused'}) · "
+                  f"Spark local[{cfg.local.spark_cores}] · ready in {time.perf_counter() - t0:.1f} s")
+    try:
+        with TaskProgress(spark, console) as progress:
+            report = runner.run_jobs(settings, jobs, spark, env, state, on_task=progress.task, say=progress.say)
+        out_dir = state / "runs" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        summary.write(report, out_dir, console)
+        console.print(f"total {time.perf_counter() - t0:.1f} s")
+    finally:
+        spark.stop()
+        if stop_server and server.started:
+            mlflow_server.stop(server)
+    return 0 if report.ok else 1

@@ -1,0 +1,103 @@
+"""Where the service's models come from: ``models:/<name>@<alias>`` in the MLflow registry.
+
+The service reads the meta model's bundle directly (index + one booster file per group) rather
+than ``pyfunc.load_model``: it needs the LRU bounds of the serving settings, not the training
+defaults, and it must not import the model's code paths into a long-running process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..forecast.meta_model import GroupModels
+
+
+class NoChampion(Exception):
+    """The alias does not exist yet (nothing promoted) or the registry is unreachable."""
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    name: str
+    version: str
+    run_id: str
+    models: GroupModels
+
+
+class RegistrySource:
+    def __init__(self, name: str, alias: str, cache_dir: Path, tracking_uri: str | None = None,
+                 registry_uri: str | None = None):
+        self.name, self.alias = name, alias
+        self.cache_dir = Path(cache_dir)
+        self.tracking_uri, self.registry_uri = tracking_uri, registry_uri
+
+    def _client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    def current_version(self) -> tuple[str, str]:
+        """(version, run_id) the alias points at now. Cheap: one registry call."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._client().get_model_version_by_alias(self.name, self.alias)
+        except MlflowException as e:
+            raise NoChampion(f"registered model {self.name!r} has no alias {self.alias!r} "
+                             f"({str(e).splitlines()[0][:200]})") from None
+        except OSError as e:  # registry not reachable: keep serving what is loaded
+            raise NoChampion(f"registry unreachable: {e}") from None
+        return str(mv.version), mv.run_id or ""
+
+    def load(self, version: str, run_id: str, max_models: int, max_bytes: int) -> LoadedVersion:
+        """Download the version's artifacts once (cached on disk by version) and open its bundle."""
+        import mlflow
+
+        target = self.cache_dir / self.name / version
+        if not target.is_dir():
+            # Download beside the target and rename: a crash mid-download never leaves a half model.
+            partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_mkdir(target.parent)))
+            try:
+                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}",
+                                                    dst_path=str(partial), tracking_uri=self.tracking_uri)
+                os.replace(partial, target)
+            except OSError:
+                shutil.rmtree(partial, ignore_errors=True)
+                if not target.is_dir():  # another process won the rename: theirs is as good
+                    raise
+            except Exception:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+        root = _model_root(target)
+        return LoadedVersion(self.name, version, run_id,
+                             GroupModels(bundle_dir(root), max_models=max_models, max_bytes=max_bytes))
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _model_root(directory: Path) -> Path:
+    """download_artifacts may write the model into a sub-directory: find the MLmodel file."""
+    if (directory / "MLmodel").is_file():
+        return directory
+    for p in sorted(directory.rglob("MLmodel")):
+        return p.parent
+    raise NoChampion(f"no MLmodel file in the downloaded artifacts at {directory}")
+
+
+def bundle_dir(model_root: Path) -> Path:
+    """The meta model's bundle inside a pyfunc model directory (as ManyModels logged it)."""
+    meta = yaml.safe_load((model_root / "MLmodel").read_text())
+    artifacts = (meta.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    rel = (artifacts.get("bundle") or {}).get("path")
+    if not rel or not (model_root / rel / "index.json").is_file():
+        raise NoChampion(f"{model_root} is not a many-models bundle (no 'bundle' artifact with an index.json)")
+    return model_root / rel
