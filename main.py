@@ -15,15 +15,22 @@ from pathlib import Path  # noqa: E402
 
 from mlkit.commands.synth import DEFAULT_OUT, synthesize  # noqa: E402
 from mlkit.config import DEFAULT_DIR, load_all  # noqa: E402
-from mlkit.console import console, user_errors  # noqa: E402
+from mlkit.console import UserError, console, user_errors  # noqa: E402
 
 
 def main() -> None:
     environments = Path(os.environ.get("MLKIT_ENVIRONMENTS", DEFAULT_DIR))
     # The cdktn CLI tells the app where to write through CDKTF_OUTDIR.
     outdir = Path(os.environ.get("CDKTF_OUTDIR") or os.environ.get("MLKIT_SYNTH_OUT") or DEFAULT_OUT)
+    from policies.gate import PolicyGate
+
+    # The policy gate runs as in `mlkit synth`; MLKIT_NO_POLICY=1 is the --no-policy of this entry point.
+    gate = None if os.environ.get("MLKIT_NO_POLICY") == "1" else PolicyGate(str(environments))
     with user_errors():
-        summaries = synthesize(load_all(environments), outdir)
+        summaries = synthesize(load_all(environments), outdir, stack_hook=gate.hook if gate else None)
+        verdict = gate.enforce(outdir) if gate else None
+        if verdict and verdict.refused:
+            raise UserError(verdict.message(), exit_code=1)
     console.print(f"synthesized {len(summaries)} stacks into {outdir}/: "
                   + ", ".join(f"{s.name} ({s.resources})" for s in summaries), markup=False, soft_wrap=True)
 

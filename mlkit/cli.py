@@ -37,3 +37,4 @@ app.command("promote")(_promote.promote)
 from .commands import run as _run  # noqa: E402
 
 app.command("run")(_run.run)
+from .commands import serve as _serve; app.command("serve")(_serve.serve)  # noqa: E402,E702  (serving: issue 5)

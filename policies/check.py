@@ -27,6 +27,7 @@ def run_check(configs: dict[str, "EnvironmentConfig"], outdir: Path, *, use_chec
     from stacks.app import build_app
 
     run = PolicyRun(today=today, environments_dir=environments_dir)
+    Path(outdir).mkdir(parents=True, exist_ok=True)  # cdktn creates only the last directory level
 
     def hook(stack, cfg):
         if extra_hook is not None:

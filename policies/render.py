@@ -59,7 +59,7 @@ def print_table(report: Report, console: Console, show_suppressed: bool = True) 
         for f in fs:
             if f.suppressed:
                 status = "[dim]suppressed[/]"
-                text = f"{f.message}\n[dim]suppressed: {f.suppressed_by.reason} ({f.suppressed_by.origin})[/]"
+                text = f"{f.message}\n[dim]suppressed {f.suppressed_by.where}: {f.suppressed_by.reason}[/]"
             else:
                 status = "[bold red]ERROR[/]" if f.severity == "error" else "[yellow]warning[/]"
                 text = f"{f.message}\n[dim]fix: {f.help}[/]" if f.help else f.message
@@ -90,7 +90,7 @@ def to_sarif(report: Report, base: Path | None = None) -> dict[str, Any]:
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
         "runs": [{
-            "tool": {"driver": {"name": "mlkit-check", "informationUri": "https://example.invalid/mlkit",
+            "tool": {"driver": {"name": "mlkit-check",
                                 "version": "0.1.0", "rules": [rules[i] for i in order]}},
             "originalUriBaseIds": {"SRCROOT": {"uri": base.as_uri() + "/"}},
             "results": results,

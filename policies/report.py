@@ -23,7 +23,6 @@ class Report:
     rules: dict[str, Rule]
     today: dt.date
     checkov_envs: list[str] = field(default_factory=list)
-    checkov_rules: dict[str, str] = field(default_factory=dict)  # checkov id -> check name
     checkov_version: str | None = None
 
     @property

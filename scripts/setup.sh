@@ -11,7 +11,7 @@ command -v "$PY" >/dev/null || PY=python3
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q "pip==25.3"
+.venv/bin/python -m pip install -q "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
 # pyspark ships as a 450 MB sdist: pip's wheel cache keeps the second install fast.
 .venv/bin/python -m pip install -q -r requirements/kit.txt
 # Data-only packages: installed without their (heavy, unused) dependencies.

@@ -139,6 +139,10 @@ class Names:
     def databricks_workspace(self) -> str:
         return self._dashed("dbw")
 
+    @property
+    def log_analytics_workspace(self) -> str:
+        return self._dashed("log")
+
     # -- Network (VNet injection for Databricks, private endpoints) -----------
     @property
     def virtual_network(self) -> str:

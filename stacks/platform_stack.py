@@ -9,6 +9,7 @@ from cdktn_provider_azurerm.provider import (
     AzurermProviderFeaturesKeyVault,
     AzurermProviderFeaturesResourceGroup,
 )
+from cdktn_provider_azurerm.log_analytics_workspace import LogAnalyticsWorkspace
 from constructs import Construct
 
 from mlkit.config import EnvironmentConfig
@@ -83,6 +84,11 @@ class PlatformStack(TerraformStack):
             name=names.container_registry, resource_group_name=rg, location=loc, tags=tags,
             sku=cfg.container_registry.sku, public_network_access=cfg.container_registry.public_network_access))
 
+        # Container Insights: AKS logs and metrics in Azure Monitor (checkov CKV_AZURE_4).
+        self.log_analytics = LogAnalyticsWorkspace(
+            self, "log-analytics", name=names.log_analytics_workspace, resource_group_name=rg, location=loc,
+            sku="PerGB2018", retention_in_days=30, tags=tags)
+
         groups = cfg.principals.groups
         self.aks = ScoringCluster(self, "aks", ScoringClusterProps(
             name=names.kubernetes_cluster, dns_prefix=names.kubernetes_dns_prefix, resource_group_name=rg,
@@ -91,7 +97,8 @@ class PlatformStack(TerraformStack):
             kubernetes_version=cfg.aks.kubernetes_version, vm_size=cfg.aks.vm_size, min_count=cfg.aks.min_count,
             max_count=cfg.aks.max_count, os_disk_size_gb=cfg.aks.os_disk_size_gb, sku_tier=cfg.aks.sku_tier,
             admin_group_object_ids=(groups[cfg.aks.admin_group],) if cfg.aks.admin_group else (),
-            authorized_ip_ranges=tuple(cfg.aks.authorized_ip_ranges), private_cluster=cfg.aks.private_cluster))
+            authorized_ip_ranges=tuple(cfg.aks.authorized_ip_ranges), private_cluster=cfg.aks.private_cluster,
+            log_analytics_workspace_id=self.log_analytics.id))
         self.registry.grant_pull("aks-kubelet-acr-pull", self.aks.kubelet_object_id)
 
         self.event_hubs = InferenceLogHub(self, "event-hubs", InferenceLogHubProps(

@@ -67,7 +67,9 @@ def env_files(tmp_path: Path, a: str, b: str) -> Path:
     """Two environments named for this test, so tests sharing the servers don't share experiments."""
     d = tmp_path / "envs"
     d.mkdir()
-    base = (ENVIRONMENTS / "ci.yaml").read_text()
+    # The environment names its models (workloads.*.registered_model): <env>fc and <env>cl here.
+    base = (ENVIRONMENTS / "ci.yaml").read_text() + (
+        f"workloads: {{forecast: {{registered_model: {a}fc}}, classifier: {{registered_model: {a}cl}}}}\n")
     (d / f"{a}.yaml").write_text(base.replace("environment: ci", f"environment: {a}"))
     (d / f"{b}.yaml").write_text(base.replace("environment: ci", f"environment: {b}") + "prod_like: true\n"
                                  "aks: {vm_size: Standard_D8ds_v5, min_count: 2, max_count: 6}\n"
@@ -129,44 +131,47 @@ def test_approved_release_is_locked_copied_and_championed_then_idempotent(server
 
     envs = env_files(tmp_path, "appa", "appb")
     src = client(servers[0])
-    ver = train(src, "appa", "appfc", True, "v1-weights", tmp_path)
+    ver = train(src, "appa", "appafc", True, "v1-weights", tmp_path)
+    train(src, "appa", "appacl", True, "cl", tmp_path)
     rid = release(src, load_environment("appa", envs), "a" * 40)
     res = run_promote(envs, "appa", "appb", servers)
     lock = read_lock(lock_path(envs, "appb"))
     assert res.lock_written and lock.source_release_id == rid and lock.git_sha == "a" * 40
-    [pin] = lock.models
-    assert (pin.name, pin.version, pin.gate_decision, pin.data_table_version) == ("appfc", ver, "passed", "7")
+    pin = lock.models[1]
+    assert [m.name for m in lock.models] == ["appacl", "appafc"]
+    assert (pin.name, pin.version, pin.gate_decision, pin.data_table_version) == ("appafc", ver, "passed", "7")
     assert pin.metrics == {"median_wape": 0.12}
     dst = client(servers[1])
-    champ = dst.get_model_version_by_alias("appfc", "champion")
-    assert champ.tags[PROMOTED_FROM] == f"appa/appfc/{ver}"
+    champ = dst.get_model_version_by_alias("appafc", "champion")
+    assert champ.tags[PROMOTED_FROM] == f"appa/appafc/{ver}"
     # The artifacts really moved: read them back from B's registry.
-    local = mlflow.artifacts.download_artifacts(artifact_uri="models:/appfc@champion", dst_path=str(tmp_path / "dl"),
-                                                tracking_uri=servers[1], registry_uri=servers[1])
+    where = dst.get_model_version_download_uri("appafc", champ.version)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(tmp_path / "dl"),
+                                                tracking_uri=servers[1])
     assert json.loads((Path(local) / "weights.json").read_text()) == {"w": "v1-weights"}
     before = lock_path(envs, "appb").read_bytes()
     again = run_promote(envs, "appa", "appb", servers)
     assert not again.lock_written and lock_path(envs, "appb").read_bytes() == before
-    assert again.copies[0]["reused"] and len(dst.search_model_versions("name='appfc'")) == 1
+    assert all(c["reused"] for c in again.copies) and len(dst.search_model_versions("name='appafc'")) == 1
 
 
 def test_failed_gate_is_refused_with_its_reasons(servers, tmp_path):
     envs = env_files(tmp_path, "gata", "gatb")
     src = client(servers[0])
-    train(src, "gata", "gatok", True, "ok", tmp_path)
-    ver = train(src, "gata", "gatbad", False, "bad", tmp_path)
-    src.set_registered_model_alias("gatbad", "champion", ver)  # moved by hand despite the failed gate
+    train(src, "gata", "gatacl", True, "ok", tmp_path)
+    ver = train(src, "gata", "gatafc", False, "bad", tmp_path)
+    src.set_registered_model_alias("gatafc", "champion", ver)  # moved by hand despite the failed gate
     release(src, load_environment("gata", envs), "b" * 40)
-    with pytest.raises(PromotionRefused, match=r"gata gatbad v1: gate decision is 'failed', not 'passed': "
+    with pytest.raises(PromotionRefused, match=r"gata gatafc v1: gate decision is 'failed', not 'passed': "
                                                r"median WAPE 0.900"):
         run_promote(envs, "gata", "gatb", servers)
     assert not lock_path(envs, "gatb").exists()
-    assert client(servers[1]).search_model_versions("name='gatok'") == []
+    assert client(servers[1]).search_model_versions("name='gatacl'") == []
 
 
 def test_unknown_release_is_refused(servers, tmp_path):
     envs = env_files(tmp_path, "unka", "unkb")
-    train(client(servers[0]), "unka", "unkfc", True, "w", tmp_path)
+    train(client(servers[0]), "unka", "unkafc", True, "w", tmp_path)
     with pytest.raises(PromotionRefused, match="unka's release is unknown: no release record in /Shared/mlk/unka/"):
         run_promote(envs, "unka", "unkb", servers)
 
@@ -175,18 +180,19 @@ def test_stale_lock_is_refused_until_updated(servers, tmp_path):
     envs = env_files(tmp_path, "stla", "stlb")
     src = client(servers[0])
     cfg = load_environment("stla", envs)
-    train(src, "stla", "stlfc", True, "one", tmp_path)
+    train(src, "stla", "stlafc", True, "one", tmp_path)
+    train(src, "stla", "stlacl", True, "cl", tmp_path)
     release(src, cfg, "c" * 40)
     run_promote(envs, "stla", "stlb", servers)
     # stla moves on (new deploy, new champion) after stlb's lock was reviewed.
-    v2 = train(src, "stla", "stlfc", True, "two", tmp_path)
+    v2 = train(src, "stla", "stlafc", True, "two", tmp_path)
     release(src, cfg, "d" * 40)
     with pytest.raises(PromotionRefused, match=r"stlb.lock.json is stale: it pins stla release .* \(git cccccccccccc, "
-                                               r"stlfc v1\), stla's current release is .* \(git dddddddddddd, stlfc v2\)"):
+                                               r"stlacl v1, stlafc v1\), stla's current release is .* \(git dddddddddddd, stlacl v1, stlafc v2\)"):
         run_promote(envs, "stla", "stlb", servers)
-    assert client(servers[1]).get_model_version_by_alias("stlfc", "champion").tags[PROMOTED_FROM] == "stla/stlfc/1"
+    assert client(servers[1]).get_model_version_by_alias("stlafc", "champion").tags[PROMOTED_FROM] == "stla/stlafc/1"
     res = run_promote(envs, "stla", "stlb", servers, update_lock=True)
     assert res.lock_written and read_lock(lock_path(envs, "stlb")).git_sha == "d" * 40
     dst = client(servers[1])
-    assert dst.get_model_version_by_alias("stlfc", "champion").tags[PROMOTED_FROM] == f"stla/stlfc/{v2}"
-    assert dst.get_model_version_by_alias("stlfc", "previous_champion").version == "1"
+    assert dst.get_model_version_by_alias("stlafc", "champion").tags[PROMOTED_FROM] == f"stla/stlafc/{v2}"
+    assert dst.get_model_version_by_alias("stlafc", "previous_champion").version == "1"

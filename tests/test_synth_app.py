@@ -161,14 +161,16 @@ def test_every_taggable_azure_resource_carries_the_environment_tags(synthesized,
 def _expected_names(names: Names, private_network: bool) -> set[str]:
     version = workloads_version
     network = {
-        names.virtual_network, names.network_security_group("databricks"), names.subnet("dbw-host"),
+        names.virtual_network, names.network_security_group("databricks"), names.network_security_group("endpoints"),
+        names.subnet("dbw-host"),
         names.subnet("dbw-container"), names.subnet("endpoints"), *PRIVATE_DNS_ZONES.values(),
         *(names.private_endpoint(t) for t in ("dbw", "kv", "st-dfs", "st-blob", "cr", "evhns")),
     } if private_network else set()
     return network | {
         names.resource_group, names.storage_account, names.key_vault, names.container_registry,
         names.kubernetes_cluster, names.eventhub_namespace, names.eventhub_inference_logs,
-        names.consumer_group_monitoring, names.databricks_workspace, names.managed_identity("aks-workload"),
+        names.consumer_group_monitoring, names.databricks_workspace, names.log_analytics_workspace,
+        names.managed_identity("aks-workload"),
         names.federated_credential("aks-workload"), *names.CONTAINERS, names.cluster_policy, names.secret_scope,
         names.settings_file, names.wheel_path(version),
         *(names.instance_pool(p) for p in ("default",)),

@@ -38,6 +38,8 @@ def check(
         from policies.check import run_check
         from policies.checkov import CheckovUnavailable
         from policies.render import print_table, to_json, to_sarif
+        from stacks.errors import StackInputError
+        from stacks.naming import NamingError
 
         try:
             if synth_out is not None:
@@ -50,6 +52,8 @@ def check(
                                        environments_dir=str(environments))
         except CheckovUnavailable as e:
             raise UserError(str(e)) from None
+        except (StackInputError, NamingError) as e:
+            raise UserError(f"cannot build the stacks: {e}") from None
 
         if fmt == "table":
             print_table(report, console)

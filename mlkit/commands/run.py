@@ -53,7 +53,7 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     from ..local.spark import local_session
 
     runner.quiet_libraries()
-    state = Path(cfg.local.state_dir)
+    state = Path(cfg.local.state_dir).resolve()
     settings: WorkloadSettings = runner.settings_for_run(cfg.workloads, state, data)
     size = {k: v for k, v in (("stores", stores), ("items", items), ("days", days)) if v is not None}
     if size:

@@ -20,6 +20,7 @@ def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=N
     from stacks.errors import StackInputError
     from stacks.naming import NamingError
 
+    Path(outdir).mkdir(parents=True, exist_ok=True)  # cdktn creates only the last directory level
     try:
         app = build_app(configs, str(outdir), stack_hook=stack_hook)
     except (StackInputError, NamingError) as e:
@@ -38,12 +39,26 @@ def synth(
     env: list[str] = typer.Option(None, "--env", help="environment to synthesize (repeatable) [default: all]"),
     environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", help="output directory (cdktn layout: stacks/<name>/cdk.tf.json)"),
+    no_policy: bool = typer.Option(False, "--no-policy",
+                                   help="write environments even when policy errors are unsuppressed"),
 ) -> None:
-    """Synthesize the platform and workspace stacks of the chosen environments."""
+    """Synthesize the platform and workspace stacks of the chosen environments.
+
+    The policy packs run during the synth; an environment with unsuppressed error findings is
+    refused (its stacks are not written) unless --no-policy is given.
+    """
+    from policies.gate import PolicyGate
+
     with user_errors():
         started = time.perf_counter()
         configs = load_selected(env, environments)
-        summaries = synthesize(configs, out)
+        gate = None if no_policy else PolicyGate(str(environments))
+        summaries = synthesize(configs, out, stack_hook=gate.hook if gate else None)
+        verdict = gate.enforce(out) if gate else None
+        if verdict and verdict.refused:
+            refused = {s for e in verdict.refused for s in (configs[e].names.platform_stack,
+                                                             configs[e].names.workspace_stack)}
+            summaries = [s for s in summaries if s.name not in refused]
         elapsed = time.perf_counter() - started
         local = sorted(n for n, c in configs.items() if not c.is_cloud)
         table = Table(title=f"synthesized into {out}/", title_justify="left")
@@ -58,3 +73,7 @@ def synth(
             console.print(f"no cloud stacks for {', '.join(local)} (kind: local)")
         console.print(f"{len(summaries)} stack(s), {sum(s.resources for s in summaries)} resources "
                       f"in {elapsed:.1f} s")
+        if no_policy:
+            console.print("policy gate skipped (--no-policy): run `mlkit check` before deploying")
+        if verdict and verdict.refused:
+            raise UserError(verdict.message(), exit_code=1)

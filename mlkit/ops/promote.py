@@ -59,27 +59,36 @@ def env_diff(a: EnvironmentConfig, b: EnvironmentConfig) -> tuple[list[tuple[str
     return rows, unexpected
 
 
-def champion_pins(client, source_env: str) -> tuple[list[ModelPin], list[str]]:
-    """Every registered model's champion version with its gate decision; problems as reasons."""
+def released_models(cfg: EnvironmentConfig) -> list[str]:
+    """The registered models an environment's jobs produce (from its workloads settings)."""
+    w = cfg.workloads
+    return sorted({w.forecast.registered_model, w.classifier.registered_model})
+
+
+def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[ModelPin], list[str]]:
+    """Each model's champion version with its gate decision; problems as reasons."""
+    from mlflow.exceptions import MlflowException
+
     pins, problems = [], []
-    for rm in client.search_registered_models():
-        if CHAMPION not in (rm.aliases or {}):
+    for name in models:
+        try:
+            mv = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            problems.append(f"{source_env} {name}: no version has the '{CHAMPION}' alias (not trained, or no "
+                            "version passed its gates yet)")
             continue
-        mv = client.get_model_version_by_alias(rm.name, CHAMPION)
         decision = (mv.tags or {}).get("promotion", "")
         run = client.get_run(mv.run_id) if mv.run_id else None
         reasons = run.data.tags.get("promotion.reasons", "") if run else ""
         params = run.data.params if run else {}
-        pin = ModelPin(rm.name, str(mv.version), mv.run_id, decision or "unknown", reasons,
+        pin = ModelPin(name, str(mv.version), mv.run_id, decision or "unknown", reasons,
                        dict(run.data.metrics) if run else {}, params.get("data_table_version"),
-                       f"models:/{rm.name}/{mv.version}")
+                       f"models:/{name}/{mv.version}")
         pins.append(pin)
         if decision != "passed":
             why = f": {reasons}" if reasons else ""
-            problems.append(f"{source_env} {rm.name} v{mv.version}: gate decision is {pin.gate_decision!r}, "
+            problems.append(f"{source_env} {name} v{mv.version}: gate decision is {pin.gate_decision!r}, "
                             f"not 'passed'{why}")
-    if not pins:
-        problems.append(f"{source_env} has no model version with a '{CHAMPION}' alias: nothing verified to promote")
     return sorted(pins, key=lambda p: p.name), problems
 
 
@@ -92,7 +101,7 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
         raise PromotionRefused(a.name, b.name, [f"{a.name}'s release is unknown: no release record in "
                                                 f"{release_experiment(a)} (deploy {a.name} first)"])
     release_id, record = release
-    pins, problems = champion_pins(src, a.name)
+    pins, problems = champion_pins(src, a.name, released_models(a))
     if problems:
         raise PromotionRefused(a.name, b.name, problems)
     lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now())
@@ -112,7 +121,7 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     result.lock = lock
     for pin in pins:
         progress(f"copying {pin.name} v{pin.version} into {b.name}")
-        result.copies.append(copy_version(pin, a.name, b, src_uri, dst, lock))
+        result.copies.append(copy_version(pin, a.name, b, src, src_uri, dst, lock))
     return result
 
 
@@ -120,7 +129,8 @@ def _models(lock: ReleaseLock) -> str:
     return ", ".join(f"{m.name} v{m.version}" for m in lock.models) or "no models"
 
 
-def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src_uri: str, dst, lock: ReleaseLock) -> dict:
+def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_uri: str, dst,
+                 lock: ReleaseLock) -> dict:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -139,8 +149,9 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src_uri: 
         for k, v in pin.metrics.items():
             dst.log_metric(run.info.run_id, k, v)
         with tempfile.TemporaryDirectory(prefix="mlkit-promote-") as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=pin.source_uri, dst_path=tmp,
-                                                        tracking_uri=src_uri, registry_uri=src_uri)
+            # Resolve through A's registry client: a models:/ URI alone would go to the default registry.
+            where = src.get_model_version_download_uri(pin.name, pin.version)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=tmp, tracking_uri=src_uri)
             dst.log_artifacts(run.info.run_id, local, "model")
         dst.set_terminated(run.info.run_id, "FINISHED")
         try:

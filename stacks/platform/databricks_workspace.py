@@ -8,6 +8,8 @@ from typing import Literal
 from cdktn_provider_azurerm.databricks_workspace import DatabricksWorkspace, DatabricksWorkspaceCustomParameters
 from constructs import Construct
 
+from policies.suppressions import suppress
+
 from .network import DatabricksSubnets
 
 
@@ -58,6 +60,9 @@ class MlWorkspace(Construct):
                 "NoAzureDatabricksRules" if not props.public_network_access else ("AllRules" if vnet else None)),
             tags=props.tags,
         )
+        suppress(self.workspace, "CKV2_AZURE_48",
+                 "DBFS root holds no platform data (tables and models live in the ADLS account); it keeps "
+                 "platform-managed keys with infrastructure encryption instead of a customer-managed key.")
 
     @property
     def id(self) -> str:

@@ -75,6 +75,13 @@ class PrivateNetwork(Construct):
             self, "subnet-endpoints", name=n.subnet("endpoints"), resource_group_name=props.resource_group_name,
             virtual_network_name=self.vnet.name, address_prefixes=[props.private_endpoints_prefix],
             default_outbound_access_enabled=False)
+        # Private endpoints need no inbound rules of ours; the NSG makes any later rule explicit and
+        # logged rather than absent (checkov CKV2_AZURE_31).
+        self.endpoints_nsg = NetworkSecurityGroup(
+            self, "endpoints-nsg", name=n.network_security_group("endpoints"),
+            resource_group_name=props.resource_group_name, location=props.location, tags=props.tags)
+        SubnetNetworkSecurityGroupAssociation(
+            self, "nsg-endpoints", subnet_id=self.endpoints_subnet.id, network_security_group_id=self.endpoints_nsg.id)
         self.databricks = DatabricksSubnets(
             virtual_network_id=self.vnet.id,
             host_subnet_name=host[0].name, container_subnet_name=container[0].name,

@@ -59,6 +59,8 @@ class RegistrySource:
         """Download the version's artifacts once (cached on disk by version) and open its bundle."""
         import mlflow
 
+        # A progress bar per download is noise in a service log.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         target = self.cache_dir / self.name / version
         if not target.is_dir():
             # Download beside the target and rename: a crash mid-download never leaves a half model.

@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Mi|Gi)?$"  # the Kubernetes quantities we accept (cpu: m, memory: Mi/Gi)
 
 
+def memory_bytes(quantity: str) -> int:
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Mi|Gi|m)?", quantity)
+    if not m or m.group(2) == "m":
+        raise ValueError(f"{quantity!r} is not a memory size like '512Mi' or '1Gi'")
+    return int(float(m.group(1)) * {"Mi": 2**20, "Gi": 2**30, None: 1}[m.group(2)])
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,7 +54,6 @@ class KubernetesSizing(_Strict):
     min_replicas: int = Field(default=2, ge=1, le=100)
     max_replicas: int = Field(default=4, ge=1, le=100)
     target_cpu_percent: int = Field(default=70, ge=10, le=100)
-    workers: int = Field(default=1, ge=1, le=16, description="uvicorn worker processes per pod")
 
     @model_validator(mode="after")
     def _range(self) -> "KubernetesSizing":
@@ -84,10 +90,3 @@ class ServingSettings(_Strict):
             raise ValueError(f"lru_max_bytes ({self.lru_max_bytes >> 20} MiB) + ~300 MiB for the process does not "
                              f"fit kubernetes.memory_limit ({self.kubernetes.memory_limit})")
         return self
-
-
-def memory_bytes(quantity: str) -> int:
-    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Mi|Gi|m)?", quantity)
-    if not m or m.group(2) == "m":
-        raise ValueError(f"{quantity!r} is not a memory size like '512Mi' or '1Gi'")
-    return int(float(m.group(1)) * {"Mi": 2**20, "Gi": 2**30, None: 1}[m.group(2)])

@@ -1,0 +1,71 @@
+"""`mlkit serve --env local [--port N]`: the scoring service on 127.0.0.1, serving the local
+registry's champion (the MLflow server `mlkit run` uses, started if it is not running).
+
+Cloud environments are served on AKS by the `<env>-serving` stack; this command refuses them
+rather than run a cloud-configured service open on a laptop.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import typer
+
+from ..config import DEFAULT_DIR, load_environment
+from ..console import UserError, console, err, user_errors
+
+INFERENCE_LOG_TABLE = "inference_log"
+
+
+def serve(
+    env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
+    port: int = typer.Option(None, "--port", help="port on 127.0.0.1 [default: workloads.serving.port]"),
+    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+) -> None:
+    """Serve the champion of the local registry over HTTP on 127.0.0.1 (open: local only)."""
+    with user_errors():
+        cfg = load_environment(env, environments)
+        if cfg.is_cloud:
+            raise UserError(f"environment {env!r} is a cloud environment: its scoring service runs on AKS "
+                            f"(stack {cfg.name}-serving, applied by `mlkit deploy --env {env}`). "
+                            "`mlkit serve` only serves a local environment's registry.")
+        import uvicorn
+        from mlkit_workloads.serve.runner import build, serving_settings
+        from mlkit_workloads.serve.sinks import DeltaSink
+
+        from ..local import mlflow_server
+
+        ss = serving_settings(cfg.workloads)
+        port = port or ss.port
+        if not 1024 <= port <= 65535:
+            raise UserError(f"--port {port}: use a port between 1024 and 65535")
+        if _taken(port):
+            raise UserError(f"port {port} on 127.0.0.1 is in use; pass --port with a free one")
+        state = Path(cfg.local.state_dir)
+        server = mlflow_server.ensure(state, cfg.local.mlflow_port)
+        tables = Path(cfg.workloads.tables.root or state / "tables")
+        log_path = tables / INFERENCE_LOG_TABLE
+        built = build(cfg.workloads, env=cfg.name, cache_dir=state / "serving-cache", tracking_uri=server.url,
+                      sink=DeltaSink(log_path), auth=None)
+        name = ss.registered_model or cfg.workloads.forecast.registered_model
+        if built.service.ready:
+            console.print(f"serving [bold]{name}@{ss.alias}[/] (version {built.service.current.version}) "
+                          f"on http://127.0.0.1:{port}  (docs: /docs, OpenAPI: /openapi.json)")
+        else:
+            err.print(f"[yellow]no model yet:[/] {built.service.status}. /readyz answers 503 until "
+                      f"`mlkit run --env {env}` promotes one; the alias is polled every {ss.alias_poll_seconds:g} s.")
+        err.print("[bold yellow]auth: OPEN[/] — local environment, no bearer token required; anything that can "
+                  f"reach 127.0.0.1:{port} can call it. Cloud environments require API keys from Key Vault.")
+        console.print(f"inference log -> Delta table {log_path}")
+        uvicorn.run(built.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        if built.logger is not None:
+            c = built.logger.counts()
+            console.print(f"inference log: {c['delivered']} delivered, "
+                          f"{c['dropped_queue_full'] + c['dropped_send_failed'] + c['dropped_shutdown']} dropped")
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0

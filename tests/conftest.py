@@ -1,0 +1,53 @@
+"""Shared fixtures: ONE local Spark session and ONE MLflow server for the whole test session.
+
+Both are expensive to start (Spark 4-8 s, MLflow ~8 s on two cores), so every test that needs
+them shares them. Both bind 127.0.0.1 only and are stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local[2] session configured like `mlkit run` (AQE off, UI off, UTC, Arrow on)."""
+    from mlkit.local.spark import local_session
+
+    session = local_session(cores=2, app="mlkit-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A fresh MLflow server (sqlite + local artifacts in a temp dir); MLFLOW_TRACKING_URI points at it."""
+    import mlflow
+
+    from mlkit.local import mlflow_server as srv
+
+    state = Path(tmp_path_factory.mktemp("mlflow"))
+    server = srv.ensure(state, free_port())
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    mlflow.set_tracking_uri(server.url)
+    yield server
+    srv.stop(server)
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old

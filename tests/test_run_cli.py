@@ -1,0 +1,44 @@
+"""`mlkit run` edges that need no Spark: refusals and the unreachable tracking server."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlkit.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_unreachable_tracking_server_is_a_clear_error():
+    import mlflow
+
+    from mlkit_workloads.errors import TrackingUnreachable
+    from mlkit_workloads.tracking import check_reachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: nothing listens there
+    uri = f"http://127.0.0.1:{port}"
+    old = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with pytest.raises(TrackingUnreachable, match=f"tracking server at {uri} is not reachable"):
+            check_reachable()
+    finally:
+        mlflow.set_tracking_uri(old)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "dev"], "dev is a cloud environment"),
+    (["--job", "nightly"], "no job 'nightly'"),
+    (["--data", "nope.csv"], "--data nope.csv: no such file"),
+    (["--job", "classifier", "--data", "pyproject.toml"], "--data feeds the forecast job"),
+])
+def test_run_refuses_bad_requests_before_starting_anything(args, message):
+    result = CliRunner().invoke(app, ["run", "--environments", str(ROOT / "environments"), *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output

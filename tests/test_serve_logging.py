@@ -1,0 +1,183 @@
+"""Inference logging: off the request path, bounded, retried, and every event accounted for."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+from azure.core.credentials import AccessToken
+from azure.eventhub import EventDataBatch
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+from serve_helpers import registered, registry_dir, sqlite_uri
+
+from mlkit_workloads.serve.inference_log import InferenceLogger
+from mlkit_workloads.serve.runner import build
+from mlkit_workloads.serve.settings import InferenceLogSettings, ServingSettings
+from mlkit_workloads.serve.sinks import DeltaSink, EventHubSink, pack
+from mlkit_workloads.settings import WorkloadSettings
+
+MODEL = "forecast_logging"
+
+
+def _body(i=0):
+    return {"group": {"store": "S00", "item": f"I0{i % 3}"},
+            "rows": [{"date": "2024-06-01", "promo": i % 2, "holiday": 0}, {"date": "2024-06-02", "promo": 0,
+                                                                             "holiday": None}]}
+
+
+def _accounted(c: dict) -> int:
+    return c["delivered"] + c["dropped_queue_full"] + c["dropped_send_failed"] + c["dropped_shutdown"] \
+        + c["queued"] + c["in_flight"]
+
+
+def _build(tmp_path, sink, **log):
+    registered(MODEL, 3)
+    ss = ServingSettings(registered_model=MODEL, alias_poll_seconds=60, inference_log=InferenceLogSettings(**log))
+    return build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                 sink=sink, auth=None, serving=ss)
+
+
+def test_events_land_in_the_local_delta_table(tmp_path):
+    b = _build(tmp_path, DeltaSink(tmp_path / "inference_log"), batch_size=4, flush_seconds=0.2)
+    with TestClient(b.app) as c:
+        ids = [c.post("/v1/predict", json=_body(i), headers={"X-Request-ID": f"r{i}"}).json()["request_id"]
+               for i in range(10)]
+    counts = b.logger.counts()
+    assert counts["offered"] == counts["delivered"] == 10 and counts["batches"] >= 3
+    df = DeltaTable(str(tmp_path / "inference_log")).to_pandas().sort_values("request_id")
+    assert sorted(df.request_id) == sorted(ids)
+    row = df[df.request_id == "r1"].iloc[0]
+    assert row.model_name == MODEL and row.model_version == b.service.current.version
+    assert json.loads(row.group) == {"store": "S00", "item": "I01"} and row.n_rows == 2
+    inputs = json.loads(row.inputs)
+    assert inputs[0]["promo"] == 1.0 and inputs[1]["holiday"] is None and inputs[0]["date"].startswith("2024-06-01")
+    assert len(json.loads(row.outputs)) == 2 and row.latency_ms > 0
+    assert str(df.ts.dtype) == "datetime64[us, UTC]"
+
+
+class DownSink:
+    """A sink whose backend is down: every send fails after a delay, like a network timeout."""
+
+    name = "down"
+
+    def __init__(self, delay=0.05):
+        self.delay, self.calls = delay, 0
+
+    def send(self, events):
+        self.calls += 1
+        time.sleep(self.delay)
+        raise ConnectionError("sink unreachable")
+
+    def close(self):
+        pass
+
+
+def test_sink_down_requests_succeed_and_every_drop_is_counted(tmp_path):
+    sink = DownSink()
+    b = _build(tmp_path, sink, queue_size=5, batch_size=2, flush_seconds=0.05, max_retries=2,
+               retry_backoff_seconds=0.05)
+    with TestClient(b.app) as c:
+        started = time.perf_counter()
+        statuses = [c.post("/v1/predict", json=_body(i)).status_code for i in range(40)]
+        elapsed = time.perf_counter() - started
+        metrics = c.get("/metrics").text
+    assert statuses == [200] * 40
+    assert elapsed < 10  # requests never waited for the sink's retries
+    counts = b.logger.counts()
+    assert counts["offered"] == 40 and counts["delivered"] == 0
+    assert counts["dropped_queue_full"] > 0 and counts["dropped_send_failed"] > 0 and counts["retries"] > 0
+    assert _accounted(counts) == 40
+    assert 'outcome="dropped_queue_full",sink="down"' in metrics and sink.calls > 0
+
+
+def test_a_slow_sink_is_retried_until_it_recovers(tmp_path):
+    delivered = []
+
+    class Flaky:
+        name = "flaky"
+        failures = 2
+
+        def send(self, events):
+            if self.failures:
+                self.failures -= 1
+                raise TimeoutError("slow backend")
+            delivered.extend(events)
+
+        def close(self):
+            pass
+
+    logger = InferenceLogger(Flaky(), queue_size=100, batch_size=10, flush_seconds=0.05, max_retries=3,
+                             retry_backoff_seconds=0.01).start()
+    for i in range(25):
+        assert logger.offer({"request_id": str(i)})
+    counts = logger.close()
+    assert [e["request_id"] for e in delivered] == [str(i) for i in range(25)]
+    assert counts["delivered"] == 25 and counts["retries"] == 2 and _accounted(counts) == 25
+
+
+def test_events_offered_while_sending_are_accounted_at_every_moment():
+    class Slow:
+        name = "slow"
+
+        def send(self, events):
+            time.sleep(0.01)
+
+        def close(self):
+            pass
+
+    logger = InferenceLogger(Slow(), queue_size=50, batch_size=5, flush_seconds=0.01).start()
+    snapshots = []
+
+    def produce():
+        for i in range(300):
+            logger.offer({"i": i})
+
+    t = threading.Thread(target=produce)
+    t.start()
+    while t.is_alive():
+        snapshots.append(logger.counts())
+    t.join()
+    final = logger.close(timeout=0.05)
+    assert all(_accounted(s) <= s["offered"] + 1 for s in snapshots)  # a racing offer may be mid-flight
+    assert _accounted(final) == final["offered"] == 300
+    assert final["dropped_queue_full"] + final["dropped_shutdown"] > 0
+
+
+class FakeToken:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("not-a-real-token", int(time.time()) + 3600)
+
+
+def _closed_port_host() -> str:
+    # The AMQP port (5671) on loopback: nothing listens there on a test machine.
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 5671)) == 0:
+            pytest.skip("something listens on 127.0.0.1:5671")
+    return "127.0.0.1"
+
+
+def test_event_hubs_sink_down_is_retried_then_counted(tmp_path):
+    """The real azure-eventhub producer against an unreachable namespace (offline boundary)."""
+    sink = EventHubSink(_closed_port_host(), "evh-inference-logs", credential=FakeToken())
+    b = _build(tmp_path, sink, batch_size=50, flush_seconds=0.05, max_retries=1, retry_backoff_seconds=0.01)
+    with TestClient(b.app) as c:
+        assert all(c.post("/v1/predict", json=_body(i)).status_code == 200 for i in range(5))
+        deadline = time.monotonic() + 20
+        while b.logger.counts()["dropped_send_failed"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    counts = b.logger.counts()
+    assert counts["dropped_send_failed"] == 5 and counts["retries"] >= 1 and _accounted(counts) == 5
+    assert "ConnectError" in b.logger.last_error or "onnect" in b.logger.last_error
+
+
+def test_event_hubs_batches_respect_the_message_size_limit():
+    events = [{"request_id": str(i), "inputs": [{"x": "y" * 900}]} for i in range(30)]
+    batches = pack(events, lambda: EventDataBatch(max_size_in_bytes=8_000))
+    assert sum(len(b) for b in batches) == 30 and len(batches) > 1
+    assert all(b.size_in_bytes <= 8_000 for b in batches)
+    with pytest.raises(ValueError, match="larger than one Event Hubs message"):
+        pack([{"request_id": "huge", "x": "z" * 20_000}], lambda: EventDataBatch(max_size_in_bytes=8_000))

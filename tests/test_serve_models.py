@@ -1,0 +1,138 @@
+"""Model lifecycle in the service: LRU bounds, one load per group under concurrency, alias moves."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from fastapi.testclient import TestClient
+from serve_helpers import LiveServer, make_bundle, register, registered, registry_dir, sqlite_uri
+
+from mlkit_workloads.serve.runner import build
+from mlkit_workloads.serve.settings import ServingSettings
+from mlkit_workloads.settings import WorkloadSettings
+
+
+def _body(store="S00", item="I01"):
+    return {"group": {"store": store, "item": item}, "rows": [{"date": "2024-06-01", "promo": 1, "holiday": 0}]}
+
+
+def _build(tmp_path, **serving):
+    return build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                 sink=None, auth=None, serving=ServingSettings(**serving))
+
+
+def test_lru_keeps_the_count_bound(tmp_path):
+    registered("forecast_lru", 30)
+    b = _build(tmp_path, registered_model="forecast_lru", lru_max_models=5)
+    with TestClient(b.app) as c:
+        for i in range(12):
+            assert c.post("/v1/predict", json=_body(f"S0{i // 10}", f"I0{i % 10}")).status_code == 200
+            assert b.service.current.models.cache_info()["loaded"] <= 5
+        info = b.service.current.models.cache_info()
+        assert info["loaded"] == 5 and info["misses"] == 12 and info["evictions"] == 7
+        # The most recent groups are the ones kept: asking for the last one again is a hit.
+        c.post("/v1/predict", json=_body("S01", "I01"))
+        assert b.service.current.models.cache_info()["hits"] == 1
+
+
+def test_lru_keeps_the_byte_bound(tmp_path):
+    registered("forecast_lru_bytes", 8, rounds=300)  # ~317 kB per booster
+    b = _build(tmp_path, registered_model="forecast_lru_bytes", lru_max_bytes=2**20)
+    with TestClient(b.app) as c:
+        for i in range(8):
+            assert c.post("/v1/predict", json=_body("S00", f"I0{i}")).status_code == 200
+            info = b.service.current.models.cache_info()
+            assert info["bytes"] <= 2**20
+        assert info["loaded"] == 3 and info["evictions"] == 5
+
+
+def test_concurrent_first_requests_for_one_group_load_it_once(tmp_path):
+    registered("forecast_concurrent", 4, rounds=1000)  # ~50 ms per load: wide enough for a race
+    b = _build(tmp_path, registered_model="forecast_concurrent")
+    n = 16
+    barrier, results = threading.Barrier(n), []
+
+    def first_request():
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            barrier.wait()
+            r = http.post("/v1/predict", json=_body("S00", "I02"))
+            results.append((r.status_code, r.json().get("predictions")))
+
+    with LiveServer(b.app) as server:
+        threads = [threading.Thread(target=first_request) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert [s for s, _ in results] == [200] * n
+    assert len({json.dumps(p) for _, p in results}) == 1
+    info = b.service.current.models.cache_info()
+    assert info["misses"] == 1 and info["hits"] == n - 1
+
+
+def test_alias_move_is_served_without_restart_or_failed_requests(tmp_path):
+    name = "forecast_alias_move"
+    v1 = registered(name, 3, level=10.0)
+    b = _build(tmp_path, registered_model=name, alias_poll_seconds=0.2)
+    seen: list[tuple[int, str | None, float | None]] = []
+    stop = threading.Event()
+
+    def hammer():
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            while not stop.is_set():
+                r = http.post("/v1/predict", json=_body("S00", "I01"))
+                j = r.json()
+                seen.append((r.status_code, j.get("model", {}).get("version"), (j.get("predictions") or [None])[0]))
+
+    with LiveServer(b.app) as server:
+        t = threading.Thread(target=hammer)
+        t.start()
+        try:
+            bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3, level=100.0)
+            v2 = register(sqlite_uri(registry_dir()), name, bundle)  # moves `champion` to v2
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(v == v2 for _, v, _ in seen[-5:]):
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            t.join(30)
+    assert v2 != v1 and seen, "no requests were made"
+    assert {s for s, _, _ in seen} == {200}, "a request failed during the swap"
+    versions = [v for _, v, _ in seen]
+    assert versions[0] == v1 and versions[-1] == v2
+    assert versions == sorted(versions, key=int), "once v2 served, v1 must not come back"
+    p1 = next(p for _, v, p in seen if v == v1)
+    p2 = next(p for _, v, p in seen if v == v2)
+    assert p2 > 5 * p1  # the new version's predictions (trained at 10x the level)
+    assert b.service.swaps == 2
+
+
+def test_a_bad_new_version_leaves_the_old_one_serving(tmp_path):
+    name = "forecast_bad_move"
+    v1 = registered(name, 3)
+    b = _build(tmp_path, registered_model=name, alias_poll_seconds=60)
+    bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3)
+    index = json.loads((bundle / "index.json").read_text())
+    index["spec"]["keys"] = ["region"]  # a model for another schema than the service is configured for
+    (bundle / "index.json").write_text(json.dumps(index))
+    v2 = register(sqlite_uri(registry_dir()), name, bundle)
+    assert not b.service.refresh()
+    assert b.service.current.version == v1
+    assert f"version {v2}" in b.service.status and "still serving version " + v1 in b.service.status
+    with TestClient(b.app) as c:
+        assert c.post("/v1/predict", json=_body()).json()["model"]["version"] == v1
+    mlflow.MlflowClient(sqlite_uri(registry_dir())).set_registered_model_alias(name, "champion", v1)
+
+
+@pytest.mark.parametrize("preload", [0, 2])
+def test_preload_warms_the_first_groups(tmp_path, preload):
+    registered("forecast_preload", 5)
+    b = _build(tmp_path, registered_model="forecast_preload", preload_groups=preload)
+    assert b.service.current.models.cache_info()["loaded"] == preload

@@ -1,0 +1,185 @@
+"""Spark integration on the shared local session: ingest, the forecast job, promote, score, classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkit.local.runner import run_jobs, settings_for_run
+from mlkit_workloads import ingest
+from mlkit_workloads.context import LocalTaskContext
+from mlkit_workloads.errors import DataError
+from mlkit_workloads.graph import JOBS
+from mlkit_workloads.runtime import TABLES, Runtime
+from mlkit_workloads.settings import WorkloadSettings
+from mlkit_workloads.tables import DeltaRsStore
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def sales_csv(path: Path) -> Path:
+    """3 learnable series + a constant one, a too-short one and one with mostly missing sales."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for store, kind in [("S1", "ok"), ("S2", "ok"), ("S3", "ok"), ("S4", "constant"), ("S5", "short"), ("S6", "nan")]:
+        days = 40 if kind == "short" else 150
+        dates = pd.date_range("2024-01-01", periods=days, freq="D")
+        promo = (rng.random(days) < 0.15).astype(int)
+        y = 30 + 12 * (dates.dayofweek >= 5) + 15 * promo + rng.normal(0, 1.5, days)
+        if kind == "constant":
+            y[:] = 7.0
+        if kind == "nan":
+            y[rng.random(days) < 0.5] = np.nan
+        frames.append(pd.DataFrame({"store": store, "item": "I1", "date": dates.strftime("%Y-%m-%d"),
+                                    "sales": y.round(2), "promo": promo, "holiday": 0}))
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+def small_settings(**gates) -> WorkloadSettings:
+    return WorkloadSettings.model_validate({
+        "forecast": {"min_train_rows": 60, "validation_periods": 14, "score_periods": 7,
+                     "search": {"n_trials": 2, "max_rounds": 30, "early_stopping_rounds": 5},
+                     "gates": {"min_share_ok": 0.4, "max_median_wape": 0.5, **gates}},
+        "classifier": {"search": {"n_trials": 2, "max_rounds": 20}, "oversampling": "smote",
+                       "gates": {"min_roc_auc": 0.8, "min_kappa": 0.1}},
+    })
+
+
+def runtime(spark, settings, root: Path, task="ingest") -> Runtime:
+    return Runtime("test", settings, spark, DeltaRsStore(root), LocalTaskContext(task))
+
+
+# ------------------------------------------------------------------ ingest
+
+
+def test_ingest_is_idempotent_and_versioned(spark, tmp_path):
+    csv = sales_csv(tmp_path / "sales.csv")
+    s = settings_for_run(small_settings(), tmp_path, csv)
+    rt = runtime(spark, s, tmp_path / "tables")
+    first = ingest.run(rt, "forecast")
+    assert (first["table_version"], first["rows_inserted"]) == (0, first["rows_read"])
+    again = ingest.run(rt, "forecast")
+    assert (again["table_version"], again["rows_inserted"]) == (0, 0)
+    table = rt.tables.read_pandas(TABLES["forecast"])
+    assert len(table) == first["rows_read"] and not table.duplicated(["store", "item", "date"]).any()
+    assert str(table.date.dtype) == "datetime64[us, UTC]"
+    # New rows only: one more day for S1 -> version 1 with exactly one row inserted.
+    df = pd.read_csv(csv)
+    extra = pd.concat([df, df[df.store == "S1"].tail(1).assign(date="2024-12-31")])
+    extra.to_csv(csv, index=False)
+    third = ingest.run(rt, "forecast")
+    assert (third["table_version"], third["rows_inserted"]) == (1, 1)
+    assert rt.context.get("ingest", "table_version") == 1
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda df: df.drop(columns=["promo"]), "column 'promo' is missing"),
+    (lambda df: df.assign(sales=df.sales.astype(str).where(df.index != 5, "lots")),
+     "column 'sales': first bad value 'lots' at data row 6"),
+    (lambda df: df.iloc[:0], "the source is empty"),
+    (lambda df: df.assign(date=df.date.where(df.index != 3, "yesterday")), "column 'date': 1 row(s) empty or not a date"),
+])
+def test_bad_input_names_column_and_file_and_writes_nothing(spark, tmp_path, mutate, expected):
+    csv = sales_csv(tmp_path / "sales.csv")
+    mutate(pd.read_csv(csv)).to_csv(csv, index=False)
+    s = settings_for_run(small_settings(), tmp_path, csv)
+    rt = runtime(spark, s, tmp_path / "tables")
+    with pytest.raises(DataError) as e:
+        ingest.run(rt, "forecast")
+    assert expected in str(e.value) and str(csv) in str(e.value) and "nothing was written" in str(e.value)
+    assert rt.tables.version(TABLES["forecast"]) is None
+
+
+# ------------------------------------------------------------------ the forecast job, end to end
+
+
+@pytest.fixture(scope="module")
+def forecast_run(spark, mlflow_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("forecast")
+    settings = settings_for_run(small_settings(), tmp, sales_csv(tmp / "sales.csv"))
+    report = run_jobs(settings, ["forecast"], spark, "test", tmp)
+    return report, settings, tmp
+
+
+def test_runner_executes_the_graph_in_dependency_order(forecast_run):
+    report, _, _ = forecast_run
+    assert [(t.key, t.entry_point) for t in report.tasks] == [(t.key, t.entry_point) for t in JOBS["forecast"].tasks]
+    order = [t.key for t in report.tasks]
+    for t in JOBS["forecast"].tasks:
+        assert all(order.index(d) < order.index(t.key) for d in t.depends_on)
+    assert report.ok, [t.error for t in report.tasks]
+
+
+def test_train_many_statuses_and_tracking(forecast_run):
+    import mlflow
+
+    report, settings, _ = forecast_run
+    res = report.result("forecast", "train_many")
+    metrics = DeltaRsStore(settings.tables.root).read_pandas(TABLES["group_metrics"])
+    got = dict(zip(metrics.store, metrics.status))
+    assert got == {"S1": "ok", "S2": "ok", "S3": "ok", "S4": "skipped", "S5": "skipped", "S6": "failed"}
+    reasons = dict(zip(metrics.store, metrics.reason))
+    assert reasons["S5"].startswith("too few rows") and "missing" in reasons["S6"]
+    assert (metrics.run_id == res["run_id"]).all() and metrics.model_version.nunique() == 1
+    run = mlflow.get_run(res["run_id"])
+    assert run.data.params["data_table_version"] == "0" and "+" in run.data.params["code_version"]
+    assert run.data.metrics["groups_ok"] == 3
+    model = mlflow.pyfunc.load_model(f"models:/{res['model_name']}/{res['model_version']}")
+    assert sorted(model.unwrap_python_model().groups()) == [("S1", "I1"), ("S2", "I1"), ("S3", "I1")]
+
+
+def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_run):
+    from mlflow import MlflowClient
+
+    report, settings, _ = forecast_run
+    pr, sc = report.result("forecast", "promote"), report.result("forecast", "score")
+    assert pr["passed"] and pr["previous_champion"] == ""
+    assert MlflowClient().get_model_version_by_alias("forecast", "champion").version == pr["model_version"]
+    assert sorted(sc["groups_without_model"]) == ["S4/I1", "S5/I1", "S6/I1"]
+    preds = DeltaRsStore(settings.tables.root).read_pandas(TABLES["predictions"])
+    assert len(preds) == sc["rows_scored"] == 3 * 7 and preds.prediction.notna().all()
+    assert set(preds.model_version) == {pr["model_version"]}
+    assert (preds.groupby("store").prediction.std() > 0).all()
+
+
+def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
+    from mlflow import MlflowClient
+
+    _, settings, tmp = forecast_run
+    champion = MlflowClient().get_model_version_by_alias("forecast", "champion").version
+    strict = settings.model_copy(update={"forecast": settings.forecast.model_copy(
+        update={"gates": settings.forecast.gates.model_copy(update={"max_median_wape": 0.0001})})})
+    report = run_jobs(strict, ["forecast"], spark, "test", tmp)
+    statuses = {t.key: t.status for t in report.tasks}
+    assert statuses == {"ingest": "ok", "train_many": "ok", "promote": "failed", "score": "not run"}
+    err = next(t.error for t in report.tasks if t.key == "promote")
+    assert "was not promoted (champion unchanged)" in err and "FAIL: median WAPE" in err
+    assert MlflowClient().get_model_version_by_alias("forecast", "champion").version == champion
+    decisions = DeltaRsStore(settings.tables.root).read_pandas(TABLES["decisions"])
+    assert list(decisions.sort_values("decided_at").passed) == [True, False]
+
+
+# ------------------------------------------------------------------ classifier
+
+
+def test_classifier_job_with_tiny_budget(spark, mlflow_server, tmp_path):
+    import mlflow
+
+    settings = settings_for_run(small_settings(), tmp_path)
+    report = run_jobs(settings, ["classifier"], spark, "test", tmp_path)
+    assert [t.key for t in report.tasks] == [t.key for t in JOBS["classifier"].topological_order()]
+    assert report.ok, [t.error for t in report.tasks]
+    res = report.result("classifier", "train_classifier")
+    parent = mlflow.get_run(res["run_id"])
+    children = mlflow.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{res['run_id']}'")
+    assert len(children) == 2 and "metrics.val_kappa" in children.columns
+    assert parent.data.params["data_table_version"] == "0"
+    assert res["test_roc_auc"] > 0.8
+    model = mlflow.sklearn.load_model(f"models:/classifier/{res['model_version']}")
+    rows = DeltaRsStore(settings.tables.root).read_pandas(TABLES["classifier"]).head(50)
+    assert set(model.predict(rows[["student", "balance", "income"]])) <= {0, 1}
+    assert report.result("classifier", "promote")["passed"]

@@ -1,0 +1,187 @@
+"""Pure-pandas units: split, metrics, baseline, gates, per-group statuses, meta model routing + LRU."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlkit_workloads.entrypoint import TASKS, task_key, task_params
+from mlkit_workloads.forecast.meta_model import GroupModels, UnknownGroup, write_bundle
+from mlkit_workloads.forecast.metrics import mae, rmse, seasonal_naive, time_split, wape
+from mlkit_workloads.forecast.train import train_group
+from mlkit_workloads.gates import classifier_gates, forecast_gates
+from mlkit_workloads.graph import JOBS
+from mlkit_workloads.ingest import check_schema, spec_for
+from mlkit_workloads.settings import ClassifierGates, Forecast, ForecastGates, WorkloadSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def series(days: int, seed: int = 0, store: str = "S1", item: str = "I1") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=days, freq="D", tz="UTC")
+    promo = (rng.random(days) < 0.1).astype(int)
+    y = 20 + 8 * (dates.dayofweek >= 5) + 10 * promo + rng.normal(0, 1, days)
+    return pd.DataFrame({"store": store, "item": item, "date": dates, "sales": y, "promo": promo, "holiday": 0})
+
+
+SMALL = Forecast.model_validate({"min_train_rows": 40, "validation_periods": 14,
+                                 "search": {"n_trials": 2, "max_rounds": 30, "early_stopping_rounds": 5}})
+
+
+# ------------------------------------------------------------------ split, metrics, baseline
+
+
+def test_time_split_is_ordered_and_sized():
+    df = series(100).sample(frac=1, random_state=1)  # shuffled on purpose
+    train, valid = time_split(df, "date", 14)
+    assert len(valid) == 14 and len(train) == 86
+    assert train.date.max() < valid.date.min()
+
+
+def test_metrics_known_values():
+    y, p = np.array([10.0, 20.0, 30.0]), np.array([12.0, 18.0, 30.0])
+    assert mae(y, p) == pytest.approx(4 / 3)
+    assert rmse(y, p) == pytest.approx(np.sqrt(8 / 3))
+    assert wape(y, p) == pytest.approx(4 / 60)
+    assert np.isnan(wape(np.zeros(3), p))  # undefined, not infinite or zero
+
+
+def test_seasonal_naive_repeats_last_season():
+    hist = np.arange(1, 15, dtype=float)  # 1..14, season 7 -> last season 8..14
+    assert list(seasonal_naive(hist, 10, 7)) == [8, 9, 10, 11, 12, 13, 14, 8, 9, 10]
+    assert list(seasonal_naive(np.array([3.0, 4.0]), 3, 7)) == [4, 4, 4]  # shorter than a season
+
+
+# ------------------------------------------------------------------ per-group training statuses
+
+
+def test_train_group_statuses():
+    ok = train_group(series(120), SMALL)
+    assert ok.status == "ok" and ok.model and ok.metrics["wape"] < ok.metrics["baseline_wape"]
+    short = train_group(series(30), SMALL)
+    assert (short.status, short.reason) == ("skipped", "too few rows (30 < 54)")
+    const = series(120).assign(sales=5.0)
+    assert train_group(const, SMALL).status == "skipped"
+    holes = series(120)
+    holes.loc[holes.index[::2], "sales"] = np.nan
+    bad = train_group(holes, SMALL)
+    assert bad.status == "failed" and "missing" in bad.reason
+    broken = series(120).assign(date="not a date")  # an error inside training becomes a status, not a crash
+    res = train_group(broken, SMALL)
+    assert res.status == "failed" and res.reason.startswith(("ValueError", "DateParseError"))
+
+
+# ------------------------------------------------------------------ gates
+
+
+def groups_frame(wapes, baselines, statuses=None) -> pd.DataFrame:
+    n = len(wapes)
+    return pd.DataFrame({"store": [f"S{i}" for i in range(n)], "item": "I", "status": statuses or ["ok"] * n,
+                         "wape": wapes, "baseline_wape": baselines})
+
+
+def test_forecast_gates_pass_and_each_failure():
+    gates = ForecastGates(min_share_ok=0.5, max_median_wape=0.3, max_worse_than_baseline=0.1)
+    keys = ["store", "item"]
+    assert forecast_gates(groups_frame([0.1, 0.2], [0.2, 0.3]), gates, keys).passed
+    d = forecast_gates(groups_frame([0.1, np.nan, np.nan], [0.2, np.nan, np.nan], ["ok", "skipped", "failed"]), gates, keys)
+    assert not d.passed and d.failures[0].startswith("FAIL: share of groups ok 0.33")
+    d = forecast_gates(groups_frame([0.5, 0.6], [0.7, 0.8]), gates, keys)
+    assert [f.split(":")[1].strip() for f in d.failures] == ["median WAPE 0.550 (max 0.300)"]
+    d = forecast_gates(groups_frame([0.1, 0.25], [0.2, 0.2]), gates, keys)  # 0.25 > 0.2 * 1.1
+    assert not d.passed and "S1/I (0.250 vs 0.200)" in d.failures[0]
+    assert not forecast_gates(groups_frame([], []), gates, keys).passed
+
+
+def test_classifier_gates():
+    gates = ClassifierGates(min_roc_auc=0.8, min_kappa=0.3, min_f1=0.2)
+    good = {"test_roc_auc": 0.9, "test_kappa": 0.4, "test_f1": 0.5}
+    assert classifier_gates(good, gates).passed
+    d = classifier_gates({**good, "test_kappa": 0.1}, gates)
+    assert not d.passed and d.failures == ["FAIL: test kappa 0.100 (min 0.300)"]
+    assert not classifier_gates({}, gates).passed  # missing metrics never pass
+
+
+# ------------------------------------------------------------------ meta model
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("bundle")
+    results = {(f"S{i}", "I1"): train_group(series(80, seed=i), SMALL) for i in range(4)}
+    spec = {"keys": ["store", "item"], "timestamp": "date", "features": ["promo", "holiday"], "lru_max_models": 2}
+    write_bundle(d, spec, ((k, r.model, {"status": r.status, "metrics": r.metrics}) for k, r in results.items()))
+    return d
+
+
+def test_meta_model_routes_each_row_to_its_group(bundle):
+    m = GroupModels(bundle)
+    assert sorted(m.groups()) == [(f"S{i}", "I1") for i in range(4)]
+    df = pd.concat([series(5, store="S2"), series(5, store="S0"), series(3, store="S9")], ignore_index=True)
+    out = m.predict(df)
+    assert out.prediction.iloc[:10].notna().all() and out.prediction.iloc[10:].isna().all()  # S9 has no model
+    np.testing.assert_allclose(out.prediction.iloc[:5], m.predict_group(("S2", "I1"), df.iloc[:5]), rtol=1e-6)
+    # Different groups, different boosters: same inputs give different predictions.
+    assert not np.allclose(m.predict_group(("S0", "I1"), df.iloc[:5]), m.predict_group(("S2", "I1"), df.iloc[:5]))
+    assert m.group_info(["S1", "I1"])["status"] == "ok" and "wape" in m.group_info(("S1", "I1"))["metrics"]
+    with pytest.raises(UnknownGroup):
+        m.group_info(("nope", "I1"))
+
+
+def test_meta_model_lru_is_bounded_by_count_and_bytes(bundle):
+    m = GroupModels(bundle)  # max 2 models, from the spec
+    x = series(3)
+    for i in (0, 1, 2, 0, 3):
+        m.predict_group((f"S{i}", "I1"), x)
+    info = m.cache_info()
+    assert info["loaded"] == 2 and info["evictions"] == 3 and info["misses"] == 5 and info["hits"] == 0
+    m.predict_group(("S3", "I1"), x)
+    assert m.cache_info()["hits"] == 1
+    sizes = json.loads((bundle / "index.json").read_text())["groups"]
+    smallest = min(g["bytes"] for g in sizes.values())
+    tight = GroupModels(bundle, max_models=100, max_bytes=smallest)
+    for i in range(4):
+        tight.predict_group((f"S{i}", "I1"), x)
+    assert tight.cache_info()["loaded"] == 1 and tight.cache_info()["bytes"] <= max(g["bytes"] for g in sizes.values())
+
+
+# ------------------------------------------------------------------ ingest schema check (pure part)
+
+
+def test_check_schema_names_missing_and_mistyped_columns():
+    spec = spec_for("forecast", WorkloadSettings())
+    dtypes = {"store": "string", "item": "string", "Date": "date", "sales": "string", "promo": "int", "holiday": "int"}
+    problems = check_schema(dtypes, spec)
+    assert any("'date' is missing (found 'Date'" in p for p in problems)
+    assert "column 'sales' must be numeric but is string" in problems
+
+
+# ------------------------------------------------------------------ graph <-> entry points <-> pyproject
+
+
+def test_graph_entry_points_match_wheel_scripts_and_task_functions():
+    scripts = tomllib.loads((ROOT / "workloads" / "pyproject.toml").read_text())["project"]["scripts"]
+    used = {t.entry_point for j in JOBS.values() for t in j.tasks}
+    assert used == set(TASKS) == set(scripts)
+    for name, target in scripts.items():
+        module, fn = target.split(":")
+        assert module == "mlkit_workloads.entrypoint" and re.sub("-", "_", name.removeprefix("mlkit-")) == fn
+    for job in JOBS.values():
+        for t in job.tasks:
+            assert set(task_params(t)) == set(TASKS[t.entry_point][1])
+            assert task_key(t.entry_point) == t.key
+
+
+def test_local_environment_settings_load():
+    from mlkit.config import load_environment
+
+    cfg = load_environment("local", ROOT / "environments")
+    assert cfg.workloads.forecast.source.format == "synthetic"
+    assert cfg.workloads.classifier.source.format == "islp_default"

@@ -1,0 +1,206 @@
+"""The FastAPI app: predict, model info, health, readiness, metrics. Built by :func:`create_app`.
+
+Errors always have one shape, ``{"error": {status, code, message, field?, group?}}``; the message
+names the field (422) or the group (404/503). Routes are plain ``def``: the CPU work runs in the
+thread pool, so a cold group load never stalls the event loop for other groups' requests.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route annotations at runtime, and the
+# request model is generated (S.PredictRequest), so it must be a real object, not a string.
+import datetime as dt
+import logging
+import math
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..forecast.meta_model import UnknownGroup, canonical
+from .auth import ApiKeys
+from .inference_log import InferenceLogger
+from .metrics import render_metrics
+from .middleware import BodyLimit, StatusCounter, StatusCounts
+from .schema import ErrorResponse, ModelInfo, Schemas
+from .service import GroupLoadFailed, ModelService, NotReady
+from .settings import ServingSettings
+
+log = logging.getLogger("mlkit.serve")
+GROUP_PATH = r"^[^/]+(/[^/]+){%d}$"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 group: dict[str, str] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.group = status, code, message, field, group
+        self.headers = headers
+
+
+def _error_response(e: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"status": e.status, "code": e.code, "message": e.message}
+    if e.field is not None:
+        body["field"] = e.field
+    if e.group is not None:
+        body["group"] = e.group
+    return JSONResponse({"error": body}, status_code=e.status, headers=e.headers)
+
+
+def _field(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _finite(v: Any) -> Any:
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+ERRORS = {code: {"model": ErrorResponse, "description": desc} for code, desc in (
+    (401, "missing or invalid bearer token"), (404, "unknown group (the message names it)"),
+    (413, "body or batch over the configured limit"), (422, "malformed body or wrong type (names the field)"),
+    (503, "not ready, or this group's model failed to load (others keep serving)"))}
+
+
+def create_app(service: ModelService, schemas: Schemas, settings: ServingSettings, *, env: str, alias: str,
+               auth: ApiKeys | None, logger: InferenceLogger | None) -> FastAPI:
+    """``auth=None`` means open (local only; the caller says so at start)."""
+    S = schemas
+    counts = StatusCounts()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.stop()
+        if logger is not None:
+            counts = logger.close()
+            log.info("inference log closed: %s", counts)
+
+    app = FastAPI(title="mlkit scoring service", version="1", lifespan=lifespan,
+                  description=("Per-group forecast models served from the registry alias "
+                               f"`@{alias}`. Group models load on first use into a bounded LRU."))
+    bearer = HTTPBearer(auto_error=False, description="an API key from the environment's Key Vault")
+
+    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if auth is None:
+            return
+        if not auth.check(creds.credentials if creds else None):
+            raise ApiError(401, "unauthorized", "a valid bearer token is required (Authorization: Bearer <key>)",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+    guarded = [Depends(authorized)] if auth is not None else []
+    responses = {c: ERRORS[c] for c in ERRORS if c != 401 or auth is not None}
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return _error_response(e)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        # Framework errors in our one error shape. A body FastAPI cannot even decode is a 422 like bad JSON.
+        if e.status_code == 400 and "parsing the body" in str(e.detail):
+            return _error_response(ApiError(422, "invalid_request", "body: the body is not valid JSON", field="body"))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return _error_response(ApiError(e.status_code, code, str(e.detail), headers=getattr(e, "headers", None)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        errors = e.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field(first["loc"])
+        msg = first["msg"] if first.get("type") != "json_invalid" else "the body is not valid JSON"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        return _error_response(ApiError(422, "invalid_request", f"{field}: {msg}{more}", field=field))
+
+    def _current():
+        try:
+            return service.current
+        except NotReady as e:
+            raise ApiError(503, "not_ready", str(e), headers={"Retry-After": "5"}) from None
+
+    def _named(key: tuple[str, ...]) -> dict[str, str]:
+        return dict(zip(S.keys, key))
+
+    def _describe(key: tuple[str, ...]) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in zip(S.keys, key))
+
+    @app.post("/v1/predict", response_model=S.PredictResponse, responses=responses, dependencies=guarded,
+              summary="Predict for one or many rows of one group")
+    def predict(body: S.PredictRequest, request: Request, response: Response):  # type: ignore[valid-type]
+        started = time.perf_counter()
+        rid = request.headers.get("x-request-id", "")
+        rid = rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+        response.headers["X-Request-ID"] = rid
+        if len(body.rows) > settings.max_batch_rows:
+            raise ApiError(413, "batch_too_large",
+                           f"{len(body.rows)} rows; the limit is {settings.max_batch_rows} per request", field="rows")
+        lv = _current()
+        key = S.group_key(body)
+        try:
+            preds = service.predict(lv, key, S.rows_frame(body))
+        except UnknownGroup:
+            raise ApiError(404, "unknown_group", f"no model for group {_describe(key)} in {lv.name} version "
+                           f"{lv.version}", group=_named(key)) from None
+        except GroupLoadFailed as e:
+            raise ApiError(503, "group_unavailable", f"group {_describe(key)}: {e.reason}",
+                           group=_named(key), headers={"Retry-After": "30"}) from None
+        out = [_finite(float(p)) for p in preds]
+        if logger is not None:
+            logger.offer({"request_id": rid, "ts": dt.datetime.now(dt.timezone.utc).isoformat(), "env": env,
+                          "model_name": lv.name, "model_version": lv.version, "group_key": canonical(key),
+                          "group": _named(key), "inputs": S.rows_json(body), "outputs": out,
+                          "latency_ms": 1000 * (time.perf_counter() - started)})
+        return {"request_id": rid, "model": {"name": lv.name, "version": lv.version}, "group": _named(key),
+                "predictions": out}
+
+    @app.get("/v1/models/{group:path}", response_model=ModelInfo, responses=responses, dependencies=guarded,
+             summary=f"Version, trained-at and validation metrics of one group ({'/'.join(S.keys)})")
+    def model_info(group: str = Path(pattern=GROUP_PATH % (len(S.keys) - 1),
+                                     description=f"the group's keys joined by '/': {'/'.join(S.keys)}",
+                                     examples=["/".join(S.example_group)])):
+        parts = group.split("/")
+        if len(parts) != len(S.keys) or not all(parts):
+            raise ApiError(422, "invalid_request", f"group: expected {len(S.keys)} non-empty part(s) "
+                           f"{'/'.join('<' + k + '>' for k in S.keys)}, got {group!r}", field="group")
+        key = tuple(parts)
+        lv = _current()
+        try:
+            info = lv.models.group_info(key)
+        except UnknownGroup:
+            raise ApiError(404, "unknown_group", f"no model for group {_describe(key)} in {lv.name} version "
+                           f"{lv.version}", group=_named(key)) from None
+        metrics = {k: _finite(float(v)) if v is not None else None for k, v in (info.get("metrics") or {}).items()}
+        return ModelInfo(name=lv.name, version=lv.version, alias=alias, group=_named(key), status=info.get("status"),
+                         trained_at=str(info["trained_at"]) if info.get("trained_at") else None,
+                         run_id=info.get("run_id"), metrics=metrics, model_bytes=info.get("bytes"))
+
+    @app.get("/healthz", summary="Liveness: the process answers")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: a model version is loaded (and API keys, when required)",
+             responses={503: {"model": ErrorResponse, "description": "not ready; the message says why"}})
+    def readyz():
+        problems = [] if service.ready else [service.status]
+        if auth is not None and not auth.ready:
+            problems.append(auth.error or "API keys not loaded yet")
+        if problems:
+            raise ApiError(503, "not_ready", "; ".join(problems), headers={"Retry-After": "5"})
+        lv = service.current
+        return {"status": "ready", "model": {"name": lv.name, "version": lv.version}, "alias": alias}
+
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded,
+             summary="Prometheus text: requests, model cache, inference-log delivery and drops")
+    def metrics():
+        return PlainTextResponse(render_metrics(counts, service, logger),
+                                 media_type="text/plain; version=0.0.4")
+
+    # Added last = outermost: the counter also sees the 413s that the body limit answers itself.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StatusCounter, counts=counts)
+    return app

@@ -1,0 +1,102 @@
+"""Assemble the service from settings, and the container's entry point (``mlkit-serve``).
+
+``build`` is shared by ``mlkit serve --env local`` (kit CLI) and the AKS container: the caller
+decides the tracking URI, the inference-log sink and whether the API is open (local only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import WorkloadSettings
+from .auth import ApiKeys, key_vault_fetch
+from .inference_log import InferenceLogger, Sink
+from .registry import RegistrySource
+from .schema import Schemas
+from .service import ModelService
+from .settings import ServingSettings
+
+log = logging.getLogger("mlkit.serve")
+
+
+def serving_settings(ws: WorkloadSettings) -> ServingSettings:
+    # Until the environment schema carries `workloads.serving`, the defaults apply.
+    return getattr(ws, "serving", None) or ServingSettings()
+
+
+@dataclass
+class Built:
+    app: object
+    service: ModelService
+    logger: InferenceLogger | None
+    settings: ServingSettings
+
+
+def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str | None,
+          sink: Sink | None, auth: ApiKeys | None, registry_uri: str | None = None,
+          serving: ServingSettings | None = None) -> Built:
+    from .app import create_app
+
+    ss = serving or serving_settings(ws)
+    cols = ws.forecast.columns
+    name = ss.registered_model or ws.forecast.registered_model
+    source = RegistrySource(name, ss.alias, cache_dir, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    service = ModelService(source, list(cols.group_keys), list(cols.features), cols.timestamp,
+                           ss.lru_max_models, ss.lru_max_bytes, ss.alias_poll_seconds, ss.preload_groups).start()
+    example = service.current.models.groups()[0] if service.ready and service.current.models.groups() else None
+    schemas = Schemas(list(cols.group_keys), cols.timestamp, list(cols.features), ss.max_batch_rows, example)
+    logger = None
+    if sink is not None and ss.inference_log.enabled:
+        il = ss.inference_log
+        logger = InferenceLogger(sink, il.queue_size, il.batch_size, il.flush_seconds, il.max_retries,
+                                 il.retry_backoff_seconds).start()
+    app = create_app(service, schemas, ss, env=env, alias=ss.alias, auth=auth, logger=logger)
+    return Built(app, service, logger, ss)
+
+
+def _required_env(name: str, why: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"mlkit-serve: set {name} ({why})")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Container entry point. Cloud only: API keys from Key Vault, inference log to Event Hubs."""
+    import uvicorn
+
+    p = argparse.ArgumentParser(prog="mlkit-serve", description="mlkit scoring service (AKS container)")
+    p.add_argument("--env", required=True)
+    p.add_argument("--settings", required=True, help="workload settings JSON (the environment's workloads section)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        ws = WorkloadSettings.model_validate(json.loads(Path(a.settings).read_text()))
+    except (OSError, ValueError) as e:
+        sys.exit(f"mlkit-serve: {a.settings}: {e}")
+    ss = serving_settings(ws)
+    if ss.auth.mode == "none":
+        sys.exit("mlkit-serve: workloads.serving.auth.mode is 'none'; the container never runs open "
+                 "(use `mlkit serve --env local` for an open local service)")
+    vault = _required_env("MLKIT_KEY_VAULT_URI", "the Key Vault holding the API keys")
+    auth = ApiKeys(key_vault_fetch(vault, ss.auth.api_key_secret), ss.auth.refresh_seconds,
+                   describe=f"secret {ss.auth.api_key_secret!r} in {vault}")
+    auth.refresh()
+    sink = None
+    if ss.inference_log.enabled:
+        from .sinks import EventHubSink
+
+        sink = EventHubSink(_required_env("MLKIT_EVENTHUB_NAMESPACE", "fully qualified Event Hubs namespace"),
+                            _required_env("MLKIT_EVENTHUB_NAME", "the inference-log hub"))
+    built = build(ws, env=a.env, cache_dir=Path(os.environ.get("MLKIT_MODEL_CACHE", "/tmp/mlkit-models")),
+                  tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"), registry_uri=os.environ.get("MLFLOW_REGISTRY_URI"),
+                  sink=sink, auth=auth)
+    uvicorn.run(built.app, host=a.host, port=a.port or ss.port, log_level="info", access_log=False)

@@ -1,0 +1,117 @@
+"""Request and response models, generated from the configured feature schema.
+
+Field names come from the environment (``workloads.forecast.columns``), so the models are built
+at start with ``create_model``; each column is an alias of a safe Python name, which keeps odd
+column names (spaces, dashes) working. Unknown fields are refused: a typo in a feature name is a
+422 naming it, not a silently missing feature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
+
+# pandas timestamps end in 2262; far dates would overflow the calendar features.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+YEAR_PATTERN = r"^(19[0-9]{2}|2[01][0-9]{2}|2200)-"
+
+
+def _string_only(v: Any) -> Any:
+    # Lax pydantic would read a number as a Unix time; the schema says string, so refuse it.
+    if not isinstance(v, str):
+        raise ValueError("must be a date-time string like '2024-06-01T00:00:00Z' (or a date '2024-06-01')")
+    return v
+
+
+def _in_range(v: dt.datetime) -> dt.datetime:
+    if not MIN_YEAR <= v.year <= MAX_YEAR:
+        raise ValueError(f"year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return v
+
+
+# One type, not date | datetime: a union would put its member names into the error's field path.
+# pydantic's datetime also accepts a plain date ("2024-06-01" = midnight); naive means UTC.
+Stamp = Annotated[dt.datetime, BeforeValidator(_string_only), AfterValidator(_in_range), WithJsonSchema(
+    {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN,
+     "description": f"date-time (naive = UTC) or date, years {MIN_YEAR}-{MAX_YEAR}"})]
+# Strict: a JSON number or null. Lax mode would turn true/"1.5" into floats the schema does not allow.
+Feature = Annotated[float | None, Field(allow_inf_nan=False, strict=True)]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class ErrorBody(BaseModel):
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    group: dict[str, str] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str
+    group: dict[str, str]
+    status: str | None = None
+    trained_at: str | None = None
+    run_id: str | None = None
+    metrics: dict[str, float | None] = {}
+    model_bytes: int | None = None
+
+
+class Schemas:
+    """The generated models plus the column mapping between aliases and attribute names."""
+
+    def __init__(self, keys: list[str], timestamp: str, features: list[str], max_batch_rows: int,
+                 example_group: tuple[str, ...] | None = None):
+        self.keys, self.timestamp, self.features = keys, timestamp, features
+        self.key_attr = {k: f"k{i}" for i, k in enumerate(keys)}
+        self.feature_attr = {f: f"f{i}" for i, f in enumerate(features)}
+        self.example_group = tuple(example_group) if example_group else tuple(f"{k}-1" for k in keys)
+        group_example = dict(zip(keys, self.example_group))
+        row_example = {timestamp: f"{dt.date.today().isoformat()}T00:00:00Z", **{f: 0.0 for f in features}}
+        strict = ConfigDict(extra="forbid", populate_by_name=False)
+
+        self.Group = create_model(
+            "Group", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [group_example]}),
+            **{a: (str, Field(alias=k, min_length=1, max_length=200)) for k, a in self.key_attr.items()})
+        self.Row = create_model(
+            "Row", __config__=ConfigDict(**strict, json_schema_extra={"examples": [row_example]}),
+            ts=(Stamp, Field(alias=timestamp, description="the period to predict: a date-time (naive = UTC) or a date")),
+            **{a: (Feature, Field(alias=f, description=f"feature {f!r}; null if unknown"))
+               for f, a in self.feature_attr.items()})
+        request_example = {"group": group_example, "rows": [row_example]}
+        self.PredictRequest = create_model(
+            "PredictRequest", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [request_example]}),
+            group=(self.Group, Field(description=f"the group: {', '.join(keys)}")),
+            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows of one group")))
+        self.PredictResponse = create_model(
+            "PredictResponse",
+            request_id=(str, ...), model=(ModelRef, ...), group=(dict[str, str], ...),
+            predictions=(list[float | None], Field(description="one per row, in order")))
+
+    def group_key(self, req: Any) -> tuple[str, ...]:
+        return tuple(getattr(req.group, self.key_attr[k]) for k in self.keys)
+
+    def rows_frame(self, req: Any):
+        import pandas as pd
+
+        data: dict[str, list] = {self.timestamp: [r.ts for r in req.rows]}
+        for f, a in self.feature_attr.items():
+            data[f] = [getattr(r, a) for r in req.rows]
+        return pd.DataFrame(data)
+
+    def rows_json(self, req: Any) -> list[dict[str, Any]]:
+        return [r.model_dump(mode="json", by_alias=True) for r in req.rows]

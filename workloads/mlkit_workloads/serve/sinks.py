@@ -1,0 +1,108 @@
+"""Where inference events go: a local Delta table (``local``) or Azure Event Hubs (cloud).
+
+Both take a batch and either deliver all of it or raise; the logger does retries and counting.
+The Delta table's schema is what the monitoring job reads; Event Hubs gets the same event as
+JSON (one message per event), so a capture or stream of it lands the same columns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .inference_log import to_json
+
+# Column -> how it is stored. Nested inputs/outputs stay JSON text: the feature set is per model.
+EVENT_COLUMNS = ("request_id", "ts", "env", "model_name", "model_version", "group_key", "group", "n_rows",
+                 "inputs", "outputs", "latency_ms")
+
+
+def event_table(events: list[dict[str, Any]]):
+    import pyarrow as pa
+
+    ts = pa.array([e["ts"] for e in events], pa.string()).cast(pa.timestamp("us", tz="UTC"))
+    return pa.table({
+        "request_id": pa.array([e["request_id"] for e in events], pa.string()),
+        "ts": ts,
+        "env": pa.array([e["env"] for e in events], pa.string()),
+        "model_name": pa.array([e["model_name"] for e in events], pa.string()),
+        "model_version": pa.array([str(e["model_version"]) for e in events], pa.string()),
+        "group_key": pa.array([e["group_key"] for e in events], pa.string()),
+        "group": pa.array([json.dumps(e["group"]) for e in events], pa.string()),
+        "n_rows": pa.array([len(e["outputs"]) for e in events], pa.int64()),
+        "inputs": pa.array([json.dumps(e["inputs"], default=str) for e in events], pa.string()),
+        "outputs": pa.array([json.dumps(e["outputs"]) for e in events], pa.string()),
+        "latency_ms": pa.array([float(e["latency_ms"]) for e in events], pa.float64()),
+    })
+
+
+class DeltaSink:
+    """Appends each batch as one Delta commit (delta-rs): versioned, readable by Spark and pandas."""
+
+    name = "delta"
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+
+    def send(self, events: list[dict[str, Any]]) -> None:
+        from deltalake import write_deltalake
+
+        write_deltalake(self.path, event_table(events), mode="append")
+
+    def close(self) -> None:
+        pass
+
+
+def pack(events: Iterable[dict[str, Any]], new_batch: Callable[[], Any]) -> list[Any]:
+    """Events -> as few EventDataBatch objects as fit (each under the hub's message size limit)."""
+    from azure.eventhub import EventData
+
+    batches: list[Any] = []
+    current = None
+    for event in events:
+        data = EventData(to_json(event))
+        data.content_type = "application/json"
+        for _ in range(2):
+            if current is None:
+                current = new_batch()
+                batches.append(current)
+            try:
+                current.add(data)
+                break
+            except ValueError:  # batch full: start a new one; an event alone too big is an error
+                if len(current) == 0:
+                    raise ValueError(f"inference event {event.get('request_id')} is larger than one Event Hubs "
+                                     f"message ({current.max_size_in_bytes} bytes)") from None
+                current = None
+    return batches
+
+
+class EventHubSink:
+    """Azure Event Hubs with Entra ID (DefaultAzureCredential: the pod's workload identity).
+
+    The namespace has local (SAS) auth disabled, so there is no connection string anywhere.
+    ``retry_total=0``: the logger owns retries and counting; the SDK must not retry on its own
+    behind its back (a request would never be stuck on it either way, the sender is a thread).
+    """
+
+    name = "eventhubs"
+
+    def __init__(self, fully_qualified_namespace: str, eventhub_name: str, credential=None,
+                 client_factory: Callable[..., Any] | None = None, **client_kwargs: Any):
+        from azure.eventhub import EventHubProducerClient
+
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        factory = client_factory or EventHubProducerClient
+        self.client = factory(fully_qualified_namespace=fully_qualified_namespace, eventhub_name=eventhub_name,
+                              credential=credential, retry_total=0, **client_kwargs)
+
+    def send(self, events: list[dict[str, Any]]) -> None:
+        for batch in pack(events, self.client.create_batch):
+            self.client.send_batch(batch)
+
+    def close(self) -> None:
+        self.client.close()
