@@ -185,13 +185,15 @@ class Network(Strict):
     databricks_host_prefix: str = "10.40.0.0/22"
     databricks_container_prefix: str = "10.40.4.0/22"
     private_endpoints_prefix: str = "10.40.8.0/24"
+    aks_nodes_prefix: str = "10.40.16.0/20"
 
     @model_validator(mode="after")
     def _cidrs(self) -> "Network":
         import ipaddress
 
         nets = {}
-        for f in ("address_space", "databricks_host_prefix", "databricks_container_prefix", "private_endpoints_prefix"):
+        for f in ("address_space", "databricks_host_prefix", "databricks_container_prefix", "private_endpoints_prefix",
+                  "aks_nodes_prefix"):
             try:
                 nets[f] = ipaddress.ip_network(getattr(self, f))
             except ValueError:
@@ -413,6 +415,12 @@ class EnvironmentConfig(Strict):
                 if pool.node_type not in self.databricks.cluster_policy.allowed_node_types:
                     raise ValueError(f"instance pool {pname!r} uses {pool.node_type!r}, "
                                      f"which cluster_policy.allowed_node_types does not allow")
+            if not self.storage.public_network_access and not self.network.private:
+                raise ValueError("storage.public_network_access: false needs network.private: true "
+                                 "(the jobs and the scoring service would have no way to reach the account)")
+            if not self.container_registry.public_network_access and not self.network.private:
+                raise ValueError("container_registry.public_network_access: false needs network.private: true "
+                                 "(AKS pulls the scoring image through the registry's private endpoint)")
             if not self.databricks.public_network_access and not self.network.private:
                 raise ValueError("databricks.public_network_access: false needs network.private: true "
                                  "(Azure requires VNet injection and a private endpoint for it)")

@@ -89,6 +89,14 @@ class PlatformStack(TerraformStack):
             self, "log-analytics", name=names.log_analytics_workspace, resource_group_name=rg, location=loc,
             sku="PerGB2018", retention_in_days=30, tags=tags)
 
+        net = cfg.network
+        self.network = PrivateNetwork(self, "network", PrivateNetworkProps(
+            names=names, resource_group_name=rg, location=loc, tags=tags, address_space=net.address_space,
+            databricks_host_prefix=net.databricks_host_prefix,
+            databricks_container_prefix=net.databricks_container_prefix,
+            private_endpoints_prefix=net.private_endpoints_prefix,
+            aks_nodes_prefix=net.aks_nodes_prefix)) if net.private else None
+
         groups = cfg.principals.groups
         self.aks = ScoringCluster(self, "aks", ScoringClusterProps(
             name=names.kubernetes_cluster, dns_prefix=names.kubernetes_dns_prefix, resource_group_name=rg,
@@ -98,8 +106,11 @@ class PlatformStack(TerraformStack):
             max_count=cfg.aks.max_count, os_disk_size_gb=cfg.aks.os_disk_size_gb, sku_tier=cfg.aks.sku_tier,
             admin_group_object_ids=(groups[cfg.aks.admin_group],) if cfg.aks.admin_group else (),
             authorized_ip_ranges=tuple(cfg.aks.authorized_ip_ranges), private_cluster=cfg.aks.private_cluster,
-            log_analytics_workspace_id=self.log_analytics.id))
+            log_analytics_workspace_id=self.log_analytics.id,
+            vnet_subnet_id=self.network.aks_subnet.id if self.network else None))
         self.registry.grant_pull("aks-kubelet-acr-pull", self.aks.kubelet_object_id)
+        if self.network:
+            self.network.grant_aks_subnet("aks-subnet-network", self.aks.cluster.identity.principal_id)
 
         self.event_hubs = InferenceLogHub(self, "event-hubs", InferenceLogHubProps(
             namespace_name=names.eventhub_namespace, hub_name=names.eventhub_inference_logs,
@@ -119,13 +130,6 @@ class PlatformStack(TerraformStack):
         self.storage.grant_blob_read("scoring-models-read", scoring, SCORING_MODELS_CONTAINER)
         self.event_hubs.grant_send("scoring-inference-logs-send", scoring)
         self._grant_key_vault()
-
-        net = cfg.network
-        self.network = PrivateNetwork(self, "network", PrivateNetworkProps(
-            names=names, resource_group_name=rg, location=loc, tags=tags, address_space=net.address_space,
-            databricks_host_prefix=net.databricks_host_prefix,
-            databricks_container_prefix=net.databricks_container_prefix,
-            private_endpoints_prefix=net.private_endpoints_prefix)) if net.private else None
 
         self.workspace = MlWorkspace(self, "databricks", MlWorkspaceProps(
             name=names.databricks_workspace, managed_resource_group_name=names.databricks_managed_resource_group,

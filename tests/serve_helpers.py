@@ -59,19 +59,24 @@ def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tup
 
 def register(tracking_uri: str, name: str, bundle: Path, alias: str | None = "champion",
              train_table: str | None = None, train_version: int | None = None) -> str:
-    """Log the bundle as the training job does and register it; returns the version."""
+    """Log the bundle as the training job does and register it; returns the version.
+    The process-wide tracking URI is restored afterwards (other tests' fixtures own it)."""
     import mlflow
 
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
-    exp_id = experiment_in(Path(tracking_uri.removeprefix("sqlite:///")).parent)
-    with mlflow.start_run(experiment_id=exp_id):
-        if train_table:
-            mlflow.log_params({"data_table": train_table, "data_table_version": train_version})
-        info = mlflow.pyfunc.log_model(name="model", python_model=ManyModels(), artifacts={"bundle": str(bundle)},
-                                       pip_requirements=["xgboost", "pandas"], registered_model_name=name)
-    version = str(info.registered_model_version)
-    if alias:
-        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    try:
+        exp_id = experiment_in(Path(tracking_uri.removeprefix("sqlite:///")).parent)
+        with mlflow.start_run(experiment_id=exp_id) as run:
+            if train_table:
+                mlflow.log_params({"data_table": train_table, "data_table_version": train_version})
+            info = mlflow.pyfunc.log_model(name="model", python_model=ManyModels(), artifacts={"bundle": str(bundle)},
+                                           pip_requirements=["xgboost", "pandas"], registered_model_name=name)
+        version = str(info.registered_model_version)
+        if alias:
+            mlflow.MlflowClient(tracking_uri).set_registered_model_alias(name, alias, version)
+    finally:
+        mlflow.set_tracking_uri(previous)
     return version
 
 
@@ -106,8 +111,12 @@ def registry_dir() -> Path:
 
     d = Path(tempfile.mkdtemp(prefix="mlkit-serve-test-"))
     atexit.register(shutil.rmtree, d, True)
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(sqlite_uri(d))
-    experiment_in(d)
+    try:
+        experiment_in(d)
+    finally:
+        mlflow.set_tracking_uri(previous)
     return d
 
 

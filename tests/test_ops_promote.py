@@ -52,6 +52,11 @@ def servers(tmp_path_factory):
                     if proc.poll() is not None or time.time() > deadline:
                         pytest.fail(f"mlflow server {uri} did not start: {(root / 'a.log').read_text()[-2000:]}")
                     time.sleep(0.3)
+        # The first API call creates the database tables: do it for both servers at once.
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda u: urllib.request.urlopen(
+                f"{u}/api/2.0/mlflow/experiments/search?max_results=1", timeout=300).read(), uris))
         yield uris
     finally:
         for p in procs:
@@ -187,8 +192,9 @@ def test_stale_lock_is_refused_until_updated(servers, tmp_path):
     # stla moves on (new deploy, new champion) after stlb's lock was reviewed.
     v2 = train(src, "stla", "stlafc", True, "two", tmp_path)
     release(src, cfg, "d" * 40)
-    with pytest.raises(PromotionRefused, match=r"stlb.lock.json is stale: it pins stla release .* \(git cccccccccccc, "
-                                               r"stlacl v1, stlafc v1\), stla's current release is .* \(git dddddddddddd, stlacl v1, stlafc v2\)"):
+    stale = (r"stlb.lock.json is stale: it pins stla release .* \(git cccccccccccc, stlacl v1, stlafc v1\), "
+             r"stla's current release is .* \(git dddddddddddd, stlacl v1, stlafc v2\)")
+    with pytest.raises(PromotionRefused, match=stale):
         run_promote(envs, "stla", "stlb", servers)
     assert client(servers[1]).get_model_version_by_alias("stlafc", "champion").tags[PROMOTED_FROM] == "stla/stlafc/1"
     res = run_promote(envs, "stla", "stlb", servers, update_lock=True)

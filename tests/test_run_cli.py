@@ -42,3 +42,15 @@ def test_run_refuses_bad_requests_before_starting_anything(args, message):
     result = CliRunner().invoke(app, ["run", "--environments", str(ROOT / "environments"), *args])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_entry_point_reports_bad_settings_without_traceback(tmp_path, capsys):
+    from mlkit_workloads.entrypoint import main
+
+    bad = tmp_path / "settings.json"
+    bad.write_text('{"forecast": {"season_lenght": 7}}')
+    assert main("mlkit-train-many", ["--env", "dev", "--settings", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid workload settings" in err and "season_lenght" in err and "Traceback" not in err
+    assert main("mlkit-ingest", ["--env", "dev", "--settings", str(tmp_path / "nope.json"), "--dataset", "forecast"]) == 1
+    assert "cannot read settings file" in capsys.readouterr().err

@@ -163,7 +163,7 @@ def _expected_names(names: Names, private_network: bool) -> set[str]:
     network = {
         names.virtual_network, names.network_security_group("databricks"), names.network_security_group("endpoints"),
         names.subnet("dbw-host"),
-        names.subnet("dbw-container"), names.subnet("endpoints"), *PRIVATE_DNS_ZONES.values(),
+        names.subnet("dbw-container"), names.subnet("endpoints"), names.subnet("aks"), names.network_security_group("aks"), *PRIVATE_DNS_ZONES.values(),
         *(names.private_endpoint(t) for t in ("dbw", "kv", "st-dfs", "st-blob", "cr", "evhns")),
     } if private_network else set()
     return network | {
@@ -220,14 +220,17 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
     identity = next(iter(doc["resource"]["azurerm_user_assigned_identity"]))
     grants = {}
     for ra in resources(doc, "azurerm_role_assignment"):
-        who = "scoring" if identity in ra["principal_id"] else ("kubelet" if "kubelet_identity" in ra["principal_id"]
-                                                                  else ra["principal_id"])
+        pid = ra["principal_id"]
+        who = ("scoring" if identity in pid else "kubelet" if "kubelet_identity" in pid
+               else "cluster" if ".identity[0].principal_id" in pid or ".identity.0.principal_id" in pid else pid)
         target = ra["scope"].split(".")[0].removeprefix("${")
         grants.setdefault(who, set()).add((ra["role_definition_name"], target))
     assert grants == {
         "scoring": {("AcrPull", "azurerm_container_registry"), ("Storage Blob Data Reader", "azurerm_storage_container"),
                     ("Azure Event Hubs Data Sender", "azurerm_eventhub")},
         "kubelet": {("AcrPull", "azurerm_container_registry")},
+        # VNet-integrated clusters (private network) also manage their own node subnet, nothing else.
+        **({"cluster": {("Network Contributor", "azurerm_subnet")}} if synthesized["configs"][env].network.private else {}),
     }
     models = [a for a, c in doc["resource"]["azurerm_storage_container"].items() if c["name"] == "models"]
     reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"].startswith("Storage")]
@@ -352,6 +355,13 @@ def test_private_workspace_is_vnet_injected_with_private_endpoints(synthesized, 
     assert zones == set(PRIVATE_DNS_ZONES.values())
     assert endpoints["vault"]["private_service_connection"]["private_connection_resource_id"].startswith(
         "${azurerm_key_vault.")
+    # AKS nodes sit in the VNet (the registry's public access is off there) and the cluster
+    # identity may manage that subnet only.
+    aks, = resources(doc, "azurerm_kubernetes_cluster")
+    aks_subnet = aks["default_node_pool"]["vnet_subnet_id"]
+    assert aks_subnet.startswith("${azurerm_subnet.network_subnet-aks")
+    network_roles = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"] == "Network Contributor"]
+    assert [r["scope"] for r in network_roles] == [aks_subnet]
 
 
 def test_dev_has_no_private_network(synthesized) -> None:

@@ -89,7 +89,9 @@ def test_input_azure_would_reject_is_a_clean_error(tmp_path) -> None:
     envs = _environments_copy(tmp_path)
     text = (envs / "dev.yaml").read_text()
     assert "  public_network_access: true\n" in text  # dev's registry: Basic and public
-    (envs / "dev.yaml").write_text(text.replace("  public_network_access: true\n", "  public_network_access: false\n", 1))
+    # Private network on, so the config accepts a private registry and the stack's own check speaks.
+    (envs / "dev.yaml").write_text(text.replace("  public_network_access: true\n", "  public_network_access: false\n", 1)
+                                   + "network:\n  private: true\n")
     result = runner.invoke(app, ["synth", "--env", "dev", "--environments", str(envs), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "container_registry.sku" in result.output and "Premium" in result.output

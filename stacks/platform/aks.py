@@ -50,6 +50,8 @@ class ScoringClusterProps:
     authorized_ip_ranges: tuple[str, ...] = ()
     private_cluster: bool = False
     log_analytics_workspace_id: str | None = None  # Container Insights (logs and metrics to Azure Monitor)
+    # Nodes in the platform VNet: they reach the registry, storage, vault and hub via private endpoints.
+    vnet_subnet_id: str | None = None
 
 
 def os_disk_type(vm_size: str, os_disk_size_gb: int) -> str:
@@ -86,6 +88,7 @@ class ScoringCluster(Construct):
                 # feature Microsoft.Compute/EncryptionAtHost registered once (az feature register).
                 host_encryption_enabled=True,
                 node_public_ip_enabled=False,
+                vnet_subnet_id=props.vnet_subnet_id,
                 upgrade_settings=KubernetesClusterDefaultNodePoolUpgradeSettings(max_surge="10%"),
                 tags=props.tags,
             ),

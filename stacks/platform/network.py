@@ -24,6 +24,7 @@ from cdktn_provider_azurerm.virtual_network import VirtualNetwork
 from constructs import Construct
 
 from ..naming import PRIVATE_DNS_ZONES, Names
+from .roles import NETWORK_CONTRIBUTOR, assign_role
 
 # Actions Azure Databricks needs on its delegated subnets (from the VNet-injection docs).
 _DATABRICKS_DELEGATION_ACTIONS = [
@@ -42,6 +43,7 @@ class PrivateNetworkProps:
     databricks_host_prefix: str
     databricks_container_prefix: str
     private_endpoints_prefix: str
+    aks_nodes_prefix: str
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -82,6 +84,15 @@ class PrivateNetwork(Construct):
             resource_group_name=props.resource_group_name, location=props.location, tags=props.tags)
         SubnetNetworkSecurityGroupAssociation(
             self, "nsg-endpoints", subnet_id=self.endpoints_subnet.id, network_security_group_id=self.endpoints_nsg.id)
+        # AKS nodes join the VNet so image pulls and model reads go through the private endpoints.
+        self.aks_subnet = Subnet(
+            self, "subnet-aks", name=n.subnet("aks"), resource_group_name=props.resource_group_name,
+            virtual_network_name=self.vnet.name, address_prefixes=[props.aks_nodes_prefix])
+        self.aks_nsg = NetworkSecurityGroup(
+            self, "aks-nsg", name=n.network_security_group("aks"),
+            resource_group_name=props.resource_group_name, location=props.location, tags=props.tags)
+        SubnetNetworkSecurityGroupAssociation(
+            self, "nsg-aks", subnet_id=self.aks_subnet.id, network_security_group_id=self.aks_nsg.id)
         self.databricks = DatabricksSubnets(
             virtual_network_id=self.vnet.id,
             host_subnet_name=host[0].name, container_subnet_name=container[0].name,
@@ -98,6 +109,11 @@ class PrivateNetwork(Construct):
         assoc = SubnetNetworkSecurityGroupAssociation(
             self, f"nsg-{purpose}", subnet_id=subnet.id, network_security_group_id=self.databricks_nsg.id)
         return subnet, assoc
+
+    def grant_aks_subnet(self, id_: str, cluster_principal_id: str):
+        """The cluster identity manages load balancers and NICs in the node subnet (and only there)."""
+        return assign_role(self, id_, role=NETWORK_CONTRIBUTOR, resource_id=self.aks_subnet.id,
+                           principal_id=cluster_principal_id)
 
     def _zone(self, subresource: str) -> PrivateDnsZone:
         if subresource not in self._zones:

@@ -9,6 +9,8 @@ from constructs import Construct
 ACR_PULL = "AcrPull"
 STORAGE_BLOB_DATA_READER = "Storage Blob Data Reader"
 EVENT_HUBS_DATA_SENDER = "Azure Event Hubs Data Sender"
+# AKS's own identity manages load balancer IPs and NICs in a subnet we bring (VNet-integrated nodes).
+NETWORK_CONTRIBUTOR = "Network Contributor"
 
 
 def assign_role(scope: Construct, id_: str, *, role: str, resource_id: str, principal_id: str) -> RoleAssignment:

@@ -74,8 +74,8 @@ class DataLakeStorage(Construct):
                  "The account is an ADLS Gen2 data lake: no queues are used, so queue logging would record nothing.")
         suppress(self.account, "CKV_AZURE_59",
                  "checkov 3.3 reads the azurerm 4.x attribute public_network_access_enabled; azurerm 5.x uses "
-                 "public_network_access, set from storage.public_network_access. The scoring pods on AKS (not "
-                 "VNet-integrated) read models over the public endpoint, Entra ID only (shared keys off).")
+                 "public_network_access, set from storage.public_network_access: off where network.private is on "
+                 "(AKS and Databricks then reach the account through private endpoints), on in dev, Entra ID only.")
         self.containers: dict[str, StorageContainer] = {
             name: StorageContainer(
                 self, f"container-{name}",

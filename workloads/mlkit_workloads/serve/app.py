@@ -195,6 +195,7 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
         return {"status": "ready", "model": {"name": lv.name, "version": lv.version}, "alias": alias}
 
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded,
+             responses={c: ERRORS[c] for c in (401,) if auth is not None},
              summary="Prometheus text: requests, model cache, inference-log delivery and drops")
     def metrics():
         return PlainTextResponse(render_metrics(counts, service, logger),

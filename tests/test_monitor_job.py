@@ -1,0 +1,135 @@
+"""The monitoring job on real local engines: the service logs to Delta, the job reads it back,
+compares with the training table version recorded by the model's run, writes table + report."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+from serve_helpers import KEYS, make_bundle, register, registry_dir, sqlite_uri, training_frame
+
+from mlkit_workloads.context import LocalTaskContext
+from mlkit_workloads.errors import WorkloadError
+from mlkit_workloads.monitor import job as monitor
+from mlkit_workloads.monitor.psi import distribution, psi
+from mlkit_workloads.monitor.settings import MonitoringSettings
+from mlkit_workloads.runtime import Runtime
+from mlkit_workloads.serve.runner import build
+from mlkit_workloads.serve.settings import ServingSettings
+from mlkit_workloads.serve.sinks import DeltaSink
+from mlkit_workloads.settings import Tracking, WorkloadSettings
+from mlkit_workloads.tables import DeltaRsStore
+
+
+def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 1, 5000)
+    assert psi(ref, rng.normal(0, 1, 5000)) < 0.02
+    assert psi(ref, rng.normal(1, 1, 5000)) > 0.25
+    flags = (rng.random(5000) < 0.2).astype(float)
+    assert psi(flags, (rng.random(1000) < 0.2).astype(float)) < 0.02
+    assert psi(flags, np.ones(1000)) > 1.0
+
+
+def test_psi_counts_missing_and_unseen_values_as_their_own_bins():
+    ref = np.array([0.0, 1.0] * 50)
+    shares = distribution(np.array([0.0, 1.0, 2.0, np.nan]), ref, 10)
+    assert shares.tolist() == [0.25, 0.25, 0.25, 0.25]  # value 0, value 1, unseen, missing
+    assert psi(ref, np.full(100, np.nan)) > 1.0  # a feature that starts arriving as null is drift
+    assert np.isnan(psi(ref, np.array([])))
+
+
+@pytest.fixture()
+def local_tracking(tmp_path):
+    """The job uses the process-wide tracking URI (as under `mlkit run`); give it the test registry."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(sqlite_uri(registry_dir()))
+    name = f"/Shared/mlkit-monitor-test-{tmp_path.name}"
+    mlflow.create_experiment(f"{name}/monitor", artifact_location=(tmp_path / "mlartifacts").as_uri())
+    yield name
+    mlflow.set_tracking_uri(previous)
+
+
+def _training_table(store: DeltaRsStore) -> int:
+    frames = []
+    for i, item in enumerate(["I00", "I01", "I02"]):
+        frames.append(training_frame(seed=i).assign(store="S00", item=item))
+    return store.append("forecast_sales", pd.concat(frames, ignore_index=True))
+
+
+def test_monitor_flags_feature_and_group_drift(tmp_path, local_tracking):
+    store = DeltaRsStore(tmp_path / "tables")
+    (tmp_path / "tables").mkdir()
+    table_version = _training_table(store)
+    bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3)
+    name = f"forecast_monitor_{tmp_path.name[-12:]}"
+    version = register(sqlite_uri(registry_dir()), name, bundle, train_table="forecast_sales",
+                       train_version=table_version)
+
+    built = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                  sink=DeltaSink(Path(store.path("inference_log"))), auth=None,
+                  serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
+    train = store.read_pandas("forecast_sales", table_version)
+    with TestClient(built.app) as c:
+        for item, promo_always in (("I00", False), ("I01", True)):
+            rows = train[train["item"] == item].head(80)
+            payload = [{"date": d.isoformat(), "promo": 1.0 if promo_always else float(p), "holiday": float(h)}
+                       for d, p, h in zip(rows["date"], rows["promo"], rows["holiday"])]
+            for chunk in range(0, 80, 20):  # several requests per group, as clients would send
+                r = c.post("/v1/predict", json={"group": {"store": "S00", "item": item}, "rows": payload[chunk:chunk + 20]})
+                assert r.status_code == 200, r.text
+    assert built.logger.counts()["delivered"] == 8
+
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=local_tracking))
+    ctx = LocalTaskContext("monitor")
+    rt = Runtime(env="local", settings=settings, spark=None, tables=store, context=ctx)
+    out = monitor.run(rt)
+
+    assert out["served_rows"] == 160 and out["model_versions"] == [version]
+    assert out["drifted_features"] == ["promo"]  # promo forced to 1 for half the traffic; holiday untouched
+    assert out["drifted_groups"] == ["S00/I01"]  # its predictions moved up with the promo; I00 replays training
+    results = DeltaTable(store.path("monitoring_results")).to_pandas()
+    feats = results[results.kind == "feature"].set_index("subject")
+    assert feats.loc["promo", "psi"] > 0.2 and feats.loc["holiday", "psi"] < 0.2
+    assert feats.loc["promo", "n_cur"] == 160 and feats.loc["promo", "n_ref"] == len(train)
+    groups = results[results.kind == "prediction"].set_index("subject")
+    assert set(groups.index) == {"S00/I00", "S00/I01"}  # I02 served nothing: no verdict invented
+    assert groups.loc["S00/I00", "verdict"] == "ok" and groups.loc["S00/I01", "verdict"] == "drift"
+
+    report = Path(out["report"])
+    text = report.read_text()
+    assert "DRIFT: feature promo, group S00/I01" in text and f"version {version}" in text
+    pngs = sorted(report.parent.glob("*.png"))
+    assert [p.name for p in pngs] == sorted([f"v{version}_feature_promo.png", f"v{version}_feature_holiday.png",
+                                             f"v{version}_prediction_psi_by_group.png"])
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert all(f"]({p.name})" in text for p in pngs)
+    arts = mlflow.MlflowClient().list_artifacts(out["mlflow_run_id"], "monitoring_report")
+    assert "monitoring_report/report.md" in {a.path for a in arts}
+    assert ctx.get("monitor", "drifted_features") == ["promo"]
+
+
+def test_monitor_can_fail_the_run_on_drift_and_names_missing_inputs(tmp_path, local_tracking):
+    store = DeltaRsStore(tmp_path / "tables")
+    (tmp_path / "tables").mkdir()
+    rt = Runtime(env="local", settings=WorkloadSettings(), spark=None, tables=store, context=LocalTaskContext("m"))
+    with pytest.raises(WorkloadError, match="no inference log yet"):
+        monitor.run(rt)
+    # An event from a model whose run recorded no training table: the error says which version and why.
+    name = f"forecast_norun_{tmp_path.name[-12:]}"
+    version = register(sqlite_uri(registry_dir()), name, make_bundle(tmp_path / "bundle", 1))
+    DeltaSink(store.path("inference_log")).send([{
+        "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
+        "model_version": version, "group_key": json.dumps(["S00", "I00"]), "group": {"store": "S00", "item": "I00"},
+        "inputs": [{"date": "2024-01-01T00:00:00Z", "promo": 1.0, "holiday": 0.0}], "outputs": [1.0],
+        "latency_ms": 1.0}])
+    with pytest.raises(WorkloadError, match=f"{name} version {version}: its run .* records no data_table"):
+        monitor.run(rt)
+    assert MonitoringSettings(fail_on_drift=True).fail_on_drift  # the switch exists and validates

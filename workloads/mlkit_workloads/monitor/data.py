@@ -1,0 +1,61 @@
+"""Inputs of the monitoring job: served rows (from the inference log) and the reference (the
+training data of the model version that served them, found through its MLflow run)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import WorkloadError
+from ..forecast.meta_model import GroupModels
+
+INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local) / the hub's landing table
+
+
+def served_rows(tables, since: pd.Timestamp, keys: list[str]) -> pd.DataFrame:
+    """One row per predicted row: model_version, group keys, the inputs as columns, prediction."""
+    try:
+        events = tables.read_pandas(INFERENCE_LOG)
+    except FileNotFoundError:
+        raise WorkloadError(f"no inference log yet: no Delta table {INFERENCE_LOG!r} under {tables.root} "
+                            "(serve with `mlkit serve --env local` and send some requests first)") from None
+    events = events[pd.to_datetime(events["ts"], utc=True) >= since]
+    out: list[dict] = []
+    for ev in events.itertuples(index=False):
+        group = json.loads(ev.group)
+        for row, pred in zip(json.loads(ev.inputs), json.loads(ev.outputs)):
+            out.append({"model_name": ev.model_name, "model_version": str(ev.model_version),
+                        **{k: str(group.get(k)) for k in keys}, **row, "prediction": pred})
+    return pd.DataFrame(out)
+
+
+def training_reference(tables, name: str, version: str) -> tuple[pd.DataFrame, str]:
+    """The training data of ``name`` version ``version`` (the table version its run recorded)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    mv = client.get_model_version(name, version)
+    params = client.get_run(mv.run_id).data.params
+    table, table_version = params.get("data_table"), params.get("data_table_version")
+    if not table or table_version is None:
+        raise WorkloadError(f"{name} version {version}: its run {mv.run_id} records no data_table/"
+                            "data_table_version, so its training data cannot be found")
+    try:
+        return tables.read_pandas(table, int(table_version)), f"{table} v{table_version}"
+    except FileNotFoundError:
+        raise WorkloadError(f"{name} version {version} was trained on {table} v{table_version}, "
+                            f"which is not under {tables.root}") from None
+
+
+def version_models(name: str, version: str, directory: Path | None = None) -> GroupModels:
+    """The version's group models (for predictions on the reference rows)."""
+    import mlflow
+
+    from ..serve.registry import bundle_dir
+
+    target = Path(directory or tempfile.mkdtemp(prefix="mlkit-monitor-"))
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(target))
+    return GroupModels(bundle_dir(Path(local)))

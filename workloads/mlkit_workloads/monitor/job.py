@@ -1,0 +1,135 @@
+"""monitor: drift of what the service saw vs what its model version was trained on.
+
+For every model version that served requests in the window: PSI of each feature (served rows vs
+the version's training rows) and, per group, PSI of the served predictions vs the predictions the
+same model makes on that group's training rows. Results are appended to the monitoring table;
+the report (Markdown + PNG) goes to MLflow and, locally, under ``<state>/reports/monitoring/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import WorkloadError
+from ..forecast.meta_model import UnknownGroup
+from ..runtime import Runtime, experiment
+from .data import served_rows, training_reference, version_models
+from .psi import psi
+from .report import feature_plot, group_psi_plot, markdown
+from .settings import MonitoringSettings
+
+RESULTS = "monitoring_results"
+
+
+def monitoring_settings(ws) -> MonitoringSettings:
+    # Until the environment schema carries `workloads.monitoring`, the defaults apply.
+    return getattr(ws, "monitoring", None) or MonitoringSettings()
+
+
+def _row(kind, subject, value, threshold, n_ref, n_cur, min_rows, ref, cur) -> dict:
+    enough = n_cur >= min_rows and n_ref > 0
+    drift = bool(enough and value > threshold)
+    return {"kind": kind, "subject": subject, "psi": value if enough else float("nan"), "threshold": threshold,
+            "drift": drift, "verdict": "drift" if drift else ("ok" if enough else "too_few_rows"),
+            "n_ref": int(n_ref), "n_cur": int(n_cur),
+            "ref_mean": float(np.nanmean(ref)) if n_ref else float("nan"),
+            "cur_mean": float(np.nanmean(cur)) if n_cur else float("nan")}
+
+
+def assess_version(served: pd.DataFrame, reference: pd.DataFrame, models, keys: list[str], ts: str,
+                   features: list[str], ms: MonitoringSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    feats = []
+    for f in features:
+        ref = pd.to_numeric(reference[f], errors="coerce").to_numpy(float)
+        cur = pd.to_numeric(served[f], errors="coerce").to_numpy(float)
+        feats.append(_row("feature", f, psi(ref, cur, ms.bins), ms.feature_psi_threshold, len(ref), len(cur),
+                          ms.min_rows, ref, cur))
+    groups = []
+    ref_groups = {tuple(str(v) for v in (k if isinstance(k, tuple) else (k,))): g
+                  for k, g in reference.groupby(keys, sort=False)}
+    for key, rows in served.groupby(keys, sort=False):
+        key = tuple(str(v) for v in (key if isinstance(key, tuple) else (key,)))
+        cur = pd.to_numeric(rows["prediction"], errors="coerce").to_numpy(float)
+        ref_rows = ref_groups.get(key)
+        try:
+            ref = models.predict_group(key, ref_rows).astype(float) if ref_rows is not None else np.array([])
+        except UnknownGroup:
+            ref = np.array([])
+        groups.append(_row("prediction", "/".join(key), psi(ref, cur, ms.bins), ms.prediction_psi_threshold,
+                           len(ref), len(cur), ms.min_rows_per_group, ref, cur))
+    return pd.DataFrame(feats), pd.DataFrame(groups)
+
+
+def run(rt: Runtime) -> dict:
+    import mlflow
+
+    ms = monitoring_settings(rt.settings)
+    cols = rt.settings.forecast.columns
+    keys, ts, features = list(cols.group_keys), cols.timestamp, list(cols.features)
+    run_at = pd.Timestamp.now(tz="UTC")
+    since = run_at - pd.Timedelta(days=ms.window_days)
+    served = served_rows(rt.tables, since, keys)
+    if served.empty:
+        raise WorkloadError(f"no inferences logged in the last {ms.window_days} day(s) (since {since:%Y-%m-%d %H:%M} UTC)")
+    rt.say(f"monitoring {len(served)} served rows of {served.model_version.nunique()} model version(s)")
+
+    work = Path(tempfile.mkdtemp(prefix="mlkit-monitor-"))
+    report_dir = work / "report"
+    report_dir.mkdir()
+    results, versions, images = [], [], []
+    for (name, version), rows in served.groupby(["model_name", "model_version"], sort=True):
+        reference, ref_label = training_reference(rt.tables, name, version)
+        models = version_models(name, version, work / f"model-{version}")
+        fdf, gdf = assess_version(rows, reference, models, keys, ts, features, ms)
+        for f, r in zip(features, fdf.itertuples(index=False)):
+            png = f"v{version}_feature_{f}.png"
+            feature_plot(report_dir / png, f, pd.to_numeric(reference[f], errors="coerce").to_numpy(float),
+                         pd.to_numeric(rows[f], errors="coerce").to_numpy(float), r.psi, r.drift)
+            images.append(png)
+        png = f"v{version}_prediction_psi_by_group.png"
+        group_psi_plot(report_dir / png, gdf, ms.prediction_psi_threshold)
+        images.append(png)
+        versions.append({"model_name": name, "model_version": version, "reference": ref_label, "rows": len(rows),
+                         "n_groups": gdf.shape[0], "features": fdf, "groups": gdf})
+        results.append(pd.concat([fdf, gdf]).assign(model_name=name, model_version=version))
+
+    table = pd.concat(results, ignore_index=True).assign(run_at=run_at, env=rt.env, window_days=ms.window_days)
+    table_version = rt.tables.append(RESULTS, table)
+    drifted_features = sorted(set(table[(table.kind == "feature") & table.drift].subject))
+    drifted_groups = sorted(set(table[(table.kind == "prediction") & table.drift].subject))
+    meta = {"environment": rt.env, "run at": f"{run_at:%Y-%m-%d %H:%M} UTC",
+            "window": f"last {ms.window_days} day(s), since {since:%Y-%m-%d %H:%M} UTC",
+            "thresholds": f"feature PSI > {ms.feature_psi_threshold:g}, prediction PSI > {ms.prediction_psi_threshold:g}",
+            "verdict": ("DRIFT: " + ", ".join([*(f"feature {f}" for f in drifted_features),
+                                              *(f"group {g}" for g in drifted_groups)])
+                        if drifted_features or drifted_groups else "no drift above the thresholds")}
+    md = markdown("Monitoring report", meta, versions, images)
+    (report_dir / "report.md").write_text(md)
+
+    experiment(rt, "monitor")
+    with mlflow.start_run(run_name=f"monitor {rt.env}") as mrun:
+        mlflow.log_metrics({"served_rows": len(served), "drifted_features": len(drifted_features),
+                            "drifted_groups": len(drifted_groups)})
+        mlflow.log_artifacts(str(report_dir), "monitoring_report")
+    local_root = Path(rt.tables.root)
+    report_path = f"mlflow run {mrun.info.run_id}: monitoring_report/report.md"
+    if local_root.is_dir():  # local runner: keep a browsable copy beside the tables
+        dest = local_root.parent / "reports" / "monitoring" / run_at.strftime("%Y%m%dT%H%M%SZ")
+        shutil.copytree(report_dir, dest)
+        report_path = str(dest / "report.md")
+    shutil.rmtree(work, ignore_errors=True)
+
+    out = {"served_rows": len(served), "model_versions": sorted(served.model_version.unique().tolist()),
+           "drifted_features": drifted_features, "drifted_groups": drifted_groups,
+           "monitoring_table": rt.tables.path(RESULTS), "monitoring_table_version": table_version,
+           "report": report_path, "mlflow_run_id": mrun.info.run_id}
+    for k, v in out.items():
+        rt.context.set(k, v)
+    if ms.fail_on_drift and (drifted_features or drifted_groups):
+        raise WorkloadError(f"drift above the thresholds: {meta['verdict']} (report: {report_path})")
+    return out

@@ -1,0 +1,18 @@
+"""``workloads.monitoring``: windows and drift thresholds of the monitoring job."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MonitoringSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_days: int = Field(default=7, ge=1, le=365, description="logged inferences of the last N days")
+    bins: int = Field(default=10, ge=2, le=100, description="PSI bins (quantiles of the reference)")
+    # Common reading of PSI: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
+    feature_psi_threshold: float = Field(default=0.2, gt=0)
+    prediction_psi_threshold: float = Field(default=0.25, gt=0)
+    min_rows: int = Field(default=50, ge=1, description="fewer served rows than this: no feature verdict")
+    min_rows_per_group: int = Field(default=20, ge=1, description="fewer served rows in a group: no verdict")
+    fail_on_drift: bool = Field(default=False, description="fail the task (and the job run) when drift is flagged")
