@@ -235,3 +235,16 @@ def test_network_cidrs(envdir: Path, line: str, needle: str) -> None:
     (envdir / "prod.yaml").write_text(text.replace(old, "  " + line))
     (p,) = problems_of("prod", envdir)
     assert p.field == "network" and needle in p.message
+
+
+@pytest.mark.parametrize(("old", "new", "section"), [
+    ("storage:\n  replication: LRS\n", "storage:\n  replication: LRS\n  public_network_access: false\n", "storage"),
+    ("  sku: Basic\n  public_network_access: true\n", "  sku: Basic\n", "container_registry"),  # base says false
+])
+def test_private_data_services_need_private_network(envdir: Path, old: str, new: str, section: str) -> None:
+    # dev has no private network: a service there without public access would be unreachable.
+    text = (envdir / "dev.yaml").read_text()
+    assert old in text
+    (envdir / "dev.yaml").write_text(text.replace(old, new, 1))
+    (p,) = problems_of("dev", envdir)
+    assert f"{section}.public_network_access: false needs network.private" in p.message

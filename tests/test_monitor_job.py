@@ -13,13 +13,12 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
-from serve_helpers import KEYS, make_bundle, register, registry_dir, sqlite_uri, training_frame
+from serve_helpers import make_bundle, register, registry_dir, sqlite_uri, training_frame
 
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
 from mlkit_workloads.monitor import job as monitor
 from mlkit_workloads.monitor.psi import distribution, psi
-from mlkit_workloads.monitor.settings import MonitoringSettings
 from mlkit_workloads.runtime import Runtime
 from mlkit_workloads.serve.runner import build
 from mlkit_workloads.serve.settings import ServingSettings
@@ -116,7 +115,7 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, local_tracking):
     assert ctx.get("monitor", "drifted_features") == ["promo"]
 
 
-def test_monitor_can_fail_the_run_on_drift_and_names_missing_inputs(tmp_path, local_tracking):
+def test_monitor_names_missing_inputs(tmp_path, local_tracking):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()
     rt = Runtime(env="local", settings=WorkloadSettings(), spark=None, tables=store, context=LocalTaskContext("m"))
@@ -132,4 +131,3 @@ def test_monitor_can_fail_the_run_on_drift_and_names_missing_inputs(tmp_path, lo
         "latency_ms": 1.0}])
     with pytest.raises(WorkloadError, match=f"{name} version {version}: its run .* records no data_table"):
         monitor.run(rt)
-    assert MonitoringSettings(fail_on_drift=True).fail_on_drift  # the switch exists and validates
