@@ -3,7 +3,7 @@
 Builds a real fixture once (600 terraform_data resources, applied with a local backend, then
 60 of them changed out of band in the state), plans it with real terraform, and times:
   bare  = json.loads of the `terraform show -json` output
-  drift = json.loads + mlkit's drift analysis (attribute diffs, allowlist, report)
+  drift = json.loads + mlkit's drift analysis (attribute diffs, allowlist) + Markdown and JSON report
 Both in-process on the same text, best of N runs; prints the ratio (goal <= 1.2). Also prints
 the end-to-end ratio including the `terraform show -json` subprocess that both need.
 Run: .venv/bin/python bench/drift.py [--resources 600]
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlkit.ops.drift import analyze, load_allowlist  # noqa: E402
+from mlkit.ops.drift import DriftReport, analyze, load_allowlist  # noqa: E402
 from mlkit.ops.terraform import TF_ENV, find_terraform  # noqa: E402
 
 
@@ -72,7 +72,12 @@ def main() -> None:
     plan = json.loads(text)
     items = analyze("bench", None, plan, allow)
     bare = best(lambda: json.loads(text), args.repeat)
-    drift = best(lambda: analyze("bench", None, json.loads(text), allow), args.repeat)
+
+    def full() -> None:
+        report = DriftReport("bench", analyze("bench", None, json.loads(text), allow))
+        report.markdown()
+        json.dumps(report.as_dict(), default=str)
+    drift = best(full, args.repeat)
     print(f"plan: {len(plan['resource_changes'])} resources, {len(text) / 1e6:.1f} MB JSON, "
           f"{len(items)} drift items (fixture built in {build_s:.1f} s)")
     print(f"bare json parse      {bare * 1e3:8.1f} ms")

@@ -21,6 +21,7 @@ from mlkit.config import EnvironmentConfig
 
 from .naming import wheel_filename
 from .platform_stack import PlatformStack
+from .serving_stack import ServingStack
 from .workspace_stack import WorkspaceStack
 
 StackHook = Callable[[TerraformStack, EnvironmentConfig], None]
@@ -52,8 +53,9 @@ def build_app(configs: dict[str, EnvironmentConfig], outdir: str, stack_hook: St
         platform = PlatformStack(app, cfg)
         workspace = WorkspaceStack(app, cfg, platform,
                                    wheel_source(outdir, cfg.names.workspace_stack, wheel_dir))
+        serving = ServingStack(app, cfg, platform)
         if stack_hook is not None:
-            for stack in (platform, workspace):
+            for stack in (platform, workspace, serving):
                 stack_hook(stack, cfg)
     return app
 
@@ -88,4 +90,4 @@ def summarize(outdir: str | Path, only: set[str] | None = None) -> list[StackSum
 
 def stack_names(configs: dict[str, EnvironmentConfig]) -> list[str]:
     return [n for cfg in configs.values() if cfg.is_cloud
-            for n in (cfg.names.platform_stack, cfg.names.workspace_stack)]
+            for n in (cfg.names.platform_stack, cfg.names.workspace_stack, cfg.names.serving_stack)]

@@ -171,6 +171,10 @@ class Names:
     scoring_namespace = "mlkit"
     scoring_service_account = "mlkit-scoring"
 
+    # The scoring service's image (in the environment's ACR) and its Kubernetes objects.
+    scoring_image_repository = "mlkit-scoring"
+    scoring_app = "mlkit-scoring"
+
     @property
     def scoring_workload_subject(self) -> str:
         return f"system:serviceaccount:{self.scoring_namespace}:{self.scoring_service_account}"
@@ -225,6 +229,10 @@ class Names:
     @property
     def workspace_stack(self) -> str:
         return f"{self.env}-workspace"
+
+    @property
+    def serving_stack(self) -> str:
+        return f"{self.env}-serving"
 
     def state_key(self, stack_kind: str, configured: str | None = None) -> str:
         """Blob name of a stack's Terraform state. Each stack needs its own state, so a configured

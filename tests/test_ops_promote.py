@@ -78,7 +78,7 @@ def env_files(tmp_path: Path, a: str, b: str) -> Path:
     (d / f"{a}.yaml").write_text(base.replace("environment: ci", f"environment: {a}"))
     (d / f"{b}.yaml").write_text(base.replace("environment: ci", f"environment: {b}") + "prod_like: true\n"
                                  "aks: {vm_size: Standard_D8ds_v5, min_count: 2, max_count: 6}\n"
-                                 "storage: {public_network_access: false}\n")
+                                 "key_vault: {network_default_action: Allow}\n")
     return d
 
 
@@ -128,7 +128,7 @@ def test_env_diff_flags_only_unexpected_differences(tmp_path):
     rows, unexpected = env_diff(load_environment("pa", envs), load_environment("pb", envs))
     fields = {f for f, _, _ in rows}
     assert {"aks.vm_size", "aks.min_count", "name", "tags.environment", "prod_like"} <= fields
-    assert unexpected == ["storage.public_network_access"]
+    assert unexpected == ["key_vault.network_default_action"]
 
 
 def test_approved_release_is_locked_copied_and_championed_then_idempotent(servers, tmp_path):

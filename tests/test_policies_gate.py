@@ -45,7 +45,7 @@ def test_synth_refuses_the_failing_environment_and_keeps_the_others(envs, tmp_pa
     assert "MLK-DB-001 databricks_instance_pool.pool-default_pool_" in res.output
     assert "--no-policy" in res.output and "Traceback" not in res.output
     written = json.loads((out / "manifest.json").read_text())["stacks"]
-    assert sorted(written) == ["dev-platform", "dev-workspace"]
+    assert sorted(written) == ["dev-platform", "dev-serving", "dev-workspace"]
     assert not (out / "stacks" / "staging-platform").exists()
     assert (out / "stacks" / "dev-platform" / "cdk.tf.json").is_file()
 

@@ -49,13 +49,14 @@ def resources(doc: dict, rtype: str) -> list[dict]:
     return list(doc.get("resource", {}).get(rtype, {}).values())
 
 
-def test_two_stacks_per_cloud_environment_none_for_local(synthesized) -> None:
+def test_three_stacks_per_cloud_environment_none_for_local(synthesized) -> None:
     stacks = synthesized["manifest"]["stacks"]
-    expected = {f"{e}-{k}" for e in (*CLOUD, LOCAL_BACKEND_ENV) for k in ("platform", "workspace")}
+    expected = {f"{e}-{k}" for e in (*CLOUD, LOCAL_BACKEND_ENV) for k in ("platform", "workspace", "serving")}
     assert set(stacks) == expected
     assert not any(n.startswith("local-") for n in stacks)
     for env in CLOUD:
         assert stacks[f"{env}-workspace"]["dependencies"] == [f"{env}-platform"]
+        assert stacks[f"{env}-serving"]["dependencies"] == [f"{env}-platform"]  # serving: issue 5
     assert sorted(synthesized["hooked"]) == sorted((n, n.rsplit("-", 1)[0]) for n in expected)
 
 
@@ -315,6 +316,8 @@ def test_no_absolute_local_paths_or_secrets_in_the_output(synthesized) -> None:
     for name, text in synthesized["text"].items():
         assert outdir not in text and str(REPO) not in text, f"{name} holds a machine-specific path"
         secret_keys = re.findall(r'"(\w*(?:client_secret|access_key|sas_token|password|token))"\s*:', text)
+        # A Kubernetes switch (false: no API token in the scoring pod), not a secret.
+        secret_keys = [k for k in secret_keys if k != "automount_service_account_token"]
         assert not secret_keys, f"{name} sets {secret_keys}"
         assert not re.search(r"dapi[0-9a-f]{32}", text), f"{name} holds a Databricks personal access token"
 

@@ -33,7 +33,7 @@ def dev_out(tmp_path_factory) -> Path:
 
 def test_synth_writes_only_the_chosen_environment(dev_out) -> None:
     stacks = sorted(p.name for p in (dev_out / "stacks").iterdir())
-    assert stacks == ["dev-platform", "dev-workspace"]
+    assert stacks == ["dev-platform", "dev-serving", "dev-workspace"]
 
 
 def test_graph_follows_references_across_stacks(dev_out) -> None:

@@ -9,7 +9,7 @@ a normal plan) and cloud inventories; output is a report in Markdown and JSON. E
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -184,15 +184,20 @@ class DriftReport:
     def exit_code(self) -> int:
         return 2 if self.active else 0
 
+    def counts(self) -> dict[str, int]:
+        out = {"drift": 0, "pending": 0, "unmanaged": 0, "ignored": 0}
+        for i in self.items:
+            out["ignored" if i.ignored_by else i.kind] += 1
+        return out
+
     def as_dict(self) -> dict[str, Any]:
+        # Shallow: the values are already plain JSON data from the plan (asdict would deep-copy them).
         return {"environment": self.env, "drift": bool(self.active), "exit_code": self.exit_code,
-                "counts": {k: sum(1 for i in self.active if i.kind == k) for k in ("drift", "pending", "unmanaged")}
-                | {"ignored": len(self.ignored)},
-                "items": [asdict(i) for i in self.active], "ignored": [asdict(i) for i in self.ignored],
-                "notes": self.notes}
+                "counts": self.counts(), "items": [dict(vars(i)) for i in self.active],
+                "ignored": [dict(vars(i)) for i in self.ignored], "notes": self.notes}
 
     def markdown(self) -> str:
-        c = self.as_dict()["counts"]
+        c = self.counts()
         head = "no drift" if not self.active else (f"{c['drift']} changed outside Terraform, {c['pending']} pending "
                                                    f"change(s), {c['unmanaged']} unmanaged object(s)")
         lines = [f"# Drift report: {self.env}", "", f"**{head}**; {c['ignored']} known false diff(s) ignored.", ""]

@@ -28,6 +28,7 @@ def feature_plot(path: Path, feature: str, ref: np.ndarray, cur: np.ndarray, psi
         for shift, data, label in ((-width / 2, ref, "training"), (width / 2, cur, "served")):
             share = [(data == v).mean() if len(data) else 0.0 for v in values]
             ax.bar(values + shift, share, width=width, label=label)
+        ax.set_xticks(values)
     else:
         edges = np.histogram_bin_edges(both, 30)
         ax.hist(ref, bins=edges, density=True, alpha=0.5, label="training")

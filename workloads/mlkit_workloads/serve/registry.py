@@ -30,16 +30,49 @@ class LoadedVersion:
     models: GroupModels
 
 
+# The Entra ID application of Azure Databricks (the same in every tenant).
+AZURE_DATABRICKS_APP = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
+
+
+class EntraDatabricksToken:
+    """Keeps ``DATABRICKS_TOKEN`` set to an Entra ID token of the pod's workload identity.
+
+    The Databricks SDK that MLflow uses has no workload-identity login, but Databricks accepts an
+    Entra ID token of a managed identity that is a workspace service principal. Tokens live ~1 h;
+    this renews one 10 minutes before it expires, before each registry call.
+    """
+
+    def __init__(self, credential=None):
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        self.credential = credential
+        self.expires_on = 0
+
+    def refresh_if_needed(self) -> None:
+        import time
+
+        if time.time() < self.expires_on - 600:
+            return
+        token = self.credential.get_token(f"{AZURE_DATABRICKS_APP}/.default")
+        os.environ["DATABRICKS_TOKEN"] = token.token
+        self.expires_on = token.expires_on
+
+
 class RegistrySource:
     def __init__(self, name: str, alias: str, cache_dir: Path, tracking_uri: str | None = None,
-                 registry_uri: str | None = None):
+                 registry_uri: str | None = None, token: EntraDatabricksToken | None = None):
         self.name, self.alias = name, alias
         self.cache_dir = Path(cache_dir)
         self.tracking_uri, self.registry_uri = tracking_uri, registry_uri
+        self.token = token
 
     def _client(self):
         from mlflow import MlflowClient
 
+        if self.token is not None:
+            self.token.refresh_if_needed()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def current_version(self) -> tuple[str, str]:
@@ -51,8 +84,8 @@ class RegistrySource:
         except MlflowException as e:
             raise NoChampion(f"registered model {self.name!r} has no alias {self.alias!r} "
                              f"({str(e).splitlines()[0][:200]})") from None
-        except OSError as e:  # registry not reachable: keep serving what is loaded
-            raise NoChampion(f"registry unreachable: {e}") from None
+        except Exception as e:  # registry or token service unreachable: keep serving what is loaded
+            raise NoChampion(f"registry unreachable: {type(e).__name__}: {str(e)[:200]}") from None
         return str(mv.version), mv.run_id or ""
 
     def load(self, version: str, run_id: str, max_models: int, max_bytes: int) -> LoadedVersion:
@@ -63,6 +96,7 @@ class RegistrySource:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         target = self.cache_dir / self.name / version
         if not target.is_dir():
+            self._client()  # renews the registry token before a download that may take a while
             # Download beside the target and rename: a crash mid-download never leaves a half model.
             partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_mkdir(target.parent)))
             try:

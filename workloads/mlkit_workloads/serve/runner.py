@@ -17,7 +17,7 @@ from pathlib import Path
 from ..settings import WorkloadSettings
 from .auth import ApiKeys, key_vault_fetch
 from .inference_log import InferenceLogger, Sink
-from .registry import RegistrySource
+from .registry import EntraDatabricksToken, RegistrySource
 from .schema import Schemas
 from .service import ModelService
 from .settings import ServingSettings
@@ -40,13 +40,14 @@ class Built:
 
 def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str | None,
           sink: Sink | None, auth: ApiKeys | None, registry_uri: str | None = None,
-          serving: ServingSettings | None = None) -> Built:
+          serving: ServingSettings | None = None, token: EntraDatabricksToken | None = None) -> Built:
     from .app import create_app
 
     ss = serving or serving_settings(ws)
     cols = ws.forecast.columns
     name = ss.registered_model or ws.forecast.registered_model
-    source = RegistrySource(name, ss.alias, cache_dir, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    source = RegistrySource(name, ss.alias, cache_dir, tracking_uri=tracking_uri, registry_uri=registry_uri,
+                            token=token)
     service = ModelService(source, list(cols.group_keys), list(cols.features), cols.timestamp,
                            ss.lru_max_models, ss.lru_max_bytes, ss.alias_poll_seconds, ss.preload_groups).start()
     example = service.current.models.groups()[0] if service.ready and service.current.models.groups() else None
@@ -96,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
 
         sink = EventHubSink(_required_env("MLKIT_EVENTHUB_NAMESPACE", "fully qualified Event Hubs namespace"),
                             _required_env("MLKIT_EVENTHUB_NAME", "the inference-log hub"))
+    tracking = os.environ.get("MLFLOW_TRACKING_URI")
+    # The workspace registry, signed in as the pod's workload identity (no token in any manifest).
+    token = (EntraDatabricksToken() if tracking == "databricks" and not os.environ.get("DATABRICKS_TOKEN")
+             else None)
     built = build(ws, env=a.env, cache_dir=Path(os.environ.get("MLKIT_MODEL_CACHE", "/tmp/mlkit-models")),
-                  tracking_uri=os.environ.get("MLFLOW_TRACKING_URI"), registry_uri=os.environ.get("MLFLOW_REGISTRY_URI"),
-                  sink=sink, auth=auth)
+                  tracking_uri=tracking, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI"),
+                  sink=sink, auth=auth, token=token)
     uvicorn.run(built.app, host=a.host, port=a.port or ss.port, log_level="info", access_log=False)

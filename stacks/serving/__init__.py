@@ -1,0 +1,1 @@
+"""Constructs of the `<env>-serving` stack: the scoring service on AKS (Kubernetes provider)."""
