@@ -204,8 +204,14 @@ class Names:
     def job(self, job: str) -> str:
         return f"{self.prefix}-{self.env}-{job}"
 
+    @property
+    def experiment_folder(self) -> str:
+        return f"/Shared/{self.prefix}/{self.env}"
+
     def experiment(self, job: str) -> str:
-        return f"/Shared/{self.prefix}/{self.env}/{job}"
+        # The jobs name their experiment <tracking.experiment_prefix>/<job>; the stacks set that
+        # prefix to experiment_folder, so both sides meet at this path.
+        return f"{self.experiment_folder}/{job}"
 
     @property
     def settings_file(self) -> str:

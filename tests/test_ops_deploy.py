@@ -170,3 +170,42 @@ def test_backend_of_the_stack_must_be_the_environments(tmp_path, steps):
     with pytest.raises(UserError, match="'dev-platform' was synthesized with a 'local' backend but environment "
                                         "'dev' uses 'azurerm'"):
         run(tmp_path, steps, env="dev", environments=Path("environments"), cdktf=cdktf)
+
+
+def test_missing_credentials_say_what_was_tried(monkeypatch):
+    from mlkit.ops.azure_auth import check_credentials
+
+    for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
+                "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no az / azd / pwsh logins to fall back on
+    with pytest.raises(UserError) as e:
+        check_credentials()
+    msg = str(e.value)
+    assert msg.startswith("no Azure credentials") and e.value.exit_code == 1
+    assert "EnvironmentCredential" in msg and "WorkloadIdentityCredential" in msg and "AzureCliCredential" in msg
+
+
+def test_unreachable_backend_is_named():
+    import socket
+
+    from mlkit.ops.azure_auth import check_reachable
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError, match=f"state backend unreachable: cannot connect to 127.0.0.1:{port}"):
+        check_reachable("127.0.0.1", port, timeout=2)
+
+
+def test_cli_reports_missing_terraform_and_bad_environment(tmp_path):
+    from typer.testing import CliRunner
+
+    from mlkit.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["deploy", "--env", "ci", "--environments", str(ENVIRONMENTS),
+                              "--terraform", str(tmp_path / "no-terraform"), "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "terraform not found" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["deploy", "--env", "nope", "--environments", str(ENVIRONMENTS)])
+    assert res.exit_code == 2 and "nope" in res.output and "Traceback" not in res.output

@@ -289,6 +289,11 @@ def test_settings_resolution_turns_container_paths_into_abfss() -> None:
     assert data["forecast"]["source"]["path"] == "abfss://raw@stmlkdevweu.dfs.core.windows.net/sales/"
     assert data["forecast"]["source"]["container"] is None
     assert data["classifier"]["source"]["format"] == "islp_default"
+    # The jobs must find the experiments and tables the stacks create, not their local defaults.
+    assert f'{data["tracking"]["experiment_prefix"]}/forecast' == names.experiment("forecast")
+    assert data["tables"]["root"] == "abfss://curated@stmlkdevweu.dfs.core.windows.net/tables"
+    explicit = WorkloadSettings.model_validate({"tables": {"root": "/Volumes/main/mlkit/tables"}})
+    assert resolve_workload_settings(explicit, names)["tables"]["root"] == "/Volumes/main/mlkit/tables"
 
 
 def test_wheel_and_state_names() -> None:

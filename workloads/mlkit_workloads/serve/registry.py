@@ -100,8 +100,11 @@ class RegistrySource:
             # Download beside the target and rename: a crash mid-download never leaves a half model.
             partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_mkdir(target.parent)))
             try:
-                mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}",
-                                                    dst_path=str(partial), tracking_uri=self.tracking_uri)
+                # Both URIs explicitly: a models:/ URI is resolved through the *registry* URI, which
+                # would otherwise default to ./mlflow.db rather than the server we were given.
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{self.name}/{version}", dst_path=str(partial),
+                    tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
                 os.replace(partial, target)
             except OSError:
                 shutil.rmtree(partial, ignore_errors=True)
