@@ -7,6 +7,7 @@ rather than run a cloud-configured service open on a laptop.
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
@@ -58,11 +59,10 @@ def serve(
         err.print("[bold yellow]auth: OPEN[/] — local environment, no bearer token required; anything that can "
                   f"reach 127.0.0.1:{port} can call it. Cloud environments require API keys from Key Vault.")
         console.print(f"inference log -> Delta table {log_path}")
+        # The service logs alias moves, load failures and, at shutdown, the inference-log counts.
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("mlkit.serve").setLevel(logging.INFO)
         uvicorn.run(built.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-        if built.logger is not None:
-            c = built.logger.counts()
-            console.print(f"inference log: {c['delivered']} delivered, "
-                          f"{c['dropped_queue_full'] + c['dropped_send_failed'] + c['dropped_shutdown']} dropped")
 
 
 def _taken(port: int) -> bool:

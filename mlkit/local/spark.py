@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | None = None):
@@ -10,7 +11,9 @@ def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | Non
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     from pyspark.sql import SparkSession
 
+    log4j = Path(__file__).with_name("log4j2.properties")
     builder = (SparkSession.builder.master(f"local[{cores}]").appName(app)
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.host", "127.0.0.1")

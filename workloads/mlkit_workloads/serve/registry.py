@@ -96,15 +96,14 @@ class RegistrySource:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         target = self.cache_dir / self.name / version
         if not target.is_dir():
-            self._client()  # renews the registry token before a download that may take a while
             # Download beside the target and rename: a crash mid-download never leaves a half model.
             partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_mkdir(target.parent)))
             try:
-                # Both URIs explicitly: a models:/ URI is resolved through the *registry* URI, which
-                # would otherwise default to ./mlflow.db rather than the server we were given.
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{self.name}/{version}", dst_path=str(partial),
-                    tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
+                # Resolve the artifact location with *our* client: MLflow's own models:/ resolution uses
+                # the process-wide registry URI (./mlflow.db by default), not the one given here.
+                uri = self._client().get_model_version_download_uri(self.name, version)
+                mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(partial),
+                                                    tracking_uri=self.tracking_uri)
                 os.replace(partial, target)
             except OSError:
                 shutil.rmtree(partial, ignore_errors=True)

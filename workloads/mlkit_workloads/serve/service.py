@@ -103,6 +103,8 @@ class ModelService:
             lv.models.booster(key)
 
     def start(self) -> "ModelService":
+        import xgboost  # noqa: F401  (imported here, ~1.5 s, not inside the first request)
+
         self.refresh()
         self._thread = threading.Thread(target=self._poll, name="alias-poll", daemon=True)
         self._thread.start()
