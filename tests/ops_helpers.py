@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
-TF_TEMPLATE = FIXTURES / "terraform" / "cdktf.out"
+TF_TEMPLATE = FIXTURES / "terraform" / "synth"  # a cdktf.out tree (that name is git-ignored)
 ENVIRONMENTS = FIXTURES / "ops" / "environments"
 WHEELPKG = FIXTURES / "ops" / "wheelpkg"
 
