@@ -162,8 +162,10 @@ def start_anchor(model_dir: Path, work: Path) -> tuple:
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
            "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
+    # mlflow runs `uvicorn` by name: the venv's bin must be on PATH.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=open(work / "anchor.log", "ab"), cwd=work)
+                            stderr=open(work / "anchor.log", "ab"), cwd=work, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/ping", timeout=180)
     return proc, url
