@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from mlkit_workloads.settings import WorkloadSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from mlkit_workloads.settings import Strict, WorkloadSettings
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stacks.naming import MANDATORY_TAGS, NamingError, Names, names_for
 
@@ -50,10 +50,6 @@ class ConfigError(Exception):
 
 
 # --------------------------------------------------------------------------- schema
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Backend(Strict):

@@ -19,6 +19,7 @@ from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
 from mlkit_workloads.monitor import job as monitor
 from mlkit_workloads.monitor.psi import distribution, psi
+from mlkit_workloads.monitor.settings import MonitoringSettings
 from mlkit_workloads.runtime import Runtime
 from mlkit_workloads.serve.runner import build
 from mlkit_workloads.serve.settings import ServingSettings
@@ -113,6 +114,11 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, local_tracking):
     arts = mlflow.MlflowClient().list_artifacts(out["mlflow_run_id"], "monitoring_report")
     assert "monitoring_report/report.md" in {a.path for a in arts}
     assert ctx.get("monitor", "drifted_features") == ["promo"]
+
+    # The same run with fail_on_drift stops the task (and so the job run), naming what drifted.
+    strict = settings.model_copy(update={"monitoring": MonitoringSettings(fail_on_drift=True)})
+    with pytest.raises(WorkloadError, match="DRIFT: feature promo, group S00/I01"):
+        monitor.run(Runtime(env="local", settings=strict, spark=None, tables=store, context=LocalTaskContext("m")))
 
 
 def test_monitor_names_missing_inputs(tmp_path, local_tracking):

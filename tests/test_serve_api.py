@@ -145,7 +145,7 @@ def test_model_info(client, built):
     r = client.get("/v1/models/S99/I03")
     assert r.status_code == 404 and "S99" in r.json()["error"]["message"]
     r = client.get("/v1/models/S00")
-    assert r.status_code == 422 and r.json()["error"]["field"] == "group"
+    assert r.status_code == 422 and r.json()["error"]["field"] == "path.group"
 
 
 def test_health_and_readiness(client, built):

@@ -153,3 +153,25 @@ def test_sizing_validation_names_the_field():
         ServingSettings(lru_max_bytes=2**30, kubernetes=KubernetesSizing(memory_limit="1Gi"))
     with pytest.raises(ValueError, match="memory_request"):
         KubernetesSizing(memory_request="2Gi", memory_limit="1Gi")
+
+
+def _with_serving(cfg, **serving):
+    ws = cfg.workloads.model_copy(update={"serving": ServingSettings(**serving)})
+    return cfg.model_copy(update={"workloads": ws})
+
+
+def test_sizing_comes_from_the_environment_and_an_open_api_is_refused(tmp_path):
+    from stacks.errors import StackInputError
+
+    cfg = load_environment("dev")
+    sized = _with_serving(cfg, kubernetes=KubernetesSizing(cpu_request="500m", memory_limit="2Gi", min_replicas=3,
+                                                          max_replicas=9, target_cpu_percent=55))
+    build_app({"dev": sized}, str(tmp_path / "a")).synth()
+    doc = json.loads((tmp_path / "a" / "stacks" / "dev-serving" / "cdk.tf.json").read_text())
+    (c,) = _one(doc, "kubernetes_deployment_v1")["spec"]["template"]["spec"]["container"]
+    assert c["resources"]["requests"]["cpu"] == "500m" and c["resources"]["limits"]["memory"] == "2Gi"
+    hpa = _one(doc, "kubernetes_horizontal_pod_autoscaler_v2")["spec"]
+    assert (hpa["min_replicas"], hpa["max_replicas"]) == (3, 9)
+    assert hpa["metric"][0]["resource"]["target"]["average_utilization"] == 55
+    with pytest.raises(StackInputError, match=r"workloads\.serving\.auth\.mode"):
+        build_app({"dev": _with_serving(cfg, auth={"mode": "none"})}, str(tmp_path / "b"))

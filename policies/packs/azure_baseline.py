@@ -68,22 +68,22 @@ def st_infra_encryption(el: Element, ctx: Context) -> Iterable[str]:
       why="Without soft delete an overwritten or deleted blob (a model, a Delta log file) is gone for good.",
       fix="Set blob_properties.delete_retention_policy.days (1-365).")
 def st_blob_soft_delete(el: Element, ctx: Context) -> Iterable[str]:
-    days = get(el.config, "blob_properties.delete_retention_policy.days")
-    if days is None and not has(el.config, "blob_properties.delete_retention_policy"):
-        yield "blob_properties.delete_retention_policy is not set: deleted blobs cannot be recovered"
+    yield from _soft_delete(el, "delete_retention_policy", "blob", "deleted blobs")
+
+
+def _soft_delete(el: Element, policy: str, what: str, lost: str) -> Iterable[str]:
+    days = get(el.config, f"blob_properties.{policy}.days")
+    if days is None and not has(el.config, f"blob_properties.{policy}"):
+        yield f"blob_properties.{policy} is not set: {lost} cannot be recovered"
     elif days is not None and not is_ref(days) and days < 1:
-        yield f"blob soft delete keeps {days} days; it must keep at least 1"
+        yield f"{what} soft delete keeps {days} days; it must keep at least 1"
 
 
 @rule("MLK-ST-006", "error", "Container soft delete is on", types=ST, checkov=("CKV2_AZURE_38",),
       why="Deleting a container deletes every table and model in it at once.",
       fix="Set blob_properties.container_delete_retention_policy.days (1-365).")
 def st_container_soft_delete(el: Element, ctx: Context) -> Iterable[str]:
-    days = get(el.config, "blob_properties.container_delete_retention_policy.days")
-    if days is None and not has(el.config, "blob_properties.container_delete_retention_policy"):
-        yield "blob_properties.container_delete_retention_policy is not set: deleted containers cannot be recovered"
-    elif days is not None and not is_ref(days) and days < 1:
-        yield f"container soft delete keeps {days} days; it must keep at least 1"
+    yield from _soft_delete(el, "container_delete_retention_policy", "container", "deleted containers")
 
 
 # ----------------------------------------------------------------------------- key vault

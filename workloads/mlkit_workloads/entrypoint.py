@@ -49,6 +49,12 @@ def _train_classifier(rt: Runtime) -> dict:
     return train_classifier.run(rt)
 
 
+def _monitor(rt: Runtime) -> dict:
+    from .monitor import job
+
+    return job.run(rt)
+
+
 # entry point name -> (task function, its parameters). Must match pyproject's [project.scripts].
 TASKS: dict[str, tuple[Callable[..., dict], tuple[str, ...]]] = {
     "mlkit-ingest": (_ingest, ("dataset",)),
@@ -56,6 +62,7 @@ TASKS: dict[str, tuple[Callable[..., dict], tuple[str, ...]]] = {
     "mlkit-promote": (_promote, ("model",)),
     "mlkit-score": (_score, ()),
     "mlkit-train-classifier": (_train_classifier, ()),
+    "mlkit-monitor": (_monitor, ()),
 }
 
 
@@ -151,3 +158,7 @@ def score() -> None:
 
 def train_classifier() -> None:
     sys.exit(main("mlkit-train-classifier"))
+
+
+def monitor() -> None:
+    sys.exit(main("mlkit-monitor"))

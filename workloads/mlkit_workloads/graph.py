@@ -77,4 +77,14 @@ CLASSIFIER = Job(
     ),
 )
 
-JOBS: dict[str, Job] = {j.name: j for j in (FORECAST, CLASSIFIER)}
+MONITOR = Job(
+    name="monitor",
+    description="Drift of the served inferences vs the serving version's training data: PSI per feature, "
+                "prediction distributions per group; monitoring table + report.",
+    schedule_key="monitor",
+    tasks=(
+        Task("monitor", "mlkit-monitor", (), "PSI per feature and per-group prediction drift; flags above thresholds."),
+    ),
+)
+
+JOBS: dict[str, Job] = {j.name: j for j in (FORECAST, CLASSIFIER, MONITOR)}

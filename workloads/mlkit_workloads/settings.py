@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .monitor.settings import MonitoringSettings
+from .serve.settings import ServingSettings
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -136,3 +139,6 @@ class WorkloadSettings(Strict):
     classifier: Classifier = Classifier()
     tracking: Tracking = Tracking()
     tables: Tables = Tables()
+    # The scoring service (AKS / `mlkit serve`) and the monitoring job.
+    serving: ServingSettings = ServingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()

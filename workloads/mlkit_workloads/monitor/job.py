@@ -27,8 +27,7 @@ RESULTS = "monitoring_results"
 
 
 def monitoring_settings(ws) -> MonitoringSettings:
-    # Until the environment schema carries `workloads.monitoring`, the defaults apply.
-    return getattr(ws, "monitoring", None) or MonitoringSettings()
+    return ws.monitoring
 
 
 def _row(kind, subject, value, threshold, n_ref, n_cur, min_rows, ref, cur) -> dict:

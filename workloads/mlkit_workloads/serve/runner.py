@@ -1,4 +1,4 @@
-"""Assemble the service from settings, and the container's entry point (``mlkit-serve``).
+"""Assemble the service from settings, and the container's entry point (``python -m mlkit_workloads.serve``).
 
 ``build`` is shared by ``mlkit serve --env local`` (kit CLI) and the AKS container: the caller
 decides the tracking URI, the inference-log sink and whether the API is open (local only).
@@ -26,8 +26,7 @@ log = logging.getLogger("mlkit.serve")
 
 
 def serving_settings(ws: WorkloadSettings) -> ServingSettings:
-    # Until the environment schema carries `workloads.serving`, the defaults apply.
-    return getattr(ws, "serving", None) or ServingSettings()
+    return ws.serving
 
 
 @dataclass

@@ -105,13 +105,13 @@ class Schemas:
     def group_key(self, req: Any) -> tuple[str, ...]:
         return tuple(getattr(req.group, self.key_attr[k]) for k in self.keys)
 
-    def rows_frame(self, req: Any):
-        import pandas as pd
+    def model_input(self, req: Any, model_features: list[str]):
+        """The model's input matrix, straight from the validated rows (see features.row_features)."""
+        from .features import row_features
 
-        data: dict[str, list] = {self.timestamp: [r.ts for r in req.rows]}
-        for f, a in self.feature_attr.items():
-            data[f] = [getattr(r, a) for r in req.rows]
-        return pd.DataFrame(data)
+        attrs = [self.feature_attr[f] for f in model_features]
+        return row_features([r.ts for r in req.rows], [[getattr(r, a) for a in attrs] for r in req.rows])
 
     def rows_json(self, req: Any) -> list[dict[str, Any]]:
-        return [r.model_dump(mode="json", by_alias=True) for r in req.rows]
+        ts, attrs = self.timestamp, self.feature_attr.items()
+        return [{ts: r.ts.isoformat(), **{f: getattr(r, a) for f, a in attrs}} for r in req.rows]

@@ -14,9 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ..forecast.features import make_features
 from ..forecast.meta_model import UnknownGroup, canonical
 from .registry import LoadedVersion, NoChampion, RegistrySource
 
@@ -143,8 +141,12 @@ class ModelService:
                 self.load_failures += 1
                 raise GroupLoadFailed(key, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
 
-    def predict(self, lv: LoadedVersion, key: tuple[str, ...], rows: pd.DataFrame) -> np.ndarray:
+    def is_loaded(self, lv: LoadedVersion, key: tuple[str, ...]) -> bool:
+        """True if the group's booster is in memory (a request can then run on the event loop).
+        GroupModels has no public membership test; a miss here only means the thread pool is used."""
+        return canonical(key) in getattr(lv.models, "_cache", ())
+
+    def predict(self, lv: LoadedVersion, key: tuple[str, ...], x: np.ndarray) -> np.ndarray:
+        """``x``: the model's input matrix (columns as forecast.features.make_features builds them)."""
         booster = self.booster(lv, key)
-        spec = lv.models.spec
-        x = make_features(rows, spec["timestamp"], spec["features"])
-        return np.asarray(booster.inplace_predict(x), dtype=float).reshape(len(rows))
+        return np.asarray(booster.inplace_predict(x), dtype=float).reshape(len(x))
