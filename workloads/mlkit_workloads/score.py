@@ -56,3 +56,45 @@ def run(rt: Runtime) -> dict:
     for k, v in result.items():
         rt.context.set(k, v)
     return result
+
+
+# ---------------------------------------------------------------- scorers (bench/many_models.py compares them)
+
+SCORE_SCHEMA = "prediction double"
+_MODELS: dict = {}
+
+
+def worker_models(model_path: str):
+    """The meta model's GroupModels, loaded once per Python worker (Spark reuses the workers)."""
+    if model_path not in _MODELS:
+        import mlflow
+
+        _MODELS[model_path] = mlflow.pyfunc.load_model(model_path).unwrap_python_model().models
+    return _MODELS[model_path]
+
+
+def map_in_pandas_scorer(model_path: str):
+    """mapInPandas: Arrow batches as they come (no shuffle), each row routed to its group's booster."""
+
+    def predict(batches):
+        models = worker_models(model_path)
+        for pdf in batches:
+            yield models.predict(pdf)[["prediction"]]
+
+    return predict
+
+
+def apply_in_pandas_scorer(model_path: str):
+    """applyInPandas: one group per call (needs a shuffle by group)."""
+
+    def predict(key, pdf):
+        models = worker_models(model_path)
+        return pd.DataFrame({"prediction": models.predict_group(tuple(str(k) for k in key), pdf).astype(float)})
+
+    return predict
+
+
+def noop_scorer(batches):
+    """The floor: the same rows through Python workers that compute nothing."""
+    for pdf in batches:
+        yield pd.DataFrame({"prediction": [0.0] * len(pdf)})
