@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,6 +80,8 @@ def test_unknown_group_is_404_naming_it(client):
 
 @pytest.mark.parametrize("body, field", [
     (_body(rows=[_row(promo="lots")]), "body.rows.0.promo"),
+    (_body(rows=[_row(promo=True)]), "body.rows.0.promo"),
+    (_body(rows=[_row(holiday=1e300)]), "body.rows.0.holiday"),
     (_body(rows=[_row(), _row(date="yesterday")]), "body.rows.1.date"),
     (_body(rows=[_row(date="9999-01-01")]), "body.rows.0.date"),
     (_body(rows=[{"date": "2024-06-01", "promo": 1}]), "body.rows.0.holiday"),

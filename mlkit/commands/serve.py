@@ -16,8 +16,6 @@ import typer
 from ..config import DEFAULT_DIR, load_environment
 from ..console import UserError, console, err, user_errors
 
-INFERENCE_LOG_TABLE = "inference_log"
-
 
 def serve(
     env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
@@ -32,6 +30,7 @@ def serve(
                             f"(stack {cfg.name}-serving, applied by `mlkit deploy --env {env}`). "
                             "`mlkit serve` only serves a local environment's registry.")
         import uvicorn
+        from mlkit_workloads.monitor.data import INFERENCE_LOG
         from mlkit_workloads.serve.runner import build, serving_settings
         from mlkit_workloads.serve.sinks import DeltaSink
 
@@ -46,7 +45,7 @@ def serve(
         state = Path(cfg.local.state_dir)
         server = mlflow_server.ensure(state, cfg.local.mlflow_port)
         tables = Path(cfg.workloads.tables.root or state / "tables")
-        log_path = tables / INFERENCE_LOG_TABLE
+        log_path = tables / INFERENCE_LOG  # where the monitoring job reads it
         built = build(cfg.workloads, env=cfg.name, cache_dir=state / "serving-cache", tracking_uri=server.url,
                       sink=DeltaSink(log_path), auth=None)
         name = ss.registered_model or cfg.workloads.forecast.registered_model

@@ -8,6 +8,7 @@ bench/README.md.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .runtime import TABLES, Runtime
@@ -64,31 +65,56 @@ SCORE_SCHEMA = "prediction double"
 _MODELS: dict = {}
 
 
-def worker_models(model_path: str):
+def model_ref(spark, local_dir: str) -> tuple[str, str]:
+    """How the Python workers find a pyfunc model downloaded on the driver.
+
+    Local mode shares the driver's disk: the path itself. On a cluster the executors do not see
+    the driver's local disk, so the directory is shipped the way ``mlflow.pyfunc.spark_udf`` ships
+    it (zipped, ``SparkContext.addFile``) and each worker extracts and loads it once.
+    """
+    if spark.sparkContext.master.startswith("local"):
+        return "path", local_dir
+    from mlflow.pyfunc.spark_model_cache import SparkModelCache
+
+    return "archive", SparkModelCache.add_local_model(spark, local_dir)
+
+
+def worker_models(ref: tuple[str, str] | str):
     """The meta model's GroupModels, loaded once per Python worker (Spark reuses the workers)."""
-    if model_path not in _MODELS:
-        import mlflow
+    kind, where = ("path", ref) if isinstance(ref, str) else ref
+    if where not in _MODELS:
+        if kind == "archive":
+            from mlflow.pyfunc.spark_model_cache import SparkModelCache
 
-        _MODELS[model_path] = mlflow.pyfunc.load_model(model_path).unwrap_python_model().models
-    return _MODELS[model_path]
+            model = SparkModelCache.get_or_load(where)[0]
+        else:
+            import mlflow
+
+            model = mlflow.pyfunc.load_model(where)
+        _MODELS[where] = model.unwrap_python_model().models
+    return _MODELS[where]
 
 
-def map_in_pandas_scorer(model_path: str):
-    """mapInPandas: Arrow batches as they come (no shuffle), each row routed to its group's booster."""
+def map_in_pandas_scorer(ref, columns: list[str] = ("prediction",)):
+    """mapInPandas: Arrow batches as they come (no shuffle), each row routed to its group's booster
+    through the meta model's LRU. Yields ``columns``, taken from the prediction frame (keys,
+    timestamp, prediction) or else from the input rows (e.g. the actual value)."""
+    columns = list(columns)
 
     def predict(batches):
-        models = worker_models(model_path)
+        models = worker_models(ref)
         for pdf in batches:
-            yield models.predict(pdf)[["prediction"]]
+            out = models.predict(pdf)
+            yield pd.DataFrame({c: (out[c] if c in out else pdf[c]).to_numpy() for c in columns})
 
     return predict
 
 
-def apply_in_pandas_scorer(model_path: str):
-    """applyInPandas: one group per call (needs a shuffle by group)."""
+def apply_in_pandas_scorer(ref):
+    """applyInPandas: one group per call (needs a shuffle by group). Measured slower: see score.run."""
 
     def predict(key, pdf):
-        models = worker_models(model_path)
+        models = worker_models(ref)
         return pd.DataFrame({"prediction": models.predict_group(tuple(str(k) for k in key), pdf).astype(float)})
 
     return predict
@@ -97,4 +123,4 @@ def apply_in_pandas_scorer(model_path: str):
 def noop_scorer(batches):
     """The floor: the same rows through Python workers that compute nothing."""
     for pdf in batches:
-        yield pd.DataFrame({"prediction": [0.0] * len(pdf)})
+        yield pd.DataFrame({"prediction": np.zeros(len(pdf))})

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import WorkloadError
 from ..forecast.meta_model import UnknownGroup
 from ..runtime import Runtime, experiment
-from .data import served_rows, training_reference, version_models
+from .data import INFERENCE_LOG, served_rows, training_reference, version_models
 from .psi import psi
 from .report import feature_plot, group_psi_plot, markdown
 from .settings import MonitoringSettings
@@ -74,7 +74,14 @@ def run(rt: Runtime) -> dict:
     since = run_at - pd.Timedelta(days=ms.window_days)
     served = served_rows(rt.tables, since, keys)
     if served.empty:
-        raise WorkloadError(f"no inferences logged in the last {ms.window_days} day(s) (since {since:%Y-%m-%d %H:%M} UTC)")
+        # Not an error: a service with no traffic has no drift to report. Nothing is written.
+        note = (f"no inferences logged in the last {ms.window_days} day(s) in {rt.tables.path(INFERENCE_LOG)} "
+                "(locally: `mlkit serve --env local` and send requests); nothing to monitor")
+        rt.say(note)
+        out = {"served_rows": 0, "model_versions": [], "drifted_features": [], "drifted_groups": [], "note": note}
+        for k, v in out.items():
+            rt.context.set(k, v)
+        return out
     rt.say(f"monitoring {len(served)} served rows of {served.model_version.nunique()} model version(s)")
 
     work = Path(tempfile.mkdtemp(prefix="mlkit-monitor-"))
@@ -118,7 +125,7 @@ def run(rt: Runtime) -> dict:
     local_root = Path(rt.tables.root)
     report_path = f"mlflow run {mrun.info.run_id}: monitoring_report/report.md"
     if local_root.is_dir():  # local runner: keep a browsable copy beside the tables
-        dest = local_root.parent / "reports" / "monitoring" / run_at.strftime("%Y%m%dT%H%M%SZ")
+        dest = local_root.parent / "reports" / "monitoring" / f"{run_at:%Y%m%dT%H%M%SZ}-{mrun.info.run_id[:8]}"
         shutil.copytree(report_dir, dest)
         report_path = str(dest / "report.md")
     shutil.rmtree(work, ignore_errors=True)

@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("mlkit-serve: workloads.serving.auth.mode is 'none'; the container never runs open "
                  "(use `mlkit serve --env local` for an open local service)")
     vault = _required_env("MLKIT_KEY_VAULT_URI", "the Key Vault holding the API keys")
-    auth = ApiKeys(key_vault_fetch(vault, ss.auth.api_key_secret), ss.auth.refresh_seconds,
-                   describe=f"secret {ss.auth.api_key_secret!r} in {vault}")
+    auth = ApiKeys(key_vault_fetch(vault, ss.auth.api_keys_secret_name), ss.auth.refresh_seconds,
+                   describe=f"secret {ss.auth.api_keys_secret_name!r} in {vault}")
     auth.refresh()
     sink = None
     if ss.inference_log.enabled:

@@ -39,7 +39,9 @@ Stamp = Annotated[dt.datetime, BeforeValidator(_string_only), AfterValidator(_in
     {"type": "string", "format": "date-time", "pattern": YEAR_PATTERN,
      "description": f"date-time (naive = UTC) or date, years {MIN_YEAR}-{MAX_YEAR}"})]
 # Strict: a JSON number or null. Lax mode would turn true/"1.5" into floats the schema does not allow.
-Feature = Annotated[float | None, Field(allow_inf_nan=False, strict=True)]
+# Bounded to float32 (the model's input type): a larger number would silently become infinity.
+F32_MAX = 3.4e38
+Feature = Annotated[float | None, Field(allow_inf_nan=False, strict=True, ge=-F32_MAX, le=F32_MAX)]
 
 
 class ModelRef(BaseModel):

@@ -31,7 +31,7 @@ class ServingAuth(_Strict):
     so a rotated key takes effect without a restart."""
 
     mode: Literal["none", "api_key"] = "api_key"
-    api_key_secret: str = Field(default="scoring-api-keys", pattern=r"^[0-9A-Za-z-]{1,127}$")
+    api_keys_secret_name: str = Field(default="scoring-api-keys", pattern=r"^[0-9A-Za-z-]{1,127}$")
     refresh_seconds: float = Field(default=300, ge=10)
 
 
