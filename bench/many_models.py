@@ -122,15 +122,20 @@ def run(spark, args, state: Path) -> dict:
     # rows the Spark scorers score (every row of every group), summed over groups and / cores.
     #   predict-only : booster.inplace_predict on features computed beforehand (outside the timer)
     #   model predict: the model's own work per group: make_features + inplace_predict
-    feats, only, full = 0.0, 0.0, 0.0
-    for key, part in pdf.groupby(["store", "item"]):
-        booster = models.booster(key)
-        t = time.perf_counter()
-        x = make_features(part, "date", ["promo", "holiday"])
-        t_f = time.perf_counter()
-        booster.inplace_predict(x)
-        t_p = time.perf_counter()
-        feats, only, full = feats + t_f - t, only + t_p - t_f, full + t_p - t
+    parts = [(models.booster(key), part) for key, part in pdf.groupby(["store", "item"])]  # loaded first
+    best = None
+    for _ in range(2):  # best of two passes, as for the Spark scorers below
+        feats = only = 0.0
+        for booster, part in parts:
+            t = time.perf_counter()
+            x = make_features(part, "date", ["promo", "holiday"])
+            t_f = time.perf_counter()
+            booster.inplace_predict(x)
+            t_p = time.perf_counter()
+            feats, only = feats + t_f - t, only + t_p - t_f
+        best = (feats, only) if best is None or feats + only < sum(best) else best
+    feats, only = best
+    full = feats + only
     rows = len(pdf)
     raw_only = rows / (only / args.cores)
     raw_full = rows / (full / args.cores)
@@ -153,13 +158,21 @@ def run(spark, args, state: Path) -> dict:
         # lets Spark prune a UDF column) and counts the rows that got one.
         t = time.perf_counter()
         n = df.where("prediction IS NOT NULL").count()
-        score[name] = {"rows": n, "seconds": round(time.perf_counter() - t, 3)}
+        seconds = round(time.perf_counter() - t, 3)
+        if name not in score or seconds < score[name]["seconds"]:
+            score[name] = {"rows": n, "seconds": seconds}
 
-    timed("spark_floor_noop_mapinpandas", sdf.mapInPandas(S.noop_scorer, S.SCORE_SCHEMA))
-    timed("applyinpandas", sdf.groupBy(*keys).applyInPandas(S.apply_in_pandas_scorer(local_model), S.SCORE_SCHEMA))
     udf = mlflow.pyfunc.spark_udf(spark, local_model, result_type="prediction double", env_manager="local")
-    timed("spark_udf", sdf.select(udf(F.struct(*cols)).prediction.alias("prediction")))
-    timed("mapinpandas", sdf.mapInPandas(S.map_in_pandas_scorer(local_model), S.SCORE_SCHEMA))
+    scorers = {
+        "spark_floor_noop_mapinpandas": lambda: sdf.mapInPandas(S.noop_scorer, S.SCORE_SCHEMA),
+        "applyinpandas": lambda: sdf.groupBy(*keys).applyInPandas(S.apply_in_pandas_scorer(local_model),
+                                                                  S.SCORE_SCHEMA),
+        "spark_udf": lambda: sdf.select(udf(F.struct(*cols)).prediction.alias("prediction")),
+        "mapinpandas": lambda: sdf.mapInPandas(S.map_in_pandas_scorer(local_model), S.SCORE_SCHEMA),
+    }
+    for _ in range(2):  # each scorer twice, interleaved; the best run counts (first runs pay warm-up)
+        for name, make in scorers.items():
+            timed(name, make())
     for v in score.values():
         v["rows_per_s"] = round(v["rows"] / v["seconds"])
         v["vs_model_predict"] = round(v["rows_per_s"] / raw_full, 3)

@@ -168,6 +168,16 @@ class EventHubs(Strict):
     partition_count: int = Field(default=2, ge=1, le=32)
     message_retention_days: int = Field(default=1, ge=1, le=7)
 
+    @field_validator("sku")
+    @classmethod
+    def _capture_tier(cls, v: str) -> str:
+        # The platform turns on Event Hubs Capture (the monitoring job reads the inference log from
+        # it), and the Basic tier has no Capture: Azure would reject the hub at apply time.
+        if v == "Basic":
+            raise ValueError("Basic has no Event Hubs Capture, which the monitoring job reads the inference "
+                             "log from: use Standard or Premium")
+        return v
+
 
 class Network(Strict):
     """Private networking: VNet injection for Databricks and private endpoints for the data services.

@@ -43,11 +43,11 @@ class PolicyAspect:
                                   self._cfg.name, self._stack, node.node.path, ""))
 
 
-def element_of(node, stack: str) -> Element | None:
+def element_of(node, stack: str, path: str | None = None) -> Element | None:
     """The Terraform block a construct renders, or None for plain constructs."""
     if not isinstance(node, cdktn.TerraformElement):
         return None
-    path = node.node.path
+    path = path or node.node.path
     tf = node.to_terraform() or {}
     if isinstance(node, cdktn.TerraformResource):
         kind, section = "resource", (tf.get("resource") or {})
@@ -98,11 +98,12 @@ class PolicyRun:
         cdktn.Aspects.of(stack).add(PolicyAspect(self, cfg, name))
 
     def visit(self, node, cfg: "EnvironmentConfig", stack: str) -> None:
-        if (stack, node.node.path) in self._seen:  # a second app.synth() re-runs the aspects
+        path = node.node.path  # one jsii round trip, reused below
+        if (stack, path) in self._seen:  # a second app.synth() re-runs the aspects
             return
-        self._seen.add((stack, node.node.path))
-        self.construct_suppressions.extend(from_construct(node, cfg.name))
-        el = element_of(node, stack)
+        self._seen.add((stack, path))
+        self.construct_suppressions.extend(from_construct(node, cfg.name, path))
+        el = element_of(node, stack, path)
         if el is None:
             return
         self.elements += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 
 METADATA_TYPE = "mlkit:suppress"
 MIN_REASON = 10
+
+# Suppressions by construct, kept on the Python side as well as in the construct's metadata:
+# the aspect visits every construct, and reading metadata back through jsii costs a round trip
+# to the Node runtime per construct (measured: ~0.5 s of a 3-environment synth).
+_ON_CONSTRUCT: "weakref.WeakKeyDictionary[IConstruct, list[dict]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -73,20 +79,18 @@ def suppress(construct: IConstruct, rule_id: str, reason: str, expires: str | dt
         raise TypeError("suppress(): rule_id must be a rule id such as 'MLK-ST-003' or 'CKV_AZURE_59'")
     if isinstance(expires, dt.date):
         expires = expires.isoformat()
-    construct.node.add_metadata(METADATA_TYPE, {"rule": rule_id, "reason": reason or "", "expires": expires or ""})
+    data = {"rule": rule_id, "reason": reason or "", "expires": expires or ""}
+    construct.node.add_metadata(METADATA_TYPE, data)  # visible in the construct tree, for tools
+    _ON_CONSTRUCT.setdefault(construct, []).append(data)
 
 
-def from_construct(node: IConstruct, env: str) -> list[ActiveSuppression]:
-    out = []
-    for entry in node.node.metadata:
-        if entry.type != METADATA_TYPE:
-            continue
-        data = entry.data or {}
-        expires = _date(data.get("expires"))
-        out.append(ActiveSuppression(rule=str(data.get("rule", "")), target=node.node.path,
-                                     reason=str(data.get("reason") or ""), expires=expires,
-                                     origin="construct", env=env, on_construct=True))
-    return out
+def from_construct(node: IConstruct, env: str, path: str | None = None) -> list[ActiveSuppression]:
+    entries = _ON_CONSTRUCT.get(node, ())
+    if entries and path is None:
+        path = node.node.path
+    return [ActiveSuppression(rule=str(data.get("rule", "")), target=path, reason=str(data.get("reason") or ""),
+                              expires=_date(data.get("expires")), origin="construct", env=env, on_construct=True)
+            for data in entries]
 
 
 def from_config(cfg, environments_dir: str | None = None) -> list[ActiveSuppression]:

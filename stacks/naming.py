@@ -175,6 +175,16 @@ class Names:
     scoring_image_repository = "mlkit-scoring"
     scoring_app = "mlkit-scoring"
 
+    def scoring_image_ref(self, version: str) -> str:
+        """``repository:tag`` of the scoring image in the environment's ACR (what the deploy pushes
+        and the serving stack runs): the tag is the workloads version."""
+        return f"{self.scoring_image_repository}:{version}"
+
+    @property
+    def scoring_principal(self) -> str:
+        """Display name of the scoring identity where it is registered outside Azure (Databricks)."""
+        return self.managed_identity("aks-workload")
+
     @property
     def scoring_workload_subject(self) -> str:
         return f"system:serviceaccount:{self.scoring_namespace}:{self.scoring_service_account}"
@@ -239,6 +249,9 @@ class Names:
     @property
     def serving_stack(self) -> str:
         return f"{self.env}-serving"
+
+    # Output of the serving stack naming the image it runs; `mlkit deploy` builds exactly that one.
+    scoring_image_output = "scoring_image"
 
     def state_key(self, stack_kind: str, configured: str | None = None) -> str:
         """Blob name of a stack's Terraform state. Each stack needs its own state, so a configured

@@ -18,7 +18,7 @@ from .backend import attach_backend
 from .naming import Names, tags_for
 from .platform.aks import ScoringCluster, ScoringClusterProps
 from .platform.databricks_workspace import MlWorkspace, MlWorkspaceProps
-from .platform.event_hubs import InferenceLogHub, InferenceLogHubProps
+from .platform.event_hubs import CaptureProps, InferenceLogHub, InferenceLogHubProps
 from .platform.identity import WorkloadIdentity, WorkloadIdentityProps
 from .platform.key_vault import SecretsVault, SecretsVaultProps
 from .platform.network import PrivateNetwork, PrivateNetworkProps
@@ -117,7 +117,9 @@ class PlatformStack(TerraformStack):
             consumer_group_name=names.consumer_group_monitoring, resource_group_name=rg, location=loc, tags=tags,
             sku=cfg.event_hubs.sku, capacity=cfg.event_hubs.capacity,
             partition_count=cfg.event_hubs.partition_count,
-            message_retention_days=cfg.event_hubs.message_retention_days))
+            message_retention_days=cfg.event_hubs.message_retention_days,
+            # Capture archives every inference event into the data lake for the monitoring job.
+            capture=CaptureProps(storage=self.storage)))
 
         self.scoring_identity = WorkloadIdentity(self, "scoring-identity", WorkloadIdentityProps(
             name=names.managed_identity("aks-workload"),

@@ -7,7 +7,8 @@ reads its API server address and CA certificate (public values), and the token c
 accounts disabled, so there is no admin kubeconfig to leak).
 
 The image ``<acr>/mlkit-scoring:<workloads version>`` must be in the registry before apply:
-the deploy step builds it in the cloud with ``az acr build`` (no Docker engine needed).
+``mlkit deploy`` builds it in the cloud with ACR Tasks just before this stack (no Docker engine
+needed) and checks that this stack's ``scoring_image`` output names the same repository and tag.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from cdktn_provider_azurerm.provider import AzurermProvider, AzurermProviderFeat
 from cdktn_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 from constructs import Construct
 from mlkit_workloads import __version__ as workloads_version
-from mlkit_workloads.serve.runner import serving_settings
 
 from mlkit.config import EnvironmentConfig
 
@@ -32,11 +32,11 @@ from .settings_resolution import resolve_workload_settings
 # The Entra ID application of the AKS API server (the same in every tenant); kubelogin asks for it.
 AKS_AAD_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 OUTPUT_SCORING_URL = "scoring_service_url"
-OUTPUT_SCORING_IMAGE = "scoring_image"
+OUTPUT_SCORING_IMAGE = Names.scoring_image_output
 
 
 def scoring_image(login_server: str, names: Names) -> str:
-    return f"{login_server}/{names.scoring_image_repository}:{workloads_version}"
+    return f"{login_server}/{names.scoring_image_ref(workloads_version)}"
 
 
 class ServingStack(TerraformStack):
@@ -44,7 +44,7 @@ class ServingStack(TerraformStack):
         names: Names = cfg.names
         super().__init__(scope, names.serving_stack)
         self.cfg = cfg
-        ss = serving_settings(cfg.workloads)
+        ss = cfg.workloads.serving
         if ss.auth.mode == "none":
             raise StackInputError("workloads.serving.auth.mode",
                                   f"'none' (an open API) is only allowed in local environments, not in {cfg.name!r}")
@@ -92,4 +92,4 @@ class ServingStack(TerraformStack):
                         value=f"http://{names.scoring_app}.{names.scoring_namespace}.svc.cluster.local",
                         description="in-cluster URL of the scoring service (bearer API key required)")
         TerraformOutput(self, OUTPUT_SCORING_IMAGE, value=image, static_id=True,
-                        description="image the deployment runs; build it first: az acr build")
+                        description="image the deployment runs; `mlkit deploy` builds and pushes it first")

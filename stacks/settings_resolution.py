@@ -7,6 +7,11 @@ from typing import Any
 from mlkit_workloads.settings import WorkloadSettings
 
 from .naming import Names
+from .platform.event_hubs import CAPTURE_CONTAINER, capture_prefix
+
+
+def _is_absolute(path: str) -> bool:
+    return "://" in path or path.startswith("/")
 
 
 def resolve_workload_settings(settings: WorkloadSettings, names: Names) -> dict[str, Any]:
@@ -24,6 +29,11 @@ def resolve_workload_settings(settings: WorkloadSettings, names: Names) -> dict[
     tables = data.get("tables")
     if isinstance(tables, dict) and not tables.get("root"):
         tables["root"] = names.abfss_url("curated", "tables")
+    # In the cloud the monitoring job reads what Event Hubs Capture archived (the platform stack
+    # turns it on); a relative capture_path is a folder of the inference-logs container.
+    monitoring = data["monitoring"]
+    capture = monitoring.get("capture_path") or capture_prefix(names)
+    monitoring["capture_path"] = capture if _is_absolute(capture) else names.abfss_url(CAPTURE_CONTAINER, capture)
     # Still valid settings: the job's own parser must accept exactly what we upload.
     WorkloadSettings.model_validate(data)
     return data

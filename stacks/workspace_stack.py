@@ -7,6 +7,7 @@ from cdktn_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 from mlkit_workloads import __version__ as workloads_version
 from mlkit_workloads import graph
+from mlkit_workloads.settings import WorkloadSettings
 
 from mlkit.config import EnvironmentConfig
 
@@ -17,11 +18,17 @@ from .settings_resolution import resolve_workload_settings
 from .workspace.experiments import TrackingExperiment, TrackingExperimentProps
 from .workspace.files import SettingsFile, SettingsFileProps, WheelFile, WheelFileProps
 from .workspace.jobs import GraphJob, GraphJobProps, JobClusterSpec, ScheduleSpec
+from .workspace.model_access import ModelAccessProps, ModelRegistryAccess
 from .workspace.policy import JobClusterPolicy, JobClusterPolicyProps
 from .workspace.pools import WorkerPool, WorkerPoolProps
 from .workspace.secret_scope import KeyVaultSecretScope, KeyVaultSecretScopeProps
 
 OUTPUT_JOB_IDS = "job_ids"
+
+
+def served_model(ws: WorkloadSettings) -> str:
+    """The registered model the scoring service loads (the rule of mlkit_workloads.serve.runner.build)."""
+    return ws.serving.registered_model or ws.forecast.registered_model
 
 
 class WorkspaceStack(TerraformStack):
@@ -81,6 +88,12 @@ class WorkspaceStack(TerraformStack):
                 max_concurrent_runs=cfg.jobs.max_concurrent_runs, max_retries=cfg.jobs.max_retries, tags=tags,
                 # A run can only start once the wheel and the settings it reads are uploaded.
                 after=(self.wheel.file, self.settings_file.file)))
+
+        # The scoring service reads its champion from this workspace's registry as its own identity.
+        self.model_access = ModelRegistryAccess(self, "model-access", ModelAccessProps(
+            application_id=platform.scoring_identity.client_id, display_name=names.scoring_principal,
+            models=(cfg.workloads.forecast.registered_model, cfg.workloads.classifier.registered_model),
+            readable=(served_model(cfg.workloads),), tags=tags))
 
         TerraformOutput(self, OUTPUT_JOB_IDS, value={k: j.id for k, j in self.jobs.items()},
                         description="Databricks job id per job of the workloads graph", static_id=True)

@@ -3,18 +3,15 @@ Azure/Databricks inventory through the real SDK clients against stand-in servers
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
-import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from ops_helpers import ENVIRONMENTS, FIXTURES, make_cdktf_out
+from ops_helpers import ENVIRONMENTS, FIXTURES, Token, make_cdktf_out, self_signed, serve
 from typer.testing import CliRunner
 
 from mlkit.cli import app
@@ -112,54 +109,6 @@ def test_managed_ids_and_workspace_from_state():
 
 
 # ------------------------------------------------------------------ stand-in servers
-
-
-class Token:
-    """An Entra ID credential as azure-identity shapes it (get_token -> AccessToken)."""
-
-    def __init__(self):
-        self.scopes = []
-
-    def get_token(self, *scopes, **kwargs):
-        from azure.core.credentials import AccessToken
-
-        self.scopes += scopes
-        return AccessToken("test-token", int(time.time()) + 3600)
-
-
-def serve(handler_cls, tls_dir: Path | None = None):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-    if tls_dir is not None:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(tls_dir / "cert.pem", tls_dir / "key.pem")
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def self_signed(dest: Path) -> Path:
-    """A certificate for 127.0.0.1: the Azure SDK refuses bearer tokens over plain http."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (dest / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                     serialization.NoEncryption()))
-    return dest
 
 
 class Recorder(BaseHTTPRequestHandler):

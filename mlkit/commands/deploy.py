@@ -1,10 +1,12 @@
-"""`mlkit deploy --env ENV [--plan-only]`: synth, policy gate, wheel, terraform per stack."""
+"""`mlkit deploy --env ENV [--plan-only]`: synth, policy gate, wheel, terraform per stack
+(and the scoring image, built in ACR before the serving stack)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ..config import DEFAULT_DIR, load_environment
 from ..console import console, err, user_errors
@@ -21,7 +23,10 @@ def deploy(
     tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                      help="record the release in this MLflow (where `mlkit promote` reads it)"),
 ) -> None:
-    """Deploy ENV: synth -> `mlkit check` -> workloads wheel (sha256) -> terraform init/plan/apply per stack."""
+    """Deploy ENV: synth -> `mlkit check` -> workloads wheel (sha256) -> terraform init/plan/apply per stack.
+
+    Before the serving stack: the scoring image (workloads/Dockerfile) is built and pushed with ACR Tasks.
+    """
     from ..ops.deploy import default_steps
     from ..ops.deploy import deploy as run
     from ..ops.terraform import Terraform, find_terraform
@@ -30,11 +35,17 @@ def deploy(
         cfg = load_environment(env, environments)
         tf = Terraform(find_terraform(terraform))
         out = out or Path(".mlkit/deploy") / env
-        steps = default_steps(environments, workloads, out / "dist")
+
+        def progress(step: str) -> None:
+            err.print(f"[dim]… {escape(step)}[/]")
+
+        steps = default_steps(environments, workloads, out / "dist", progress)
         report = run(cfg, environments=environments, out=out, repo=Path.cwd(), steps=steps, tf=tf,
-                     plan_only=plan_only, cdktf_out=cdktf_out, progress=lambda s: err.print(f"[dim]… {s}[/]"))
+                     plan_only=plan_only, cdktf_out=cdktf_out, progress=progress)
         if report.gate and report.gate.status == "unavailable":
             err.print(f"[yellow]warning:[/] {report.gate.detail}")
+        if report.image and report.image.status == "skipped":
+            err.print(f"[yellow]note:[/] scoring image {report.image.image} not built: {escape(report.image.detail)}")
         console.print(report.markdown(), markup=False)
         console.print(f"plans and summary: {out}", markup=False)
         if not report.ok:

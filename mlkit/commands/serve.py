@@ -31,12 +31,12 @@ def serve(
                             "`mlkit serve` only serves a local environment's registry.")
         import uvicorn
         from mlkit_workloads.monitor.data import INFERENCE_LOG
-        from mlkit_workloads.serve.runner import build, serving_settings
+        from mlkit_workloads.serve.runner import build
         from mlkit_workloads.serve.sinks import DeltaSink
 
         from ..local import mlflow_server
 
-        ss = serving_settings(cfg.workloads)
+        ss = cfg.workloads.serving
         port = port or ss.port
         if not 1024 <= port <= 65535:
             raise UserError(f"--port {port}: use a port between 1024 and 65535")

@@ -3,12 +3,15 @@
 Each step is a plain callable in :class:`Steps` so the pipeline is the same in CI, on a
 laptop and in the tests (which inject a synth that copies a fixture ``cdktf.out``).
 A failed stack stops the run: later stacks are not attempted and the summary says which
-stacks were applied before the failure.
+stacks were applied before the failure. When the environment's serving stack is deployed, the
+scoring image is built and pushed in ACR right before it (the registry exists by then: the
+platform stack comes first); a failed build stops the run the same way.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from typing import Callable
 
 from ..config import EnvironmentConfig
 from ..console import UserError
-from . import artifacts, azure_auth
+from . import acr_build, artifacts, azure_auth
 from .plan import PlanSummary, summarize
 from .release import ReleaseRecord, lock_mismatches, lock_path, now, read_lock
 from .terraform import Stack, Terraform, TerraformFailed, ordered, read_manifest
@@ -30,11 +33,27 @@ class GateOutcome:
 
 
 @dataclass
+class ImageOutcome:
+    image: str  # repository:tag in the environment's registry
+    status: str = "not attempted"  # built | failed | skipped | not attempted
+    detail: str = ""
+    built: acr_build.BuiltImage | None = None
+
+    def line(self) -> str:
+        if self.built:
+            return (f"- scoring image: `{self.image}` built by ACR run {self.built.run_id}, pushed as "
+                    f"`{self.built.reference}`")
+        return f"- scoring image: `{self.image}` **{self.status}**" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
 class Steps:
     synth: Callable[[EnvironmentConfig, Path], Path]
     gate: Callable[[EnvironmentConfig, Path], GateOutcome]
     wheel: Callable[[Path], artifacts.Wheel]
     credentials: Callable[[EnvironmentConfig], None]
+    # (environment, "repository:tag") -> the pushed image; needed only when the serving stack deploys.
+    image: Callable[[EnvironmentConfig, str], acr_build.BuiltImage] | None = None
 
 
 @dataclass
@@ -54,10 +73,12 @@ class DeployReport:
     wheel: artifacts.Wheel | None = None
     lock_problems: list[str] = field(default_factory=list)
     stacks: list[StackOutcome] = field(default_factory=list)
+    image: ImageOutcome | None = None
 
     @property
     def ok(self) -> bool:
-        return all(s.status not in ("failed", "not attempted") for s in self.stacks)
+        return (all(s.status not in ("failed", "not attempted") for s in self.stacks)
+                and not (self.image and self.image.status == "failed"))
 
     def markdown(self) -> str:
         mode = "plan only" if self.plan_only else "deploy"
@@ -70,9 +91,13 @@ class DeployReport:
             lines.append(f"- policy gate: **{self.gate.status}**" + (f" ({self.gate.detail})" if self.gate.detail else ""))
         for p in self.lock_problems:
             lines.append(f"- release lock: {p}")
+        if self.image:
+            lines.append(self.image.line())
         applied = [s.name for s in self.stacks if s.status == "applied"]
         lines.append(f"- applied: {', '.join(applied) if applied else 'nothing'}")
         lines.append("")
+        if self.image and self.image.status == "failed":
+            lines += ["## scoring image: build failed", "```", self.image.detail, "```", ""]
         for s in self.stacks:
             lines.append(f"## {s.name}: {s.status}")
             if s.summary:
@@ -89,6 +114,11 @@ class DeployReport:
             "git_sha": self.git.sha if self.git else None,
             "wheel": {"name": self.wheel.path.name, "sha256": self.wheel.sha256} if self.wheel else None,
             "lock_problems": self.lock_problems,
+            "scoring_image": None if self.image is None else {
+                "image": self.image.image, "status": self.image.status, "detail": self.image.detail,
+                "registry": self.image.built.registry if self.image.built else None,
+                "digest": self.image.built.digest if self.image.built else None,
+                "run_id": self.image.built.run_id if self.image.built else None},
             "stacks": [{"name": s.name, "status": s.status, "error": s.error,
                         "plan": s.summary.as_dict() if s.summary else None} for s in self.stacks],
         }
@@ -136,10 +166,28 @@ def azure_credentials(cfg: EnvironmentConfig) -> None:
         azure_auth.check_reachable(azure_auth.blob_host(cfg.backend.storage_account_name or ""))
 
 
-def default_steps(environments: Path, workloads: Path, dist: Path) -> Steps:
+def acr_image(context: Path, dockerfile: str, progress: Callable[[str], None] = lambda _: None
+              ) -> Callable[[EnvironmentConfig, str], acr_build.BuiltImage]:
+    """Build ``dockerfile`` (relative to ``context``) in the environment's registry with ACR Tasks."""
+    def build(cfg: EnvironmentConfig, image: str) -> acr_build.BuiltImage:
+        from azure.identity import DefaultAzureCredential
+
+        client = acr_build.registry_client(DefaultAzureCredential(exclude_interactive_browser_credential=True),
+                                           cfg.subscription_id)
+        return acr_build.build(client, cfg.names.resource_group, cfg.names.container_registry, context,
+                               dockerfile, image, progress=progress)
+    return build
+
+
+def default_steps(environments: Path, workloads: Path, dist: Path,
+                  progress: Callable[[str], None] = lambda _: None) -> Steps:
     epoch = artifacts.git_info(workloads).commit_time
+    # The scoring image's context is the repository root (workloads/Dockerfile copies requirements/ too).
+    context = Path(workloads).resolve().parent
+    dockerfile = (Path(workloads).resolve() / "Dockerfile").relative_to(context).as_posix()
     return Steps(synth=synth_with_stacks, gate=policy_gate(environments),
-                 wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials)
+                 wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials,
+                 image=acr_image(context, dockerfile, progress))
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -152,6 +200,27 @@ def env_stacks(cfg: EnvironmentConfig, cdktf_out: Path) -> list[Stack]:
         raise UserError(f"{cdktf_out}/manifest.json has no stacks for environment {cfg.name!r} "
                         f"(stacks: {', '.join(sorted(stacks)) or 'none'})", exit_code=1)
     return ordered(stacks, mine)
+
+
+def require_kubelogin(stack: Stack) -> None:
+    """The serving stack's Kubernetes provider runs ``kubelogin get-token`` at plan and apply time."""
+    if shutil.which("kubelogin") is None:
+        raise UserError(f"kubelogin not found on PATH: stack {stack.name!r} authenticates to AKS through it "
+                        "(Entra ID, no cluster credentials). Install it with `az aks install-cli` (kubectl + "
+                        "kubelogin), or put the kubelogin binary of an Azure/kubelogin release on PATH",
+                        exit_code=1)
+
+
+def scoring_image(cfg: EnvironmentConfig, stack: Stack, wheel: artifacts.Wheel) -> str:
+    """``repository:tag`` to build: the workloads version of the wheel being deployed, and the one the
+    synthesized serving stack runs (a mismatch means the synth is stale)."""
+    version = wheel.path.name.split("-")[1]  # PEP 427: {distribution}-{version}-...
+    image = cfg.names.scoring_image_ref(version)
+    output = (stack.config.get("output") or {}).get(cfg.names.scoring_image_output) or {}
+    if not str(output.get("value", "")).endswith(f"/{image}"):
+        raise UserError(f"stack {stack.name!r} runs {output.get('value') or 'no scoring_image output'!r}, but this "
+                        f"deploy builds {image} (workloads wheel {wheel.path.name}); re-synth", exit_code=1)
+    return image
 
 
 def check_backend(cfg: EnvironmentConfig, stack: Stack) -> None:
@@ -196,6 +265,10 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
                                 "what would be deployed:\n  - " + "\n  - ".join(report.lock_problems), exit_code=1)
         for s in stacks:
             check_backend(cfg, s)
+        serving = next((s for s in stacks if s.name == cfg.names.serving_stack), None)
+        if serving is not None:
+            require_kubelogin(serving)
+            report.image = ImageOutcome(scoring_image(cfg, serving, report.wheel))
         steps.credentials(cfg)
     except UserError:
         _write(report, out)
@@ -203,6 +276,8 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
     report.stacks = [StackOutcome(s.name, "not attempted") for s in stacks]
     by_name = {o.name: o for o in report.stacks}
     for outcome, stack in zip(report.stacks, stacks):
+        if stack.name == cfg.names.serving_stack and not _image(cfg, report.image, steps, plan_only, progress):
+            break
         progress(f"{stack.name}: init/plan" + ("" if plan_only else "/apply"))
         try:
             _one_stack(stack, outcome, out / stack.name, tf, plan_only)
@@ -216,11 +291,34 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
             outcome.status, outcome.error = "failed", str(e)
             break
     if report.ok and not plan_only:
+        built = report.image.built if report.image else None
         rec = ReleaseRecord(cfg.name, report.git.sha or "unknown", report.wheel.path.name, report.wheel.sha256,
-                            [s.name for s in report.stacks], now())
+                            [s.name for s in report.stacks], now(),
+                            scoring_image=built.reference if built else "")
         (out / "release.json").write_text(json.dumps(rec.as_dict(), indent=2) + "\n")
     _write(report, out)
     return report
+
+
+def _image(cfg: EnvironmentConfig, outcome: ImageOutcome, steps: Steps, plan_only: bool,
+           progress: Callable[[str], None]) -> bool:
+    """Build and push the scoring image before the serving stack; False = stop the run."""
+    if plan_only:
+        outcome.status = "skipped"
+        outcome.detail = ("--plan-only: not built; the serving stack's plan assumes the deploy pushes this tag "
+                          "to the environment's registry first")
+        return True
+    progress(f"scoring image: ACR build {outcome.image}")
+    if steps.image is None:
+        outcome.status, outcome.detail = "failed", "no image build step configured"
+        return False
+    try:
+        outcome.built = steps.image(cfg, outcome.image)
+    except UserError as e:
+        outcome.status, outcome.detail = "failed", str(e)
+        return False
+    outcome.status = "built"
+    return True
 
 
 def _one_stack(stack: Stack, outcome: StackOutcome, sdir: Path, tf: Terraform, plan_only: bool) -> None:

@@ -1,7 +1,7 @@
 """Release records and release locks.
 
 *Release record*: what a deploy put into an environment (git commit, workloads wheel
-sha256, stacks applied). ``mlkit deploy`` writes it to ``<out>/release.json`` and, when the
+sha256, stacks applied, the scoring image by digest). ``mlkit deploy`` writes it to ``<out>/release.json`` and, when the
 environment's MLflow is reachable, logs it as a run in the experiment
 ``names.experiment("releases")`` (tags ``mlkit.release.*``), which is where promotion reads
 the source environment's current release from.
@@ -36,6 +36,8 @@ class ReleaseRecord:
     stacks: list[str] = field(default_factory=list)
     deployed_at: str = ""
     format: int = FORMAT
+    # registry/repository:tag@sha256:... when the deploy built the scoring image ("" = not built)
+    scoring_image: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

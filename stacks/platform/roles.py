@@ -8,6 +8,8 @@ from constructs import Construct
 # Built-in role names (stable across tenants), least privilege for what each grant is for.
 ACR_PULL = "AcrPull"
 STORAGE_BLOB_DATA_READER = "Storage Blob Data Reader"
+# Write (and list/delete) blobs, no account management: what Event Hubs Capture needs on its container.
+STORAGE_BLOB_DATA_CONTRIBUTOR = "Storage Blob Data Contributor"
 EVENT_HUBS_DATA_SENDER = "Azure Event Hubs Data Sender"
 # AKS's own identity manages load balancer IPs and NICs in a subnet we bring (VNet-integrated nodes).
 NETWORK_CONTRIBUTOR = "Network Contributor"

@@ -10,12 +10,13 @@ from cdktn_provider_azurerm.storage_account import (
     StorageAccountBlobPropertiesContainerDeleteRetentionPolicy,
     StorageAccountBlobPropertiesDeleteRetentionPolicy,
 )
+from cdktn_provider_azurerm.role_assignment import RoleAssignment
 from cdktn_provider_azurerm.storage_container import StorageContainer
 from constructs import Construct
 
 from policies.suppressions import suppress
 
-from .roles import STORAGE_BLOB_DATA_READER, assign_role
+from .roles import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_READER, assign_role
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,20 @@ class DataLakeStorage(Construct):
     def id(self) -> str:
         return self.account.id
 
-    def grant_blob_read(self, id_: str, principal_id: str, container: str) -> None:
-        """Read-only data access to one container (never the whole account)."""
+    def _container_id(self, container: str) -> str:
         if container not in self.containers:
             raise KeyError(f"no container {container!r} in {self.props.name}")
+        return self.containers[container].id
+
+    def grant_blob_read(self, id_: str, principal_id: str, container: str) -> None:
+        """Read-only data access to one container (never the whole account)."""
         assign_role(self, id_, role=STORAGE_BLOB_DATA_READER,
-                    resource_id=self.containers[container].id, principal_id=principal_id)
+                    resource_id=self._container_id(container), principal_id=principal_id)
+
+    def grant_blob_write(self, id_: str, principal_id: str, container: str) -> RoleAssignment:
+        """Write access to one container (never the whole account), e.g. for Event Hubs Capture.
+
+        Returned so a resource that checks the access when it is created can depend on it.
+        """
+        return assign_role(self, id_, role=STORAGE_BLOB_DATA_CONTRIBUTOR,
+                           resource_id=self._container_id(container), principal_id=principal_id)

@@ -1,9 +1,10 @@
 """score: the champion forecasts the latest rows of every group; groups without a model are reported.
 
-Scoring goes through ``mlflow.pyfunc.spark_udf`` over the meta model (Arrow batches of mixed
-groups, each row routed to its group's booster through the LRU). bench/many_models.py measures
-it against groupBy().applyInPandas() in the same run; spark_udf was faster (no shuffle), see
-bench/README.md.
+Scoring is ``mapInPandas`` over the meta model: Arrow batches as they come from the window
+(each group's rows together), each row routed to its group's booster through the LRU.
+bench/many_models.py measures it against groupBy().applyInPandas() (a second shuffle, one call
+per group) and mlflow's spark_udf (the same routing behind pyfunc's per-batch input handling) in
+the same run; mapInPandas was the fastest of the three, see bench/README.md.
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ def run(rt: Runtime) -> dict:
     uri = f"models:/{name}/{version}"  # pinned: the alias may move while this job runs
     table = TABLES["forecast"]
     data_version = rt.tables.version(table)
-    sdf = latest_rows(rt.tables.read_spark(rt.spark, table, data_version), keys, ts, cfg.score_periods)
-    cols = [*keys, ts, *cfg.columns.features]
     rt.say(f"scoring {table} v{data_version} with {name} v{version}")
-    udf = mlflow.pyfunc.spark_udf(rt.spark, uri, result_type="prediction double", env_manager="local")
-    out = (sdf.withColumn("_p", udf(F.struct(*cols)))
-           .select(*keys, ts, F.col("_p.prediction").alias("prediction"), F.col(target).cast("double").alias("actual"))
+    cores = rt.spark.sparkContext.defaultParallelism
+    # One window partition per core: the scoring tasks are short and even, so each extra task's
+    # fixed cost (~0.1-0.3 s locally) is pure overhead.
+    rt.spark.conf.set("spark.sql.shuffle.partitions", str(cores))
+    sdf = latest_rows(rt.tables.read_spark(rt.spark, table, data_version), keys, ts, cfg.score_periods)
+    ref = model_ref(rt.spark, mlflow.artifacts.download_artifacts(uri))
+    types = {f.name: f.dataType.simpleString() for f in sdf.schema.fields}
+    schema = ", ".join([*(f"`{c}` {types[c]}" for c in [*keys, ts]), "prediction double", "actual double"])
+    out = (sdf.select(*keys, ts, *cfg.columns.features, F.col(target).cast("double").alias("actual"))
+           .mapInPandas(map_in_pandas_scorer(ref, [*keys, ts, "prediction", "actual"]), schema)
            .toPandas())
     out["has_model"] = out.prediction.notna()  # the meta model returns NaN for groups it has no model for
     missing = out[~out.has_model][keys].drop_duplicates()

@@ -12,15 +12,32 @@ import pandas as pd
 from ..errors import WorkloadError
 from ..forecast.meta_model import GroupModels
 
-INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local) / the hub's landing table
+INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local)
 
 
-def served_rows(tables, since: pd.Timestamp, keys: list[str]) -> pd.DataFrame:
-    """One row per predicted row: model_version, group keys, the inputs as columns, prediction."""
+def logged_events(rt, ms, since: pd.Timestamp) -> tuple[pd.DataFrame, str]:
+    """The logged inference events (inference-log columns, ``sinks.event_table``) and where they came from.
+
+    ``monitoring.capture_path`` set (cloud: the stacks set it): the Event Hubs Capture archive.
+    Otherwise the local Delta table the service's Delta sink writes. Empty when nothing was logged.
+    """
+    if ms.capture_path:
+        if rt.spark is None:
+            raise WorkloadError(f"monitoring.capture_path is {ms.capture_path!r}: reading an Event Hubs Capture "
+                                "archive needs Spark, and this task has no Spark session")
+        from .capture import read_capture
+
+        return read_capture(rt.spark, ms.capture_path, since), ms.capture_path
     try:
-        events = tables.read_pandas(INFERENCE_LOG)
+        return rt.tables.read_pandas(INFERENCE_LOG), rt.tables.path(INFERENCE_LOG)
     except FileNotFoundError:
-        return pd.DataFrame()  # nothing served yet: the job says so and writes nothing
+        return pd.DataFrame(), rt.tables.path(INFERENCE_LOG)  # nothing served yet
+
+
+def served_rows(events: pd.DataFrame, since: pd.Timestamp, keys: list[str]) -> pd.DataFrame:
+    """One row per predicted row since ``since``: model_version, group keys, the inputs as columns, prediction."""
+    if events.empty:
+        return pd.DataFrame()
     events = events[pd.to_datetime(events["ts"], utc=True) >= since]
     out: list[dict] = []
     for ev in events.itertuples(index=False):

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import WorkloadError
 from ..forecast.meta_model import UnknownGroup
 from ..runtime import Runtime, experiment
-from .data import INFERENCE_LOG, served_rows, training_reference, version_models
+from .data import logged_events, served_rows, training_reference, version_models
 from .psi import psi
 from .report import feature_plot, group_psi_plot, markdown
 from .settings import MonitoringSettings
@@ -72,13 +72,15 @@ def run(rt: Runtime) -> dict:
     keys, ts, features = list(cols.group_keys), cols.timestamp, list(cols.features)
     run_at = pd.Timestamp.now(tz="UTC")
     since = run_at - pd.Timedelta(days=ms.window_days)
-    served = served_rows(rt.tables, since, keys)
+    events, source = logged_events(rt, ms, since)
+    served = served_rows(events, since, keys)
     if served.empty:
         # Not an error: a service with no traffic has no drift to report. Nothing is written.
-        note = (f"no inferences logged in the last {ms.window_days} day(s) in {rt.tables.path(INFERENCE_LOG)} "
+        note = (f"no inferences logged in the last {ms.window_days} day(s) in {source} "
                 "(locally: `mlkit serve --env local` and send requests); nothing to monitor")
         rt.say(note)
-        out = {"served_rows": 0, "model_versions": [], "drifted_features": [], "drifted_groups": [], "note": note}
+        out = {"served_rows": 0, "model_versions": [], "drifted_features": [], "drifted_groups": [], "note": note,
+               "inference_source": source}
         for k, v in out.items():
             rt.context.set(k, v)
         return out
@@ -110,6 +112,7 @@ def run(rt: Runtime) -> dict:
     drifted_groups = sorted(set(table[(table.kind == "prediction") & table.drift].subject))
     meta = {"environment": rt.env, "run at": f"{run_at:%Y-%m-%d %H:%M} UTC",
             "window": f"last {ms.window_days} day(s), since {since:%Y-%m-%d %H:%M} UTC",
+            "inferences from": source,
             "thresholds": f"feature PSI > {ms.feature_psi_threshold:g}, prediction PSI > {ms.prediction_psi_threshold:g}",
             "verdict": ("DRIFT: " + ", ".join([*(f"feature {f}" for f in drifted_features),
                                               *(f"group {g}" for g in drifted_groups)])
@@ -132,6 +135,7 @@ def run(rt: Runtime) -> dict:
 
     out = {"served_rows": len(served), "model_versions": sorted(served.model_version.unique().tolist()),
            "drifted_features": drifted_features, "drifted_groups": drifted_groups,
+           "inference_source": source,
            "monitoring_table": rt.tables.path(RESULTS), "monitoring_table_version": table_version,
            "report": report_path, "mlflow_run_id": mrun.info.run_id}
     for k, v in out.items():

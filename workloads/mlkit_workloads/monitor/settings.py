@@ -16,3 +16,9 @@ class MonitoringSettings(BaseModel):
     min_rows: int = Field(default=50, ge=1, description="fewer served rows than this: no feature verdict")
     min_rows_per_group: int = Field(default=20, ge=1, description="fewer served rows in a group: no verdict")
     fail_on_drift: bool = Field(default=False, description="fail the task (and the job run) when drift is flagged")
+    capture_path: str | None = Field(
+        default=None,
+        description="Event Hubs Capture archive to read the logged inferences from, instead of the inference_log "
+                    "table: an abfss:// URL or an absolute path as is; a relative path is inside the storage "
+                    "account's inference-logs container. The stacks set it for cloud environments (to the "
+                    "inference-log hub's folder) when the environment file does not.")

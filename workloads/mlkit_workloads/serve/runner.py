@@ -25,10 +25,6 @@ from .settings import ServingSettings
 log = logging.getLogger("mlkit.serve")
 
 
-def serving_settings(ws: WorkloadSettings) -> ServingSettings:
-    return ws.serving
-
-
 @dataclass
 class Built:
     app: object
@@ -42,7 +38,7 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
           serving: ServingSettings | None = None, token: EntraDatabricksToken | None = None) -> Built:
     from .app import create_app
 
-    ss = serving or serving_settings(ws)
+    ss = serving or ws.serving
     cols = ws.forecast.columns
     name = ss.registered_model or ws.forecast.registered_model
     source = RegistrySource(name, ss.alias, cache_dir, tracking_uri=tracking_uri, registry_uri=registry_uri,
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         ws = WorkloadSettings.model_validate(json.loads(Path(a.settings).read_text()))
     except (OSError, ValueError) as e:
         sys.exit(f"mlkit-serve: {a.settings}: {e}")
-    ss = serving_settings(ws)
+    ss = ws.serving
     if ss.auth.mode == "none":
         sys.exit("mlkit-serve: workloads.serving.auth.mode is 'none'; the container never runs open "
                  "(use `mlkit serve --env local` for an open local service)")
