@@ -159,7 +159,7 @@ def test_every_taggable_azure_resource_carries_the_environment_tags(synthesized,
         assert {t["key"]: t["value"] for t in experiment["tags"]} == expected
 
 
-def _expected_names(names: Names, private_network: bool) -> set[str]:
+def _expected_names(names: Names, private_network: bool, models: tuple[str, ...] = ()) -> set[str]:
     version = workloads_version
     network = {
         names.virtual_network, names.network_security_group("databricks"), names.network_security_group("endpoints"),
@@ -176,6 +176,7 @@ def _expected_names(names: Names, private_network: bool) -> set[str]:
         names.settings_file, names.wheel_path(version),
         *(names.instance_pool(p) for p in ("default",)),
         *(names.job(j) for j in graph.JOBS), *(names.experiment(j) for j in graph.JOBS),
+        *models,  # registered model names: the workloads' settings, what the jobs register under
     }
 
 
@@ -183,7 +184,9 @@ def _expected_names(names: Names, private_network: bool) -> set[str]:
 def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> None:
     cfg = synthesized["configs"][env]
     names = cfg.names
-    expected = _expected_names(names, cfg.network.private)
+    ws = cfg.workloads
+    expected = _expected_names(names, cfg.network.private,
+                               (ws.forecast.registered_model, ws.classifier.registered_model))
     seen = set()
     for kind in ("platform", "workspace"):
         for rtype, items in synthesized["docs"][f"{env}-{kind}"]["resource"].items():
@@ -236,6 +239,31 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
     models = [a for a, c in doc["resource"]["azurerm_storage_container"].items() if c["name"] == "models"]
     reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"].startswith("Storage")]
     assert models[0] in reader[0]["scope"]
+
+
+@pytest.mark.parametrize("env", CLOUD)
+def test_scoring_identity_reads_only_the_served_model_in_the_registry(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    platform, workspace = synthesized["docs"][f"{env}-platform"], synthesized["docs"][f"{env}-workspace"]
+    sp, = resources(workspace, "databricks_service_principal")
+    # application_id is the platform's scoring identity client id, read from the platform's state.
+    output = re.fullmatch(r"\$\{data\.terraform_remote_state\.[\w-]+\.outputs\.([\w-]+)\}", sp["application_id"])
+    identity = next(iter(platform["resource"]["azurerm_user_assigned_identity"]))
+    assert platform["output"][output.group(1)]["value"] == f"${{azurerm_user_assigned_identity.{identity}.client_id}}"
+    assert platform["resource"]["azurerm_user_assigned_identity"][identity]["name"] == cfg.names.scoring_principal
+    assert sp["display_name"] == cfg.names.scoring_principal
+    assert (sp["allow_cluster_create"], sp["allow_instance_pool_create"], sp["databricks_sql_access"]) == (False,) * 3
+    assert not {"workspace_access", "force", "external_id"} & set(sp)
+    models = {m["name"]: a for a, m in workspace["resource"]["databricks_mlflow_model"].items()}
+    assert set(models) == {cfg.workloads.forecast.registered_model, cfg.workloads.classifier.registered_model}
+    sp_address = next(iter(workspace["resource"]["databricks_service_principal"]))
+    perms = resources(workspace, "databricks_permissions")
+    assert perms == [{"//": perms[0]["//"],
+                      "registered_model_id": f"${{databricks_mlflow_model.{models['forecast']}.registered_model_id}}",
+                      "access_control": [{"permission_level": "CAN_READ", "service_principal_name":
+                                          f"${{databricks_service_principal.{sp_address}.application_id}}"}]}]
+    # The jobs keep running as their owner (the deploying principal, kept CAN_MANAGE by the provider).
+    assert all("run_as" not in j for j in resources(workspace, "databricks_job"))
 
 
 def _api_job(body: dict) -> dict:
@@ -372,3 +400,30 @@ def test_dev_has_no_private_network(synthesized) -> None:
     assert not resources(doc, "azurerm_virtual_network") and not resources(doc, "azurerm_private_endpoint")
     ws, = resources(doc, "azurerm_databricks_workspace")
     assert ws["public_network_access_enabled"] is True and "virtual_network_id" not in ws["custom_parameters"]
+
+
+def test_synth_refusal_names_every_stack_of_the_refused_environment(tmp_path) -> None:
+    """The gate removes all of a refused environment's stacks; the table and the message say which."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mlkit.cli import app
+
+    envs = tmp_path / "environments"
+    shutil.copytree(REPO / "environments", envs)
+    staging = envs / "staging.yaml"
+    text = staging.read_text()
+    assert "databricks:\n  public_network_access: false\n" in text
+    # Pools that idle for 500 minutes break MLK-DB-001: staging is refused.
+    staging.write_text(text.replace("databricks:\n  public_network_access: false\n",
+                                    "databricks:\n  public_network_access: false\n  instance_pools:\n"
+                                    "    default:\n      node_type: Standard_D4ds_v5\n      max_capacity: 6\n"
+                                    "      idle_minutes: 500\n"))
+    out = tmp_path / "cdktf.out"
+    res = CliRunner().invoke(app, ["synth", "--env", "staging", "--environments", str(envs), "--out", str(out)],
+                             env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert res.exit_code == 1, res.output
+    assert "not written: staging-platform, staging-serving, staging-workspace" in res.output
+    assert "0 stack(s)" in res.output and "Traceback" not in res.output
+    assert not list((out / "stacks").glob("staging-*"))

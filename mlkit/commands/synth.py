@@ -42,7 +42,7 @@ def synth(
     no_policy: bool = typer.Option(False, "--no-policy",
                                    help="write environments even when policy errors are unsuppressed"),
 ) -> None:
-    """Synthesize the platform and workspace stacks of the chosen environments.
+    """Synthesize the stacks (platform, workspace, serving) of the chosen environments.
 
     The policy packs run during the synth; an environment with unsuppressed error findings is
     refused (its stacks are not written) unless --no-policy is given.
@@ -56,8 +56,10 @@ def synth(
         summaries = synthesize(configs, out, stack_hook=gate.hook if gate else None)
         verdict = gate.enforce(out) if gate else None
         if verdict and verdict.refused:
-            refused = {s for e in verdict.refused for s in (configs[e].names.platform_stack,
-                                                             configs[e].names.workspace_stack)}
+            from stacks.app import stack_names
+
+            # Every stack of a refused environment (the gate removed them all), whatever stacks it has.
+            refused = set(stack_names({e: configs[e] for e in verdict.refused}))
             summaries = [s for s in summaries if s.name not in refused]
         elapsed = time.perf_counter() - started
         local = sorted(n for n, c in configs.items() if not c.is_cloud)
@@ -76,4 +78,4 @@ def synth(
         if no_policy:
             console.print("policy gate skipped (--no-policy): run `mlkit check` before deploying")
         if verdict and verdict.refused:
-            raise UserError(verdict.message(), exit_code=1)
+            raise UserError(verdict.message() + f"\nnot written: {', '.join(sorted(refused))}", exit_code=1)

@@ -117,6 +117,19 @@ def _decode_batches(batches: Iterator) -> Iterator:
             yield from pa.concat_tables(tables).to_batches()
 
 
+def _uri_key(uri: str) -> tuple[str, str, str]:
+    """Spark spells one file differently in its listing (file:///x) and its rows (file:/x)."""
+    from urllib.parse import unquote, urlparse
+
+    u = urlparse(uri)
+    return u.scheme, u.netloc, unquote(u.path)
+
+
+def _spelled(key: tuple[str, str, str]) -> str:
+    scheme, netloc, path = key
+    return f"{scheme}://{netloc}{path}" if netloc else f"{scheme}:{path}"
+
+
 def read_capture(spark, root: str, since: pd.Timestamp) -> pd.DataFrame:
     """Events under ``root`` in files modified since ``since`` (minus a margin), inference-log columns.
 
@@ -139,14 +152,20 @@ def read_capture(spark, root: str, since: pd.Timestamp) -> pd.DataFrame:
         if condition == "PATH_NOT_FOUND":
             return event_table([]).to_pandas()  # Capture has written nothing yet
         raise
+    # Spark's file scan skips zero-byte files without a word; Capture never writes one (it commits
+    # whole blobs), so such a file is a broken write and is reported like any unreadable archive.
+    scanned = {_uri_key(r.path) for r in files.select("path").collect()}  # a listing: content is not read
+    zero_byte = sorted(_spelled(k) for k in map(_uri_key, files.inputFiles()) if k not in scanned)
     # binaryFile packs files into partitions of spark.sql.files.maxPartitionBytes, so a worker holds
     # about one partition of archives (Capture files are capped by size_limit_in_bytes) at a time.
     decoded = files.select("path", "content").mapInArrow(_decode_batches, from_arrow_schema(_schema()))
     pdf = decoded.toPandas()
     bad = pdf[pdf[ERROR].notna()]
-    if len(bad):
-        lines = "\n".join(f"  - {f}: {p}" for f, p in zip(bad[FILE], bad[ERROR]))
-        raise WorkloadError(f"{root}: {len(bad)} unreadable Event Hubs Capture file(s), nothing was written:\n"
+    problems = sorted([*((f, "empty file (0 bytes), not an Avro archive") for f in zero_byte),
+                       *zip(bad[FILE], bad[ERROR])])
+    if problems:
+        lines = "\n".join(f"  - {f}: {p}" for f, p in problems)
+        raise WorkloadError(f"{root}: {len(problems)} unreadable Event Hubs Capture file(s), nothing was written:\n"
                             f"{lines}")
     events = pdf.drop(columns=[FILE, ERROR])
     if len(events) and events["ts"].dt.tz is None:  # toPandas gives wall time in the session's zone
