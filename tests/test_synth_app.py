@@ -226,6 +226,7 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
     for ra in resources(doc, "azurerm_role_assignment"):
         pid = ra["principal_id"]
         who = ("scoring" if identity in pid else "kubelet" if "kubelet_identity" in pid
+               else "capture" if pid.startswith("${azurerm_eventhub_namespace.")
                else "cluster" if ".identity[0].principal_id" in pid or ".identity.0.principal_id" in pid else pid)
         target = ra["scope"].split(".")[0].removeprefix("${")
         grants.setdefault(who, set()).add((ra["role_definition_name"], target))
@@ -233,11 +234,13 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
         "scoring": {("AcrPull", "azurerm_container_registry"), ("Storage Blob Data Reader", "azurerm_storage_container"),
                     ("Azure Event Hubs Data Sender", "azurerm_eventhub")},
         "kubelet": {("AcrPull", "azurerm_container_registry")},
+        # Event Hubs Capture writes the inference log into its container as the namespace's identity.
+        "capture": {("Storage Blob Data Contributor", "azurerm_storage_container")},
         # VNet-integrated clusters (private network) also manage their own node subnet, nothing else.
         **({"cluster": {("Network Contributor", "azurerm_subnet")}} if synthesized["configs"][env].network.private else {}),
     }
     models = [a for a, c in doc["resource"]["azurerm_storage_container"].items() if c["name"] == "models"]
-    reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"].startswith("Storage")]
+    reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"] == "Storage Blob Data Reader"]
     assert models[0] in reader[0]["scope"]
 
 
