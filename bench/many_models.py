@@ -1,11 +1,18 @@
 """Many-models benchmark: how close train_many gets to the raw compute bound, in one run.
 
-(a) raw bound   = sum of per-group fit times measured inside this run / cores
+(a) raw bound   = sum of per-group fit times measured inside this run (GroupResult.fit_seconds:
+                  features, DMatrix, the search, the final fit) / cores
 (b) train_many  = the task end to end (read table, applyInPandas, collect, one MLflow run,
                   bundle log + register, metrics table)
 (c) naive       = one mlflow.xgboost.log_model per group, timed on a sample, extrapolated
-Scoring: the score path's rows/s (applyInPandas + meta model; and mlflow's spark_udf for the
-choice between them) vs raw booster.predict rows/s over the same rows / cores.
+Scoring, over every row of every group (groups x rows), each group's rows in one partition in
+time order (as the score task's window delivers them), one partition per core, cached:
+    raw predict   = in this process, boosters already loaded (load time not counted), summed over
+                    groups / cores: "model predict" = make_features + inplace_predict (the goal's
+                    reference), "predict only" = inplace_predict on features built beforehand
+    scorers       = mapInPandas + meta model (what `score` uses), mlflow spark_udf over the same
+                    model, applyInPandas by group, and a no-op mapInPandas (the Spark/Arrow floor);
+                    each run twice, interleaved, best counts (raw predict too).
 
     python bench/many_models.py                 # 1000 groups x 1500 rows, 100 trees
     python bench/many_models.py --groups 100    # quick

@@ -130,6 +130,17 @@ def test_train_many_statuses_and_tracking(forecast_run):
     assert run.data.metrics["groups_ok"] == 3
     model = mlflow.pyfunc.load_model(f"models:/{res['model_name']}/{res['model_version']}")
     assert sorted(model.unwrap_python_model().groups()) == [("S1", "I1"), ("S2", "I1"), ("S3", "I1")]
+    assert model.metadata.get_input_schema().input_names() == ["store", "item", "date", "promo", "holiday"]
+    # One packed file for all boosters, and the serving service's loader still opens it.
+    from mlkit_workloads.forecast.meta_model import GroupModels
+    from mlkit_workloads.serve.registry import bundle_dir
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{res['model_name']}/{res['model_version']}"))
+    bundle = bundle_dir(local)
+    assert sorted(p.name for p in bundle.iterdir()) == ["index.json", "models.bin"]
+    rows = DeltaRsStore(settings.tables.root).read_pandas(TABLES["forecast"]).query("store == 'S2'").tail(5)
+    served = GroupModels(bundle).predict_group(("S2", "I1"), rows)
+    np.testing.assert_allclose(served, model.predict(rows.drop(columns=["sales"])).prediction, rtol=1e-6)
 
 
 def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_run):

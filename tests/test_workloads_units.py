@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from mlkit_workloads.entrypoint import TASKS, task_key, task_params
-from mlkit_workloads.forecast.meta_model import GroupModels, UnknownGroup, write_bundle
+from mlkit_workloads.forecast.features import make_features
+from mlkit_workloads.forecast.meta_model import CODEC, GroupModels, UnknownGroup, compress, write_bundle
 from mlkit_workloads.forecast.metrics import mae, rmse, seasonal_naive, time_split, wape
 from mlkit_workloads.forecast.train import train_group
 from mlkit_workloads.gates import classifier_gates, forecast_gates
@@ -113,12 +114,63 @@ def test_classifier_gates():
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("bundle")
-    results = {(f"S{i}", "I1"): train_group(series(80, seed=i), SMALL) for i in range(4)}
-    spec = {"keys": ["store", "item"], "timestamp": "date", "features": ["promo", "holiday"], "lru_max_models": 2}
-    write_bundle(d, spec, ((k, r.model, {"status": r.status, "metrics": r.metrics}) for k, r in results.items()))
+def trained() -> dict:
+    return {(f"S{i}", "I1"): train_group(series(80, seed=i), SMALL) for i in range(4)}
+
+
+SPEC = {"keys": ["store", "item"], "timestamp": "date", "features": ["promo", "holiday"], "lru_max_models": 2}
+
+
+def write(d: Path, trained: dict, layout: str) -> Path:
+    if layout == "files":  # one file per group (what the serving tests and older bundles use)
+        write_bundle(d, SPEC, ((k, r.model, {"status": r.status, "metrics": r.metrics}) for k, r in trained.items()))
+    else:  # what train_many writes: one packed file, boosters compressed on the workers
+        write_bundle(d, SPEC, ((k, compress(r.model), {"status": r.status, "metrics": r.metrics, "bytes": len(r.model)})
+                               for k, r in trained.items()), packed=True, codec=CODEC)
     return d
+
+
+@pytest.fixture(scope="module", params=["files", "packed"])
+def bundle(request, trained, tmp_path_factory) -> Path:
+    return write(tmp_path_factory.mktemp(f"bundle-{request.param}"), trained, request.param)
+
+
+def test_packed_bundle_is_one_file_and_predicts_like_the_files_layout(trained, tmp_path):
+    files, packed = write(tmp_path / "f", trained, "files"), write(tmp_path / "p", trained, "packed")
+    assert sorted(p.name for p in packed.iterdir()) == ["index.json", "models.bin"]
+    assert (packed / "models.bin").stat().st_size < 0.6 * sum(len(r.model) for r in trained.values())  # compressed
+    a, b = GroupModels(files), GroupModels(packed)
+    x = series(30, seed=9)
+    for key in trained:
+        np.testing.assert_array_equal(a.predict_group(key, x), b.predict_group(key, x))
+        assert b.group_info(key) == a.group_info(key)  # same info; where the bytes live is not part of it
+        assert b.group_info(key)["bytes"] == len(trained[key].model)  # raw size: what the LRU bound counts
+    with pytest.raises(ValueError):
+        write_bundle(tmp_path / "x", SPEC, [], codec="lzma")
+
+
+def _reference_features(df: pd.DataFrame, ts: str, features: list[str]) -> pd.DataFrame:
+    """The pandas .dt formulation the fast numpy path replaced: both must agree exactly."""
+    t = pd.to_datetime(df[ts], utc=True)
+    out = pd.DataFrame({"dow": t.dt.dayofweek.to_numpy(), "dom": t.dt.day.to_numpy(), "doy": t.dt.dayofyear.to_numpy(),
+                        "month": t.dt.month.to_numpy(),
+                        "t": ((t - pd.Timestamp("2000-01-01", tz="UTC")).dt.total_seconds() / 86400.0).to_numpy()})
+    for f in features:
+        out[f] = pd.to_numeric(df[f], errors="coerce").astype(float).to_numpy()
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("stamps", [
+    pd.Series(pd.date_range("1999-12-25", periods=800, freq="D", tz="UTC")),  # leap years, year ends
+    pd.Series(pd.date_range("2024-03-30 13:00", periods=300, freq="7h", tz="Europe/Berlin")),  # DST, not UTC
+    pd.Series(pd.date_range("2024-01-01", periods=50, freq="D")).astype("datetime64[us]"),  # naive = UTC, us
+    pd.Series(pd.date_range("2024-02-27", periods=5, freq="D").strftime("%Y-%m-%d")),  # strings
+    pd.Series([pd.Timestamp("2024-03-01", tz="UTC"), pd.NaT, pd.Timestamp("2024-03-03", tz="UTC")]),
+])
+def test_make_features_matches_the_pandas_calendar(stamps):
+    df = pd.DataFrame({"date": stamps, "promo": np.arange(len(stamps)) % 2, "holiday": "1"})
+    pd.testing.assert_frame_equal(make_features(df, "date", ["promo", "holiday"]),
+                                  _reference_features(df, "date", ["promo", "holiday"]), check_exact=True)
 
 
 def test_meta_model_routes_each_row_to_its_group(bundle):
