@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from mlkit_workloads.settings import Strict, WorkloadSettings
+from mlkit_workloads.settings import WorkloadSettings
+from mlkit_workloads.strict import Strict
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stacks.naming import MANDATORY_TAGS, NamingError, Names, names_for

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..strict import Strict
 
 
-class MonitoringSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class MonitoringSettings(Strict):
     window_days: int = Field(default=7, ge=1, le=365, description="logged inferences of the last N days")
     bins: int = Field(default=10, ge=2, le=100, description="PSI bins (quantiles of the reference)")
     # Common reading of PSI: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.

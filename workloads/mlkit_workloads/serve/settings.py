@@ -1,7 +1,6 @@
 """Settings of the scoring service: the ``workloads.serving`` section of an environment file.
 
-Own base class (not ``..settings.Strict``) so ``settings.py`` can import this module without a
-cycle. Every default is valid for ``local``; the validators say which field to change.
+Every default is valid for ``local``; the validators say which field to change.
 """
 
 from __future__ import annotations
@@ -9,7 +8,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ..strict import Strict
 
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Mi|Gi)?$"  # the Kubernetes quantities we accept (cpu: m, memory: Mi/Gi)
 
@@ -21,11 +22,7 @@ def memory_bytes(quantity: str) -> int:
     return int(float(m.group(1)) * {"Mi": 2**20, "Gi": 2**30, None: 1}[m.group(2)])
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServingAuth(_Strict):
+class ServingAuth(Strict):
     """``none`` is only allowed in ``local``. ``api_key``: keys live in one Key Vault secret
     (one key per line), read with the pod's managed identity and re-read every ``refresh_seconds``
     so a rotated key takes effect without a restart."""
@@ -35,7 +32,7 @@ class ServingAuth(_Strict):
     refresh_seconds: float = Field(default=300, ge=10)
 
 
-class InferenceLogSettings(_Strict):
+class InferenceLogSettings(Strict):
     enabled: bool = True
     queue_size: int = Field(default=10_000, ge=1)
     batch_size: int = Field(default=200, ge=1, le=5000)
@@ -44,7 +41,7 @@ class InferenceLogSettings(_Strict):
     retry_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
 
 
-class KubernetesSizing(_Strict):
+class KubernetesSizing(Strict):
     """Pod size and autoscaling of the AKS Deployment (``<env>-serving`` stack)."""
 
     cpu_request: str = Field(default="250m", pattern=QUANTITY)
@@ -64,7 +61,7 @@ class KubernetesSizing(_Strict):
         return self
 
 
-class ServingSettings(_Strict):
+class ServingSettings(Strict):
     # None: the forecast job's registered model (workloads.forecast.registered_model).
     registered_model: str | None = None
     alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")

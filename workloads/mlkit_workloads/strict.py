@@ -1,0 +1,9 @@
+"""The base of every settings model: an unknown key is an error that names its field, values are frozen."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
