@@ -74,6 +74,9 @@ class Principals(Strict):
     """Object ids of the identities that get grants. Use ``${VAR}`` to keep them out of git."""
 
     deployer: str = Field(description="object id of the deploying service principal")
+    deployer_application_id: str | None = Field(
+        default=None, description="application (client) id of the deploying service principal: the Databricks "
+                                  "jobs run as it and Unity Catalog grants name it by this id")
     databricks: str | None = Field(
         default=None, description="object id of the AzureDatabricks enterprise app in this tenant")
     groups: dict[str, str] = Field(default_factory=dict, description="Entra ID group name -> object id")
@@ -83,6 +86,13 @@ class Principals(Strict):
     def _uuid(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(UUID, v):
             raise ValueError(f"{v!r} is not an object id (UUID)")
+        return v
+
+    @field_validator("deployer_application_id")
+    @classmethod
+    def _application_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(UUID, v):
+            raise ValueError(f"{v!r} is not an application (client) id (UUID)")
         return v
 
     @field_validator("groups")
@@ -128,7 +138,10 @@ class Storage(Strict):
     replication: Literal["LRS", "ZRS", "GRS", "GZRS", "RAGRS", "RAGZRS"] = "ZRS"
     blob_soft_delete_days: int = Field(default=7, ge=1, le=365)
     container_soft_delete_days: int = Field(default=7, ge=1, le=365)
-    public_network_access: bool = True
+    public_network_access: bool = Field(
+        default=True, description="false: firewall denies by default (no IP rules), private endpoints and "
+                                  "trusted Azure services (Event Hubs Capture, the Databricks access connector) "
+                                  "only; needs network.private")
 
 
 class KeyVault(Strict):
@@ -256,6 +269,16 @@ class Databricks(Strict):
     cluster_policy: ClusterPolicy = ClusterPolicy()
     job_cluster: JobCluster = JobCluster()
     notification_emails: list[str] = Field(default_factory=list)
+    metastore_id: str | None = Field(
+        default=None, description="Unity Catalog metastore (UUID) to assign the workspace to; unset: the "
+                                  "workspace is already assigned (e.g. automatically, to its region's metastore)")
+
+    @field_validator("metastore_id")
+    @classmethod
+    def _metastore(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(UUID, v):
+            raise ValueError(f"{v!r} is not a metastore id (UUID)")
+        return v
 
     @field_validator("spark_version")
     @classmethod
@@ -423,8 +446,11 @@ class EnvironmentConfig(Strict):
                     raise ValueError(f"instance pool {pname!r} uses {pool.node_type!r}, "
                                      f"which cluster_policy.allowed_node_types does not allow")
             if not self.storage.public_network_access and not self.network.private:
+                # false means a deny-by-default firewall that only private endpoints and trusted Azure
+                # services pass: the clusters and the scoring service need those endpoints.
                 raise ValueError("storage.public_network_access: false needs network.private: true "
-                                 "(the jobs and the scoring service would have no way to reach the account)")
+                                 "(its firewall admits only private endpoints and trusted Azure services: the jobs' "
+                                 "clusters and the scoring service would have no way to reach the account)")
             if not self.container_registry.public_network_access and not self.network.private:
                 raise ValueError("container_registry.public_network_access: false needs network.private: true "
                                  "(AKS pulls the scoring image through the registry's private endpoint)")

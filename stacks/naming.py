@@ -73,6 +73,8 @@ RULES = {
                                  "letters, digits, '_' and '-'"),
     "managed_identity": Rule("managed identity", r"[A-Za-z0-9][A-Za-z0-9_-]*", 3, 128,
                              "letters, digits, '_' and '-'; starts with a letter or digit"),
+    "databricks_access_connector": Rule("Databricks access connector", r"[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]",
+                                        3, 64, "letters, digits, '_' and '-'"),
 }
 
 PREFIX_PATTERN = r"[a-z][a-z0-9]{1,9}"
@@ -142,6 +144,11 @@ class Names:
     @property
     def log_analytics_workspace(self) -> str:
         return self._dashed("log")
+
+    @property
+    def databricks_access_connector(self) -> str:
+        """The managed identity Unity Catalog reaches the data lake with (CAF: dbac)."""
+        return self._dashed("dbac")
 
     # -- Network (VNet injection for Databricks, private endpoints) -----------
     @property
@@ -236,6 +243,21 @@ class Names:
         return f"{self.wheel_volume_path}/{wheel_filename(version)}"
 
     job_cluster_key = "main"
+
+    # -- Unity Catalog (metastore-wide names: one metastore per region serves every environment,
+    # so the environment and region are part of each name; underscores need no SQL quoting) ----
+    def _catalog(self, abbr: str, *extra: str) -> str:
+        return "_".join(p.replace("-", "_") for p in (abbr, self.prefix, self.env, self.region, *extra, self.suffix) if p)
+
+    @property
+    def storage_credential(self) -> str:
+        return self._catalog("sc", "datalake")
+
+    def external_location(self, container: str) -> str:
+        if container not in self.CONTAINERS:
+            raise NamingError(f"no storage container {container!r} (containers: {', '.join(self.CONTAINERS)})",
+                              field="container")
+        return self._catalog("el", container)
 
     # -- Terraform ------------------------------------------------------------
     @property

@@ -15,7 +15,9 @@ from constructs import Construct
 from mlkit.config import EnvironmentConfig
 
 from .backend import attach_backend
+from .data_access import JOB_CONTAINER_ACCESS
 from .naming import Names, tags_for
+from .platform.access_connector import AccessConnectorProps, UnityCatalogConnector
 from .platform.aks import ScoringCluster, ScoringClusterProps
 from .platform.databricks_workspace import MlWorkspace, MlWorkspaceProps
 from .platform.event_hubs import CaptureProps, InferenceLogHub, InferenceLogHubProps
@@ -34,6 +36,7 @@ OUTPUT_REGISTRY_LOGIN_SERVER = "container_registry_login_server"
 OUTPUT_SCORING_CLIENT_ID = "aks_workload_client_id"
 OUTPUT_AKS_NAME = "aks_cluster_name"
 OUTPUT_EVENTHUB_NAMESPACE = "eventhub_namespace"
+OUTPUT_ACCESS_CONNECTOR_ID = "databricks_access_connector_id"
 
 # The models container is all the scoring service reads.
 SCORING_MODELS_CONTAINER = "models"
@@ -66,12 +69,20 @@ class PlatformStack(TerraformStack):
             name=names.resource_group, location=cfg.location, tags=tags))
         rg, loc = self.resource_group.name, cfg.location
 
+        # The jobs' way into the data lake (Unity Catalog storage credential): a managed identity.
+        self.access_connector = UnityCatalogConnector(self, "access-connector", AccessConnectorProps(
+            name=names.databricks_access_connector, resource_group_name=rg, location=loc, tags=tags))
         self.storage = DataLakeStorage(self, "storage", DataLakeProps(
             name=names.storage_account, resource_group_name=rg, location=loc, containers=names.CONTAINERS,
             tags=tags, replication=cfg.storage.replication,
             blob_soft_delete_days=cfg.storage.blob_soft_delete_days,
             container_soft_delete_days=cfg.storage.container_soft_delete_days,
-            public_network_access=cfg.storage.public_network_access))
+            public_network_access=cfg.storage.public_network_access,
+            # Behind the firewall, admit the connector by resource id too (what Databricks documents
+            # for Unity Catalog), not only through the trusted-services bypass.
+            trusted_resource_ids=(self.access_connector.id,)))
+        # Per container exactly what the jobs do there (stacks.data_access), never the account.
+        self.storage.grant_containers("databricks-jobs", self.access_connector.principal_id, JOB_CONTAINER_ACCESS)
 
         self.key_vault = SecretsVault(self, "key-vault", SecretsVaultProps(
             name=names.key_vault, resource_group_name=rg, location=loc, tenant_id=cfg.tenant_id, tags=tags,
@@ -151,6 +162,8 @@ class PlatformStack(TerraformStack):
              "client id for the mlkit-scoring service account's workload identity annotation"),
             (OUTPUT_AKS_NAME, self.aks.cluster.name, "AKS cluster name"),
             (OUTPUT_EVENTHUB_NAMESPACE, self.event_hubs.namespace.name, "Event Hubs namespace of inference logs"),
+            (OUTPUT_ACCESS_CONNECTOR_ID, self.access_connector.id,
+             "Databricks access connector behind the Unity Catalog storage credential"),
         ):
             TerraformOutput(self, name, value=value, description=description, static_id=True)
 

@@ -12,9 +12,12 @@ from mlkit_workloads.settings import WorkloadSettings
 from mlkit.config import EnvironmentConfig
 
 from .backend import attach_backend
+from .data_access import JOB_CONTAINER_ACCESS
+from .errors import StackInputError
 from .naming import Names, tags_for
 from .platform_stack import PlatformStack
 from .settings_resolution import resolve_workload_settings
+from .workspace.data_access import DataAccessProps, UnityCatalogDataAccess
 from .workspace.experiments import TrackingExperiment, TrackingExperimentProps
 from .workspace.files import SettingsFile, SettingsFileProps, WheelFile, WheelFileProps
 from .workspace.jobs import GraphJob, GraphJobProps, JobClusterSpec, ScheduleSpec
@@ -70,6 +73,21 @@ class WorkspaceStack(TerraformStack):
         self.wheel = WheelFile(self, "wheel", WheelFileProps(
             path=names.wheel_path(workloads_version), source=wheel_source))
 
+        # The jobs run as the deploying service principal; Unity Catalog grants name it by application id.
+        run_as = cfg.principals.deployer_application_id
+        if not run_as:
+            raise StackInputError("principals.deployer_application_id",
+                                  f"{cfg.name}: the jobs run as the deploying service principal and the data lake "
+                                  "grants name it by its application (client) id; set it (e.g. "
+                                  "${MLKIT_DEPLOYER_APPLICATION_ID})")
+        self.data_access = UnityCatalogDataAccess(self, "data-access", DataAccessProps(
+            access_connector_id=platform.access_connector.id, credential_name=names.storage_credential,
+            # Container roots, in the provider's documented form (no trailing slash).
+            locations={c: (names.external_location(c), names.abfss_url(c).rstrip("/"), access)
+                       for c, access in JOB_CONTAINER_ACCESS.items()},
+            principal_application_id=run_as, workspace_id=platform.workspace.workspace.workspace_id,
+            metastore_id=dbx.metastore_id))
+
         cluster = JobClusterSpec(
             key=names.job_cluster_key, instance_pool_id=job_pool.id, policy_id=self.policy.id,
             spark_version=dbx.spark_version, min_workers=dbx.job_cluster.min_workers,
@@ -82,12 +100,13 @@ class WorkspaceStack(TerraformStack):
             schedule = cfg.jobs.schedules.get(job.schedule_key)
             self.jobs[job.name] = GraphJob(self, f"job-{job.name}", GraphJobProps(
                 job=job, name=names.job(job.name), env=cfg.name, settings_path=names.settings_file,
-                wheel_path=names.wheel_path(workloads_version), cluster=cluster,
+                wheel_path=names.wheel_path(workloads_version), cluster=cluster, run_as_application_id=run_as,
                 schedule=ScheduleSpec(schedule.quartz_cron, schedule.timezone, schedule.paused) if schedule else None,
                 notification_emails=tuple(dbx.notification_emails), timeout_seconds=cfg.jobs.timeout_seconds,
                 max_concurrent_runs=cfg.jobs.max_concurrent_runs, max_retries=cfg.jobs.max_retries, tags=tags,
-                # A run can only start once the wheel and the settings it reads are uploaded.
-                after=(self.wheel.file, self.settings_file.file)))
+                # A run can only start once the wheel and the settings it reads are uploaded, and
+                # can reach the data lake once the grants exist.
+                after=(self.wheel.file, self.settings_file.file, *self.data_access.grants.values())))
 
         # The scoring service reads its champion from this workspace's registry as its own identity.
         self.model_access = ModelRegistryAccess(self, "model-access", ModelAccessProps(

@@ -248,3 +248,26 @@ def test_private_data_services_need_private_network(envdir: Path, old: str, new:
     (envdir / "dev.yaml").write_text(text.replace(old, new, 1))
     (p,) = problems_of("dev", envdir)
     assert f"{section}.public_network_access: false needs network.private" in p.message
+
+
+@pytest.mark.parametrize(("line", "field", "needle"), [
+    ("principals:\n  deployer_application_id: not-a-uuid\n", "principals.deployer_application_id",
+     "not an application (client) id"),
+    ("databricks:\n  metastore_id: metastore-1\n", "databricks.metastore_id", "not a metastore id"),
+])
+def test_data_access_ids_must_be_uuids(envdir: Path, line: str, field: str, needle: str) -> None:
+    staging = envdir / "staging.yaml"
+    text, section = staging.read_text(), line.split("\n")[0] + "\n"
+    # Into the file's own section where it has one (a key twice is a YAML error), else a new one.
+    staging.write_text(text.replace(section, line, 1) if section in text else text + line)
+    (p,) = problems_of("staging", envdir)
+    assert p.file.endswith("staging.yaml") and p.field == field and needle in p.message and p.line
+
+
+def test_data_access_ids_resolve_from_the_ci_environment() -> None:
+    app_id, metastore = "12345678-aaaa-bbbb-cccc-123456789abc", "87654321-aaaa-bbbb-cccc-123456789abc"
+    cfg = load_environment("prod", ENVS, env={"MLKIT_DEPLOYER_APPLICATION_ID": app_id,
+                                              "MLKIT_DATABRICKS_METASTORE_ID": metastore})
+    assert (cfg.principals.deployer_application_id, cfg.databricks.metastore_id) == (app_id, metastore)
+    # Object id and application id are different properties of the same principal.
+    assert cfg.principals.deployer != app_id

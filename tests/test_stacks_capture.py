@@ -92,10 +92,15 @@ def test_capture_identity_may_write_the_inference_logs_container_only(synthesize
     assert grant["role_definition_name"] == "Storage Blob Data Contributor"
     assert grant["scope"] == ref("azurerm_storage_container", containers["inference-logs"], "id")
     assert grant["principal_type"] == "ServicePrincipal"
-    # Nobody writes blobs at account scope, and Capture's grant is the only write grant on storage.
+    # Nobody writes blobs at account scope: the only write grants are Capture's (inference-logs) and the
+    # Databricks jobs' through their access connector (curated, models; see test_stacks_data_access).
+    connector_id, _ = one(doc, "azurerm_databricks_access_connector")
+    connector = ref("azurerm_databricks_access_connector", connector_id, "identity[0].principal_id")
     writers = [g for g in resources(doc, "azurerm_role_assignment").values()
                if g["role_definition_name"] == "Storage Blob Data Contributor"]
-    assert writers == [grant]
+    assert [g for g in writers if g["principal_id"] != connector] == [grant]
+    assert sorted(g["scope"] for g in writers if g["principal_id"] == connector) == \
+        sorted(ref("azurerm_storage_container", containers[c], "id") for c in ("curated", "models"))
     # Azure checks the destination when Capture is switched on: the hub waits for the grant.
     _, hub = one(doc, "azurerm_eventhub")
     assert f"azurerm_role_assignment.{grant_id}" in hub["depends_on"]

@@ -35,6 +35,7 @@ from stacks.workspace.secret_scope import KeyVaultSecretScope, KeyVaultSecretSco
 TAGS = {"environment": "test", "managed-by": "mlkit", "owner": "o", "cost-center": "c"}
 TENANT = "00000000-0000-0000-0000-000000000000"
 OBJECT_ID = "11111111-1111-1111-1111-111111111111"
+APP_ID = "66666666-6666-6666-6666-666666666666"
 RG = dict(resource_group_name="rg-test", location="westeurope")
 
 
@@ -70,7 +71,10 @@ def test_data_lake_is_locked_down_and_grants_one_container() -> None:
     assert cdktn.Testing.to_have_resource_with_properties(doc["__text__"], "azurerm_storage_account", {
         "name": "sttest", "is_hns_enabled": True, "min_tls_version": "TLS1_2", "https_traffic_only_enabled": True,
         "allow_nested_items_to_be_public": False, "infrastructure_encryption_enabled": True,
-        "shared_access_key_enabled": False, "public_network_access": "Disabled", "tags": TAGS,
+        "shared_access_key_enabled": False, "tags": TAGS,
+        # Secure default (private): Enabled only so trusted services can pass a deny-all firewall.
+        "public_network_access": "Enabled",
+        "network_rules": {"default_action": "Deny", "bypass": ["AzureServices"], "ip_rules": []},
         "local_user_enabled": False, "cross_tenant_replication_enabled": False,
         "blob_properties": {"delete_retention_policy": {"days": 9}, "container_delete_retention_policy": {"days": 11}},
     })
@@ -225,6 +229,7 @@ def test_cluster_policy_pins_runtime_pool_size_and_autotermination() -> None:
     assert definition["autotermination_minutes"]["value"] == 30
     assert definition["node_type_id"]["values"] == ["Standard_D4ds_v5"]
     assert definition["autoscale.max_workers"] == {"type": "range", "maxValue": 5}
+    assert definition["data_security_mode"] == {"type": "fixed", "value": "SINGLE_USER"}
 
 
 def test_secret_scope_is_key_vault_backed_without_manage_for_all_users() -> None:
@@ -262,7 +267,8 @@ def test_graph_job_tasks_come_from_the_graph() -> None:
     spec = JobClusterSpec(key="main", instance_pool_id="pool-1", policy_id="policy-1", spark_version="15.4.x-scala2.12")
     doc = synth(lambda s: GraphJob(s, "job", GraphJobProps(
         job=job, name="mlk-test-forecast", env="test", settings_path="/Shared/s.json", wheel_path="/Shared/w.whl",
-        cluster=spec, schedule=ScheduleSpec("0 0 1 ? * SUN", "UTC", paused=True), tags=TAGS)))
+        cluster=spec, run_as_application_id=APP_ID, schedule=ScheduleSpec("0 0 1 ? * SUN", "UTC", paused=True),
+        tags=TAGS)))
     body = only(doc, "databricks_job")
     assert [t["task_key"] for t in body["task"]] == [t.key for t in job.topological_order()]
     for t in body["task"]:
@@ -276,6 +282,9 @@ def test_graph_job_tasks_come_from_the_graph() -> None:
     cluster = body["job_cluster"][0]["new_cluster"]
     assert cluster["spark_conf"] == {"spark.sql.adaptive.enabled": "false"}
     assert cluster["instance_pool_id"] == cluster["driver_instance_pool_id"] == "pool-1"
+    # Runs as a service principal, on a cluster dedicated to it (Unity Catalog grants apply to it).
+    assert body["run_as"] == {"service_principal_name": APP_ID}
+    assert (cluster["data_security_mode"], cluster["single_user_name"]) == ("SINGLE_USER", APP_ID)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -21,6 +21,7 @@ from mlkit_workloads.settings import WorkloadSettings  # noqa: E402
 
 from mlkit.config import Backend, load_all  # noqa: E402
 from stacks.app import build_app  # noqa: E402
+from stacks.data_access import JOB_CONTAINER_ACCESS  # noqa: E402
 from stacks.naming import PRIVATE_DNS_ZONES, RULES, Names, tags_for, wheel_filename  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,6 +178,9 @@ def _expected_names(names: Names, private_network: bool, models: tuple[str, ...]
         *(names.instance_pool(p) for p in ("default",)),
         *(names.job(j) for j in graph.JOBS), *(names.experiment(j) for j in graph.JOBS),
         *models,  # registered model names: the workloads' settings, what the jobs register under
+        # Unity Catalog data access: the connector, its storage credential, a location per job container.
+        names.databricks_access_connector, names.storage_credential,
+        *(names.external_location(c) for c in JOB_CONTAINER_ACCESS),
     }
 
 
@@ -227,10 +231,15 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
         pid = ra["principal_id"]
         who = ("scoring" if identity in pid else "kubelet" if "kubelet_identity" in pid
                else "capture" if pid.startswith("${azurerm_eventhub_namespace.")
+               else "jobs" if pid.startswith("${azurerm_databricks_access_connector.")
                else "cluster" if ".identity[0].principal_id" in pid or ".identity.0.principal_id" in pid else pid)
         target = ra["scope"].split(".")[0].removeprefix("${")
         grants.setdefault(who, set()).add((ra["role_definition_name"], target))
     assert grants == {
+        # The Databricks jobs (Unity Catalog, through the access connector): one role per container,
+        # the exact roles asserted per container in test_access_connector_roles_per_container.
+        "jobs": {("Storage Blob Data Reader", "azurerm_storage_container"),
+                 ("Storage Blob Data Contributor", "azurerm_storage_container")},
         "scoring": {("AcrPull", "azurerm_container_registry"), ("Storage Blob Data Reader", "azurerm_storage_container"),
                     ("Azure Event Hubs Data Sender", "azurerm_eventhub")},
         "kubelet": {("AcrPull", "azurerm_container_registry")},
@@ -240,8 +249,9 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
         **({"cluster": {("Network Contributor", "azurerm_subnet")}} if synthesized["configs"][env].network.private else {}),
     }
     models = [a for a, c in doc["resource"]["azurerm_storage_container"].items() if c["name"] == "models"]
-    reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"] == "Storage Blob Data Reader"]
-    assert models[0] in reader[0]["scope"]
+    reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"] == "Storage Blob Data Reader"
+              and identity in r["principal_id"]]
+    assert len(reader) == 1 and models[0] in reader[0]["scope"]
 
 
 @pytest.mark.parametrize("env", CLOUD)
@@ -265,8 +275,9 @@ def test_scoring_identity_reads_only_the_served_model_in_the_registry(synthesize
                       "registered_model_id": f"${{databricks_mlflow_model.{models['forecast']}.registered_model_id}}",
                       "access_control": [{"permission_level": "CAN_READ", "service_principal_name":
                                           f"${{databricks_service_principal.{sp_address}.application_id}}"}]}]
-    # The jobs keep running as their owner (the deploying principal, kept CAN_MANAGE by the provider).
-    assert all("run_as" not in j for j in resources(workspace, "databricks_job"))
+    # The jobs run as the deploying principal (kept CAN_MANAGE by the provider), named explicitly.
+    assert all(j["run_as"] == {"service_principal_name": cfg.principals.deployer_application_id}
+               for j in resources(workspace, "databricks_job"))
 
 
 def _api_job(body: dict) -> dict:

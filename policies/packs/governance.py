@@ -85,6 +85,10 @@ def expected_names(n: Names) -> dict[str, dict[str, object]]:
         "databricks_secret_scope": {"name": n.secret_scope},
         "databricks_job": {"name": _pattern(n.job)},
         "databricks_mlflow_experiment": {"name": _pattern(n.experiment)},
+        "azurerm_databricks_access_connector": {"name": n.databricks_access_connector},
+        "databricks_storage_credential": {"name": n.storage_credential},
+        "databricks_external_location": {"name": tuple(n.external_location(c) for c in n.CONTAINERS)},
+        "databricks_service_principal": {"display_name": n.scoring_principal},
     }
 
 

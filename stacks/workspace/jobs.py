@@ -10,6 +10,7 @@ from cdktn_provider_databricks.job import (
     JobJobCluster,
     JobJobClusterNewCluster,
     JobJobClusterNewClusterAutoscale,
+    JobRunAs,
     JobSchedule,
     JobTask,
     JobTaskDependsOn,
@@ -33,6 +34,9 @@ class JobClusterSpec:
     spark_version: str
     min_workers: int = 1
     max_workers: int = 4
+    # Unity Catalog access mode. Dedicated (single user) to the run-as principal: the cluster acts
+    # as that identity, so the external-location grants apply, and applyInPandas runs unrestricted.
+    data_security_mode: str = "SINGLE_USER"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class GraphJobProps:
     settings_path: str  # workspace path (without the /Workspace mount prefix)
     wheel_path: str  # workspace path of the workloads wheel
     cluster: JobClusterSpec
+    # Application id of the service principal the job runs as (and the cluster is dedicated to):
+    # the identity the Unity Catalog grants name. Never a person.
+    run_as_application_id: str
     schedule: ScheduleSpec | None = None
     notification_emails: tuple[str, ...] = ()
     timeout_seconds: int = 4 * 3600
@@ -100,6 +107,8 @@ class GraphJob(Construct):
                     driver_instance_pool_id=spec.instance_pool_id,
                     policy_id=spec.policy_id,
                     apply_policy_default_values=True,
+                    data_security_mode=spec.data_security_mode,
+                    single_user_name=props.run_as_application_id,
                     autoscale=JobJobClusterNewClusterAutoscale(min_workers=spec.min_workers,
                                                                max_workers=spec.max_workers),
                     spark_conf=JOB_SPARK_CONF,
@@ -107,6 +116,7 @@ class GraphJob(Construct):
                 ),
             )],
             task=tasks,
+            run_as=JobRunAs(service_principal_name=props.run_as_application_id),
             schedule=JobSchedule(
                 quartz_cron_expression=props.schedule.quartz_cron,
                 timezone_id=props.schedule.timezone,

@@ -5,8 +5,9 @@ CAN_READ on the models it serves, for that principal only.
 Secure defaults: the principal gets no entitlement of its own (no cluster, pool or SQL
 creation) and nothing above CAN_READ. ``databricks_permissions`` is authoritative for a
 model's ACL; the provider keeps CAN_MANAGE for the principal running Terraform, which is also
-the jobs' owner and run-as identity (the jobs set no ``run_as``), so training can still
-register versions and promotion can still move aliases. Workspace admins keep their access.
+the jobs' owner and run-as identity (``run_as`` names the deployer's application id), so
+training can still register versions and promotion can still move aliases. Workspace admins
+keep their access.
 """
 
 from __future__ import annotations

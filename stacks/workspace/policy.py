@@ -24,6 +24,9 @@ def policy_definition(props: JobClusterPolicyProps) -> dict[str, Any]:
     """The policy as Databricks' policy-definition language (one rule per cluster attribute)."""
     return {
         "spark_version": {"type": "fixed", "value": props.spark_version},
+        # Unity Catalog dedicated mode only: no legacy no-isolation cluster that would bypass the
+        # catalog's grants on the data lake.
+        "data_security_mode": {"type": "fixed", "value": "SINGLE_USER"},
         "instance_pool_id": {"type": "fixed", "value": props.instance_pool_id, "hidden": True},
         "driver_instance_pool_id": {"type": "fixed", "value": props.instance_pool_id, "hidden": True},
         # Pool clusters take their node type from the pool, so the cluster spec leaves it out (optional);
