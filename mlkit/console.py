@@ -21,8 +21,12 @@ class UserError(Exception):
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn ConfigError/UserError into a readable message and an exit code."""
+def user_errors(exit_code: int | None = None) -> Iterator[None]:
+    """Turn ConfigError/UserError into a readable message and an exit code.
+
+    ``exit_code`` overrides the code for both, for commands whose codes mean something else
+    (``mlkit drift``: 2 is "drift found", so every error must be 1).
+    """
     from .config import ConfigError
 
     try:
@@ -31,10 +35,10 @@ def user_errors() -> Iterator[None]:
         err.print(f"[bold red]error:[/] {len(e.problems)} problem(s) in the environment files:")
         for p in e.problems:
             err.print(f"  {p}", markup=False)
-        sys.exit(2)
+        sys.exit(exit_code or 2)
     except UserError as e:
         err.print("[bold red]error:[/] " + _escape(str(e)))
-        sys.exit(e.exit_code)
+        sys.exit(exit_code or e.exit_code)
 
 
 def _escape(text: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..config import DEFAULT_DIR, ConfigError, load_environment
-from ..console import UserError, console, err
+from ..console import UserError, console, err, user_errors
 
 
 def _inventories(cfg, databricks_host: str | None):
@@ -47,26 +47,22 @@ def drift(
     from ..ops.drift_check import check
     from ..ops.terraform import Terraform, find_terraform
 
-    try:
-        cfg = load_environment(env, environments)
-        tf = Terraform(find_terraform(terraform))
-        out = out or Path(".mlkit/drift") / env
-        allow = load_allowlist(allowlist or DEFAULT_ALLOWLIST)
-        if cdktf_out is None:
-            cdktf_out = synth_with_stacks(cfg, out / "cdktf.out")
-        inventories = _inventories(cfg, databricks_host) if inventory else {}
-        report = check(cfg, cdktf_out, tf, out, allow, inventories, progress=lambda s: err.print(f"[dim]… {s}[/]"))
-    except ConfigError as e:
-        err.print(f"[bold red]error:[/] {len(e.problems)} problem(s) in the environment files:")
-        for p in e.problems:
-            err.print(f"  {p}", markup=False)
-        sys.exit(1)
-    except UserError as e:
-        err.print(f"error: {e}", markup=False)
-        sys.exit(1)
-    except Exception as e:  # SDK/HTTP failures: an error, never "no drift", never "drift"
-        err.print(f"error: drift check failed: {type(e).__name__}: {e}", markup=False)
-        sys.exit(1)
+    # Exit 2 means "drift found", so every error, the user's included, is 1.
+    with user_errors(exit_code=1):
+        try:
+            cfg = load_environment(env, environments)
+            tf = Terraform(find_terraform(terraform))
+            out = out or Path(".mlkit/drift") / env
+            allow = load_allowlist(allowlist or DEFAULT_ALLOWLIST)
+            if cdktf_out is None:
+                cdktf_out = synth_with_stacks(cfg, out / "cdktf.out")
+            inventories = _inventories(cfg, databricks_host) if inventory else {}
+            report = check(cfg, cdktf_out, tf, out, allow, inventories,
+                           progress=lambda s: err.print(f"[dim]… {s}[/]"))
+        except (ConfigError, UserError):
+            raise
+        except Exception as e:  # SDK/HTTP failures: an error, never "no drift", never "drift"
+            raise UserError(f"drift check failed: {type(e).__name__}: {e}", exit_code=1) from e
     console.print(report.markdown(), markup=False)
     console.print(f"report: {out / 'drift.md'} and {out / 'drift.json'}", markup=False)
     sys.exit(report.exit_code)
