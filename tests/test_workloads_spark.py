@@ -140,7 +140,9 @@ def test_train_many_statuses_and_tracking(forecast_run):
     assert sorted(p.name for p in bundle.iterdir()) == ["index.json", "models.bin"]
     rows = DeltaRsStore(settings.tables.root).read_pandas(TABLES["forecast"]).query("store == 'S2'").tail(5)
     served = GroupModels(bundle).predict_group(("S2", "I1"), rows)
-    np.testing.assert_allclose(served, model.predict(rows.drop(columns=["sales"])).prediction, rtol=1e-6)
+    # pyfunc's schema check takes naive datetimes only (as Spark hands them over, in UTC).
+    naive = rows.drop(columns=["sales"]).assign(date=rows.date.dt.tz_localize(None))
+    np.testing.assert_allclose(served, model.predict(naive).prediction, rtol=1e-6)
 
 
 def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_run):

@@ -117,7 +117,7 @@ def map_in_pandas_scorer(ref, columns: list[str] = ("prediction",)):
 
 
 def apply_in_pandas_scorer(ref):
-    """applyInPandas: one group per call (needs a shuffle by group). Measured slower: see score.run."""
+    """applyInPandas: one group per call (needs a shuffle by group). Measured slower: bench/README.md."""
 
     def predict(key, pdf):
         models = worker_models(ref)

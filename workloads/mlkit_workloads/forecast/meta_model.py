@@ -55,10 +55,8 @@ def canonical(key: Any) -> str:
 
 
 PACK = "models.bin"
-_LOCATION = ("file", "offset", "length", "codec")  # where a booster is stored: not part of group_info
-
-
 CODEC = "zstd"
+_LOCATION = ("file", "offset", "length", "codec")  # where a booster is stored: not part of group_info
 
 
 def compress(blob: bytes) -> bytes:
@@ -87,6 +85,8 @@ def write_bundle(directory: Path, spec: dict, groups: Iterable[tuple[GroupKey, b
     """
     if codec not in (None, CODEC):
         raise ValueError(f"unknown codec {codec!r}")
+    if codec and not packed:  # a models/*.ubj file is a booster anyone can load: keep it one
+        raise ValueError("compressed boosters go in a packed bundle (packed=True)")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {"spec": spec, "groups": {}}
