@@ -237,3 +237,39 @@ def test_local_environment_settings_load():
     cfg = load_environment("local", ROOT / "environments")
     assert cfg.workloads.forecast.source.format == "synthetic"
     assert cfg.workloads.classifier.source.format == "islp_default"
+
+
+# ------------------------------------------------------------------ train_many's compact UDF rows
+
+
+def test_udf_rows_expand_to_one_typed_row_per_group():
+    """The UDF sends keys + one JSON column + the model; the driver gets every result column back."""
+    from mlkit_workloads.forecast.meta_model import decompress
+    from mlkit_workloads.train_many import RESULT_FIELDS, expand, make_udf
+
+    fit = make_udf(SMALL, ["store", "item"])
+    raw = pd.concat([fit(("S1", "I1"), series(120)), fit(("S1", "I2"), series(20, store="S1", item="I2"))],
+                    ignore_index=True)
+    assert list(raw.columns) == ["store", "item", "result", "model"]  # the compact transfer
+    out = expand(raw, ["store", "item"])
+    names = [n for n, _ in RESULT_FIELDS]
+    assert list(out.columns) == ["store", "item", *names[:-1], "model", "model_bytes"]
+    assert list(out.status) == ["ok", "skipped"] and out.item.tolist() == ["I1", "I2"]
+    assert out.n_rows.dtype == "int64" and out.mae.dtype == "float64" and out.fit_seconds.dtype == "float64"
+    ok = out.iloc[0]
+    assert ok.n_rows == 120 and ok.best_iteration >= 1 and ok.mae >= 0
+    assert len(decompress(ok.model, int(ok.model_bytes))) == ok.model_bytes > 0
+    assert np.isnan(out.mae.iloc[1]) and out.model.iloc[1] is None and out.model_bytes.iloc[1] == 0
+
+
+def test_delta_rs_tables_are_written_in_row_groups_spark_can_split(tmp_path):
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    from mlkit_workloads.tables import ROW_GROUP_ROWS, DeltaRsStore
+
+    store = DeltaRsStore(tmp_path)
+    n = 2 * ROW_GROUP_ROWS + 10
+    store.append("t", pd.DataFrame({"k": np.arange(n) % 7, "x": np.arange(n, dtype=float)}))
+    (file,) = DeltaTable(store.path("t")).file_uris()
+    assert pq.ParquetFile(file).metadata.num_row_groups == 3
