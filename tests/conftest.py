@@ -51,3 +51,18 @@ def mlflow_server(tmp_path_factory):
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+@pytest.fixture()
+def experiment_prefix(tmp_path):
+    """Jobs use the process-wide tracking URI (as under `mlkit run`): point it at the serving tests'
+    sqlite registry and give the job a fresh experiment folder; the previous URI comes back after."""
+    import mlflow
+    from serve_helpers import registry_dir, sqlite_uri
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(sqlite_uri(registry_dir()))
+    prefix = f"/Shared/mlkit-test-{tmp_path.name}"
+    mlflow.create_experiment(f"{prefix}/monitor", artifact_location=(tmp_path / "mlartifacts").as_uri())
+    yield prefix
+    mlflow.set_tracking_uri(previous)

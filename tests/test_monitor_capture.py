@@ -174,17 +174,6 @@ def test_reader_lists_only_avro_files_modified_in_the_window(tmp_path, spark):
 # --------------------------------------------------------------------------- the job end to end
 
 
-@pytest.fixture()
-def tracking(tmp_path):
-    """The job uses the process-wide tracking URI (as under `mlkit run`); give it the test registry."""
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(sqlite_uri(registry_dir()))
-    prefix = f"/Shared/mlkit-capture-test-{tmp_path.name}"
-    mlflow.create_experiment(f"{prefix}/monitor", artifact_location=(tmp_path / "mlartifacts").as_uri())
-    yield prefix
-    mlflow.set_tracking_uri(previous)
-
-
 def served_through_event_hubs(tmp_path: Path, store: DeltaRsStore) -> tuple[str, str, list[bytes]]:
     """Train-table + registered model; the service serves two groups and logs through its EventHubSink."""
     frames = [training_frame(seed=i).assign(store="S00", item=item) for i, item in enumerate(["I00", "I01", "I02"])]
@@ -211,7 +200,7 @@ def served_through_event_hubs(tmp_path: Path, store: DeltaRsStore) -> tuple[str,
     return name, version, hub.bodies
 
 
-def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_path, tracking, spark):
+def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_path, experiment_prefix, spark):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()
     name, version, bodies = served_through_event_hubs(tmp_path, store)
@@ -222,7 +211,7 @@ def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_pat
     quiet.write_bytes(capture_bytes([]))  # a header-only archive of a quiet window
 
     capture = str(root / NAMESPACE / HUB)
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=tracking),
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix),
                                 monitoring=MonitoringSettings(capture_path=capture))
     ctx = LocalTaskContext("monitor")
     out = monitor.run(Runtime(env="dev", settings=settings, spark=spark, tables=store, context=ctx))
@@ -239,7 +228,7 @@ def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_pat
     assert f"inferences from**: {capture}" in Path(out["report"]).read_text()
 
 
-def test_monitor_stops_on_unreadable_capture_files_and_writes_nothing(tmp_path, tracking, spark):
+def test_monitor_stops_on_unreadable_capture_files_and_writes_nothing(tmp_path, experiment_prefix, spark):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()
     root = tmp_path / "inference-logs"
@@ -252,7 +241,7 @@ def test_monitor_stops_on_unreadable_capture_files_and_writes_nothing(tmp_path, 
     empty = truncated.with_name("00.avro")
     empty.write_bytes(b"")
 
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=tracking),
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix),
                                 monitoring=MonitoringSettings(capture_path=str(root)))
     rt = Runtime(env="dev", settings=settings, spark=spark, tables=store, context=LocalTaskContext("monitor"))
     with pytest.raises(WorkloadError) as err:

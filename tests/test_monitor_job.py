@@ -46,17 +46,6 @@ def test_psi_counts_missing_and_unseen_values_as_their_own_bins():
     assert np.isnan(psi(ref, np.array([])))
 
 
-@pytest.fixture()
-def local_tracking(tmp_path):
-    """The job uses the process-wide tracking URI (as under `mlkit run`); give it the test registry."""
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(sqlite_uri(registry_dir()))
-    name = f"/Shared/mlkit-monitor-test-{tmp_path.name}"
-    mlflow.create_experiment(f"{name}/monitor", artifact_location=(tmp_path / "mlartifacts").as_uri())
-    yield name
-    mlflow.set_tracking_uri(previous)
-
-
 def _training_table(store: DeltaRsStore) -> int:
     frames = []
     for i, item in enumerate(["I00", "I01", "I02"]):
@@ -64,7 +53,7 @@ def _training_table(store: DeltaRsStore) -> int:
     return store.append("forecast_sales", pd.concat(frames, ignore_index=True))
 
 
-def test_monitor_flags_feature_and_group_drift(tmp_path, local_tracking):
+def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()
     table_version = _training_table(store)
@@ -87,7 +76,7 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, local_tracking):
                 assert r.status_code == 200, r.text
     assert built.logger.counts()["delivered"] == 8
 
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=local_tracking))
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix))
     ctx = LocalTaskContext("monitor")
     rt = Runtime(env="local", settings=settings, spark=None, tables=store, context=ctx)
     out = monitor.run(rt)
@@ -121,7 +110,7 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, local_tracking):
         monitor.run(Runtime(env="local", settings=strict, spark=None, tables=store, context=LocalTaskContext("m")))
 
 
-def test_monitor_names_missing_inputs(tmp_path, local_tracking):
+def test_monitor_names_missing_inputs(tmp_path, experiment_prefix):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()
     rt = Runtime(env="local", settings=WorkloadSettings(), spark=None, tables=store, context=LocalTaskContext("m"))
