@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import fastavro
-import mlflow
 import pandas as pd
 import pytest
 from azure.eventhub import EventDataBatch
