@@ -68,7 +68,10 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
         server = mlflow_server.ensure(state, cfg.local.mlflow_port)
         os.environ["MLFLOW_TRACKING_URI"] = server.url
         spark = local_session(cfg.local.spark_cores)
-    console.print(f"MLflow {server.url} ({'started' if server.started else 'reused'}) · "
+    how = "started" if server.started else "reused"
+    if server.pid is None:  # another state dir's (or someone else's) server: its runs are stored there
+        how += f", not started from {state}: runs and models go to that server's store"
+    console.print(f"MLflow {server.url} ({how}) · "
                   f"Spark local[{cfg.local.spark_cores}] · ready in {time.perf_counter() - t0:.1f} s")
     try:
         with TaskProgress(spark, console) as progress:
