@@ -16,7 +16,7 @@ from ..console import UserError, console, user_errors
 
 def run(
     env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
-    job: str = typer.Option("forecast", "--job", help="forecast, classifier or all"),
+    job: str = typer.Option("forecast", "--job", help="a job of the graph (forecast, classifier, monitor) or all"),
     data: Optional[Path] = typer.Option(None, "--data", help="CSV/parquet for the forecast job (column mapping from the environment)"),
     environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
     stores: Optional[int] = typer.Option(None, "--stores", help="synthetic data: number of stores"),
