@@ -55,6 +55,8 @@ def test_graph_command_writes_mermaid_svg_and_png(dev_out, tmp_path) -> None:
     result = runner.invoke(app, common)
     assert result.exit_code == 0, result.output
     assert "flowchart LR" in result.output
+    # Every stack of the environment is drawn, the serving stack included.
+    assert all(f'["dev-{kind}"]' in result.output for kind in ("platform", "workspace", "serving"))
     for fmt, magic in (("svg", b"<svg"), ("png", b"\x89PNG")):
         target = tmp_path / f"dev.{fmt}"
         result = runner.invoke(app, [*common, "--format", fmt, "--out", str(target)])

@@ -23,6 +23,7 @@ def graph(
     synth_dir: Path = typer.Option(DEFAULT_OUT, "--synth-dir", help="synthesized output to read (synthesized if missing)"),
 ) -> None:
     """Draw ENV's resources and the references between them, read from the synthesized Terraform JSON."""
+    from stacks.app import stack_names
     from stacks.diagram import build_diagram, load_stacks, render_picture, to_mermaid
 
     with user_errors():
@@ -31,7 +32,7 @@ def graph(
         cfg = load_environment(env, environments)
         if not cfg.is_cloud:
             raise UserError(f"environment {env!r} is kind 'local': it has no cloud stacks to draw")
-        names = [cfg.names.platform_stack, cfg.names.workspace_stack]
+        names = stack_names({env: cfg})  # every stack of the environment, from the one list the app builds
         if not _synthesized(synth_dir, names):
             err.print(f"[dim]… {synth_dir}/ has no {env} stacks yet: synthesizing {env}[/]")
             synthesize({env: cfg}, synth_dir)
