@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..config import DEFAULT_DIR, load_environment
-from ..console import console, err, user_errors
+from ..console import UserError, console, err, user_errors
 
 
 def deploy(
@@ -33,6 +33,9 @@ def deploy(
 
     with user_errors():
         cfg = load_environment(env, environments)
+        if not cfg.is_cloud:
+            raise UserError(f"environment {env!r} is kind 'local': there is nothing to deploy "
+                            "(`mlkit run --env local` runs its jobs on this machine)", exit_code=1)
         tf = Terraform(find_terraform(terraform))
         out = out or Path(".mlkit/deploy") / env
 

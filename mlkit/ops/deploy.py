@@ -129,6 +129,10 @@ class DeployReport:
 
 def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path) -> Path:
     """The stacks package's App, for this one environment."""
+    if not cfg.is_cloud:
+        raise UserError(f"environment {cfg.name!r} is kind 'local': it has no cloud stacks "
+                        "(`mlkit run --env local` runs its jobs on this machine)", exit_code=1)
+    outdir.mkdir(parents=True, exist_ok=True)  # cdktn does not create missing parents
     try:
         from stacks.app import build_app  # type: ignore[import-not-found]
     except ImportError as e:
