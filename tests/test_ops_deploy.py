@@ -209,3 +209,15 @@ def test_cli_reports_missing_terraform_and_bad_environment(tmp_path):
     assert res.exit_code == 1 and "terraform not found" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["deploy", "--env", "nope", "--environments", str(ENVIRONMENTS)])
     assert res.exit_code == 2 and "nope" in res.output and "Traceback" not in res.output
+
+
+def test_synth_for_deploy_and_drift_creates_missing_parents_and_refuses_local(tmp_path) -> None:
+    from mlkit.config import load_environment
+    from mlkit.console import UserError
+    from mlkit.ops.deploy import synth_with_stacks
+
+    envs = Path(__file__).resolve().parent.parent / "environments"
+    out = synth_with_stacks(load_environment("dev", envs, env={}), tmp_path / "fresh" / "drift-out" / "cdktf.out")
+    assert "dev-platform" in json.loads((out / "manifest.json").read_text())["stacks"]
+    with pytest.raises(UserError, match="kind 'local'"):
+        synth_with_stacks(load_environment("local", envs, env={}), tmp_path / "local")
