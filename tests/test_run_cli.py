@@ -54,3 +54,18 @@ def test_entry_point_reports_bad_settings_without_traceback(tmp_path, capsys):
     assert "is not valid workload settings" in err and "season_lenght" in err and "Traceback" not in err
     assert main("mlkit-ingest", ["--env", "dev", "--settings", str(tmp_path / "nope.json"), "--dataset", "forecast"]) == 1
     assert "cannot read settings file" in capsys.readouterr().err
+
+
+def test_each_data_source_gets_its_own_tables(tmp_path) -> None:
+    """--data must not append a user's file to the synthetic (or another file's) training table."""
+    from mlkit.local.runner import settings_for_run
+    from mlkit_workloads.settings import WorkloadSettings
+
+    default = settings_for_run(WorkloadSettings(), tmp_path)
+    a = settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv")
+    b = settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "other" / "sales.csv")
+    assert default.tables.root == str((tmp_path / "tables").resolve())
+    assert len({default.tables.root, a.tables.root, b.tables.root}) == 3
+    assert a.tables.root.startswith(default.tables.root + "/data-sales-")
+    assert a.forecast.source.path == str(tmp_path / "sales.csv") and a.forecast.source.format == "csv"
+    assert settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv").tables.root == a.tables.root

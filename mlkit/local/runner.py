@@ -7,7 +7,9 @@ failed, server unreachable) stops its job with a message; the next job still run
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +49,21 @@ class RunReport:
         return next((t.result for t in self.tasks if t.job == job and t.key == key), {})
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "data"
+
+
 def settings_for_run(settings: WorkloadSettings, state_dir: Path, data: Path | None = None) -> WorkloadSettings:
     """Local adjustments: tables under the state folder; ``--data`` replaces the forecast source."""
     update: dict[str, Any] = {}
     if settings.tables.root is None:
-        update["tables"] = settings.tables.model_copy(update={"root": str((state_dir / "tables").resolve())})
+        # Each --data source gets its own tables: ingest appends new rows to the table it is given,
+        # so one table for every source would train and score your file together with earlier data.
+        root = state_dir / "tables"
+        if data is not None:
+            resolved = str(data.resolve())
+            root = root / f"data-{_slug(data.stem)}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
+        update["tables"] = settings.tables.model_copy(update={"root": str(root.resolve())})
     if data is not None:
         fmt = "parquet" if data.suffix.lower() in (".parquet", ".pq") or data.is_dir() else "csv"
         update["forecast"] = settings.forecast.model_copy(update={"source": Source(format=fmt, path=str(data))})
