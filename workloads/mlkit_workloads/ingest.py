@@ -6,6 +6,8 @@ was. Re-running with the same input inserts nothing (an insert-only MERGE on the
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +82,17 @@ def read_source(rt: Runtime, dataset: str):
         path = src.path or ""
         if "://" not in path and not path.startswith("/Volumes") and not Path(path).exists():
             raise DataError(describe(src), [f"file {path} does not exist"])
-        if src.format == "csv":
-            return spark.read.option("header", True).option("inferSchema", True).csv(path), f"file {path}"
-        return spark.read.parquet(path), f"file {path}"
+        try:  # both readers look at the files now (schema inference, parquet footers)
+            if src.format == "csv":
+                return spark.read.option("header", True).option("inferSchema", True).csv(path), f"file {path}"
+            return spark.read.parquet(path), f"file {path}"
+        except Exception as e:  # a file Spark cannot read as this format: say which, not a JVM trace
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            # Spark's own reason (an error class like [FAILED_READ_FILE...] or a Java exception line)
+            # says more than py4j's "An error occurred while calling o51.parquet".
+            first = next((line for line in lines if re.search(r"\[[A-Z_.]+\]|Exception: ", line)),
+                         lines[0] if lines else type(e).__name__)
+            raise DataError(describe(src), [f"{path} cannot be read as {src.format}: {first[:300]}"]) from None
     if src.format == "jdbc":
         reader = spark.read.format("jdbc").option("url", src.jdbc_url).option("dbtable", src.table)
         if src.partition_column:
