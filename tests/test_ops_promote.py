@@ -202,3 +202,18 @@ def test_stale_lock_is_refused_until_updated(servers, tmp_path):
     dst = client(servers[1])
     assert dst.get_model_version_by_alias("stlafc", "champion").tags[PROMOTED_FROM] == f"stla/stlafc/{v2}"
     assert dst.get_model_version_by_alias("stlafc", "previous_champion").version == "1"
+
+
+def test_promote_bad_or_unreachable_registry_is_a_message(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from mlkit.cli import app
+
+    envs = str(Path(__file__).resolve().parent.parent / "environments")
+    runner = CliRunner()
+    bad = runner.invoke(app, ["promote", "--from", "staging", "--to", "prod", "--environments", envs,
+                              "--from-uri", "x", "--to-uri", "y"])
+    assert bad.exit_code == 1 and "--from-uri 'x'" in bad.stderr and "Traceback" not in bad.output + bad.stderr
+    down = runner.invoke(app, ["promote", "--from", "staging", "--to", "prod", "--environments", envs,
+                               "--from-uri", "http://127.0.0.1:9", "--to-uri", "http://127.0.0.1:9"])
+    assert down.exit_code == 1 and "did not answer" in down.stderr and "Traceback" not in down.stderr

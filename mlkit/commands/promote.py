@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from ..config import DEFAULT_DIR, load_environment
-from ..console import console, err, user_errors
+from ..console import UserError, console, err, user_errors
 
 
 def promote(
@@ -27,12 +29,26 @@ def promote(
 
     from ..ops.promote import promote as run
 
+    from mlflow.exceptions import MlflowException
+
     with user_errors():
         a, b = load_environment(source, environments), load_environment(target, environments)
+        for option, uri in (("--from-uri", from_uri), ("--to-uri", to_uri)):
+            if not re.match(r"^(https?|databricks)://", uri):
+                raise UserError(f"{option} {uri!r}: give the environment's MLflow registry as http(s)://host:port "
+                                "or databricks://<profile>", exit_code=1)
+        # A registry that does not answer should fail in seconds, not after MLflow's minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         src = MlflowClient(tracking_uri=from_uri, registry_uri=from_uri)
         dst = MlflowClient(tracking_uri=to_uri, registry_uri=to_uri)
-        res = run(a, b, environments=environments, src=src, dst=dst, src_uri=from_uri, update_lock=update_lock,
-                  progress=lambda s: err.print(f"[dim]… {s}[/]"))
+        try:
+            res = run(a, b, environments=environments, src=src, dst=dst, src_uri=from_uri, update_lock=update_lock,
+                      progress=lambda s: err.print(f"[dim]… {s}[/]"))
+        except MlflowException as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"the MLflow registry did not answer as expected ({from_uri} -> {to_uri}): "
+                            f"{first[:400]}", exit_code=1) from None
         table = Table(title=f"mlkit env diff {source} {target}: {len(res.diff)} field(s) differ")
         for col in ("field", source, target, "expected?"):
             table.add_column(col, overflow="fold")
