@@ -69,3 +69,16 @@ def test_each_data_source_gets_its_own_tables(tmp_path) -> None:
     assert a.tables.root.startswith(default.tables.root + "/data-sales-")
     assert a.forecast.source.path == str(tmp_path / "sales.csv") and a.forecast.source.format == "csv"
     assert settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv").tables.root == a.tables.root
+
+
+def test_a_stale_pid_file_does_not_make_a_foreign_server_ours(tmp_path) -> None:
+    import os
+
+    from mlkit.local.mlflow_server import _our_server_pid
+
+    pid_file = tmp_path / "mlflow-server.pid"
+    assert _our_server_pid(pid_file, tmp_path) is None  # no file
+    pid_file.write_text(str(os.getpid()))  # alive, but this test process is not an MLflow server of tmp_path
+    assert _our_server_pid(pid_file, tmp_path) is None
+    pid_file.write_text("not a pid")
+    assert _our_server_pid(pid_file, tmp_path) is None

@@ -49,6 +49,22 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _our_server_pid(pid_file: Path, state_dir: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and serves this state dir's store, else None.
+
+    A pid file can outlive its server (a reboot, a kill), and another checkout's server can hold
+    the port; only a live process whose command line names our sqlite file counts as ours.
+    """
+    import psutil
+
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid if str(state_dir / "mlflow.db") in cmdline else None
+
+
 def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
     """Reuse the server answering on ``port``, or start one with its store under ``state_dir``."""
     state_dir = state_dir.resolve()
@@ -57,8 +73,7 @@ def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
     pid_file = state_dir / "mlflow-server.pid"
     if _port_open(port):
         if _is_mlflow(url):
-            pid = int(pid_file.read_text()) if pid_file.is_file() else None
-            return Server(url, pid, state_dir, started=False)
+            return Server(url, _our_server_pid(pid_file, state_dir), state_dir, started=False)
         raise UserError(f"port {port} on 127.0.0.1 is taken by something that is not an MLflow server; "
                         "set local.mlflow_port in the environment file to a free port")
     log = open(state_dir / "mlflow-server.log", "ab")
