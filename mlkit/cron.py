@@ -30,7 +30,7 @@ class CronError(ValueError):
 def _value(tok: str, name: str, lo: int, hi: int, names: list[str] | None) -> int:
     if names and tok.upper() in names:
         return names.index(tok.upper()) + 1
-    if not tok.isdigit():
+    if not re.fullmatch(r"[0-9]+", tok):  # ASCII digits only: str.isdigit() accepts superscripts
         raise CronError(f"{name} field: {tok!r} is not a number{' or a name' if names else ''}")
     v = int(tok)
     if not lo <= v <= hi:
@@ -47,7 +47,11 @@ def _check_field(text: str, idx: int) -> None:
     for item in text.split(","):
         if item == "":
             raise CronError(f"{name} field: empty list item in {text!r}")
-        if name == "day-of-month" and item in ("L", "LW") or (name == "day-of-month" and re.fullmatch(r"L-\d+", item)):
+        if name == "day-of-month" and item in ("L", "LW"):
+            continue
+        if name == "day-of-month" and item.startswith("L-"):  # n days before the last day of the month
+            if not (re.fullmatch(r"L-[0-9]+", item) and 1 <= int(item[2:]) <= 30):
+                raise CronError(f"{name} field: {item!r} must be L-1 to L-30")
             continue
         if name == "day-of-month" and item.endswith("W") and item[:-1].isdigit():
             _value(item[:-1], name, lo, hi, names)
@@ -63,6 +67,8 @@ def _check_field(text: str, idx: int) -> None:
                 raise CronError(f"{name} field: '#{nth}' must be 1-5")
             continue
         base, _, step = item.partition("/")
+        if base.endswith("-") or base.startswith("-"):
+            raise CronError(f"{name} field: range {base!r} is missing an end")
         if step and not (step.isdigit() and int(step) > 0):
             raise CronError(f"{name} field: step {step!r} must be a positive number")
         if base == "*":

@@ -174,7 +174,8 @@ def test_unknown_environment_lists_known() -> None:
     assert "known: dev, local, prod, staging" in str(exc.value)
 
 
-@pytest.mark.parametrize("expr", ["0 0 1 ? * SUN", "0 30 2 ? * MON-FRI", "0 0/15 * * * ?", "0 0 12 L * ?", "0 0 1 ? * 6#3 2027"])
+@pytest.mark.parametrize("expr", ["0 0 1 ? * SUN", "0 30 2 ? * MON-FRI", "0 0/15 * * * ?", "0 0 12 L * ?", "0 0 1 ? * 6#3 2027",
+                                  "0 0 1 L-3 * ?", "0 0 1 15W * ?"])
 def test_quartz_valid(expr: str) -> None:
     validate_quartz_cron(expr)
 
@@ -182,7 +183,8 @@ def test_quartz_valid(expr: str) -> None:
 @pytest.mark.parametrize(
     ("expr", "needle"),
     [("0 0 25 ? * SUN", "outside 0-23"), ("0 0 1 * * SUN", "exactly one"), ("0 0 1 ? * FUNDAY", "not a number"),
-     ("* * * * *", "6 or 7"), ("0 0 1 ? * 8", "outside 1-7"), ("0 0/0 1 ? * 1", "positive")],
+     ("* * * * *", "6 or 7"), ("0 0 1 ? * 8", "outside 1-7"), ("0 0/0 1 ? * 1", "positive"),
+     ("0 0 1 L-40 * ?", "L-1 to L-30"), ("0 0 1 ? * 1-", "missing an end"), ("0 0 ² ? * 1", "not a number")],
 )
 def test_quartz_invalid(expr: str, needle: str) -> None:
     with pytest.raises(CronError, match=needle):
