@@ -233,7 +233,8 @@ def test_monitor_stops_on_unreadable_capture_files_and_writes_nothing(tmp_path, 
     root = tmp_path / "inference-logs"
     good = [to_json(event(i)).encode() for i in range(30)]
     (ok,) = write_archive(root, {0: good})
-    truncated = archive_path(root, 1, dt.datetime.now(dt.timezone.utc))
+    # Second 30, so the empty archive below ("00.avro", the same minute) is always another file.
+    truncated = archive_path(root, 1, dt.datetime.now(dt.timezone.utc).replace(second=30, microsecond=0))
     truncated.parent.mkdir(parents=True)
     whole = capture_bytes(good, sync_interval=256)
     truncated.write_bytes(whole[: len(whole) // 2])
