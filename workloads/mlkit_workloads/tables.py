@@ -30,6 +30,12 @@ class TableStore(Protocol):
 
     def append(self, name: str, pdf: pd.DataFrame) -> int: ...
 
+    def replace_where(self, name: str, pdf: pd.DataFrame, where: dict[str, object]) -> int:
+        """Replace the rows matching ``where`` (column -> value or list of values) with ``pdf``, in
+        one Delta transaction: a retried task that wrote these rows before replaces them instead of
+        appending a second copy. Every row of ``pdf`` must match ``where``. Returns the table version."""
+        ...
+
     def read_spark(self, spark: "SparkSession", name: str, version: int | None = None) -> "DataFrame": ...
 
     def read_pandas(self, name: str, version: int | None = None) -> pd.DataFrame: ...
@@ -52,6 +58,35 @@ def to_arrow(pdf: pd.DataFrame) -> pa.Table:
             col = col.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))  # naive means UTC here
         cols.append(col.cast(f.type))
     return pa.Table.from_arrays(cols, schema=schema)
+
+
+def where_predicate(where: dict[str, object], pdf: pd.DataFrame | None = None) -> str:
+    """A SQL predicate for ``replace_where`` (the same text delta-rs and Delta on Spark accept);
+    checks that every row of ``pdf`` falls inside it, so a replace can never drop rows it did not mean to."""
+    if not where:
+        raise ValueError("replace_where needs at least one column to scope the replaced rows")
+
+    def literal(v: object) -> str:
+        if isinstance(v, bool) or v is None:
+            raise ValueError(f"replace_where: unsupported scope value {v!r}")
+        if isinstance(v, (int, float)):
+            return repr(v)
+        return "'" + str(v).replace("'", "''") + "'"
+
+    parts = []
+    for col, value in where.items():
+        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        if not values:
+            raise ValueError(f"replace_where: empty value list for {col!r}")
+        if pdf is not None:
+            if col not in pdf.columns:
+                raise ValueError(f"replace_where: scope column {col!r} is not in the data")
+            outside = ~pdf[col].isin(values)
+            if outside.any():
+                raise ValueError(f"replace_where: {int(outside.sum())} row(s) have {col} outside {values!r}")
+        parts.append(f"`{col}` = {literal(values[0])}" if len(values) == 1
+                     else f"`{col}` IN ({', '.join(literal(v) for v in values)})")
+    return " AND ".join(parts)
 
 
 # Rows per Parquet row group in the files delta-rs writes. Spark splits a file for parallel reads
@@ -110,6 +145,17 @@ class DeltaRsStore:
                         writer_properties=_writer_properties())
         return self.version(name)  # type: ignore[return-value]
 
+    def replace_where(self, name: str, pdf: pd.DataFrame, where: dict[str, object]) -> int:
+        from deltalake import DeltaTable, write_deltalake
+
+        predicate = where_predicate(where, pdf)
+        if not DeltaTable.is_deltatable(self.path(name)):
+            return self.append(name, pdf)
+        # delta-rs: overwrite with a predicate deletes the matching rows and adds the new ones in one commit.
+        write_deltalake(self.path(name), to_arrow(pdf), mode="overwrite", predicate=predicate.replace("`", ""),
+                        writer_properties=_writer_properties())
+        return self.version(name)  # type: ignore[return-value]
+
     def read_spark(self, spark, name: str, version: int | None = None):
         return spark.read.parquet(*self._table(name, version).file_uris())
 
@@ -155,6 +201,15 @@ class SparkDeltaStore:
     def append(self, name: str, pdf: pd.DataFrame) -> int:
         sdf = self.spark.createDataFrame(pdf)
         sdf.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path(name))
+        return self.version(name)  # type: ignore[return-value]
+
+    def replace_where(self, name: str, pdf: pd.DataFrame, where: dict[str, object]) -> int:
+        predicate = where_predicate(where, pdf)
+        if self.version(name) is None:
+            return self.append(name, pdf)
+        sdf = self.spark.createDataFrame(pdf)
+        (sdf.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+         .option("mergeSchema", "true").save(self.path(name)))
         return self.version(name)  # type: ignore[return-value]
 
     def read_spark(self, spark, name: str, version: int | None = None):
