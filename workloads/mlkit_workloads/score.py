@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .model_names import full_model_name
 from .runtime import TABLES, Runtime
 from .tracking import check_reachable, require_champion
 
@@ -32,7 +33,7 @@ def run(rt: Runtime) -> dict:
     cfg = rt.settings.forecast
     keys, ts, target = list(cfg.columns.group_keys), cfg.columns.timestamp, cfg.columns.target
     check_reachable()
-    name = cfg.registered_model
+    name = full_model_name(rt.settings.tracking.registry, cfg.registered_model)
     version = require_champion(name)
     uri = f"models:/{name}/{version}"  # pinned: the alias may move while this job runs
     table = TABLES["forecast"]

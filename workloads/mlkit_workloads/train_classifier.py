@@ -11,6 +11,7 @@ import time
 
 from .classifier.model import best_threshold, build, evaluate, split, suggest, with_threshold, xy
 from .errors import DataError
+from .model_names import full_model_name
 from .runtime import Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements
 
@@ -81,9 +82,9 @@ def run(rt: Runtime) -> dict:
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="cloudpickle",
             pip_requirements=pip_requirements("scikit-learn", "imbalanced-learn", "cloudpickle"),
-            input_example=x_test.head(5), registered_model_name=cfg.registered_model)
+            input_example=x_test.head(5), registered_model_name=full_model_name(rt.settings.tracking.registry, cfg.registered_model))
         mlflow.set_tags({"model_version": str(info.registered_model_version), "job": "classifier"})
-    out = {"run_id": parent_run_id, "model_name": cfg.registered_model,
+    out = {"run_id": parent_run_id, "model_name": full_model_name(rt.settings.tracking.registry, cfg.registered_model),
            "model_version": str(info.registered_model_version), "trials": len(study.trials),
            "best_params": best.params, **{f"test_{k}": round(v, 4) for k, v in test.items()},
            "search_seconds": round(search_seconds, 2)}

@@ -23,6 +23,7 @@ import pandas as pd
 
 from .forecast.meta_model import CODEC, ManyModels, compress, write_bundle
 from .forecast.train import METRICS, train_group, utc_now
+from .model_names import full_model_name
 from .runtime import TABLES, Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements
 
@@ -193,19 +194,19 @@ def run(rt: Runtime) -> dict:
         spec = {"keys": keys, "timestamp": cfg.columns.timestamp, "features": list(cfg.columns.features),
                 "target": cfg.columns.target, "lru_max_models": cfg.lru_max_models, "lru_max_bytes": cfg.lru_max_bytes,
                 "run_id": run.info.run_id, "trained_at": trained_at.isoformat()}
-        info = log_bundle(results, spec, signature(sdf.schema, spec), cfg.registered_model, timings)
+        info = log_bundle(results, spec, signature(sdf.schema, spec), full_model_name(rt.settings.tracking.registry, cfg.registered_model), timings)
         model_version = str(info.registered_model_version)
         mlflow.set_tags({"model_version": model_version, "job": "forecast"})
         tracking_seconds = time.perf_counter() - t1
         mlflow.log_metric("tracking_seconds", tracking_seconds)
 
     rows = results.drop(columns=["model"]).assign(
-        run_id=run.info.run_id, model_name=cfg.registered_model, model_version=model_version,
+        run_id=run.info.run_id, model_name=full_model_name(rt.settings.tracking.registry, cfg.registered_model), model_version=model_version,
         data_table_version=version, trained_at=pd.Timestamp(trained_at))
     t2 = time.perf_counter()
     rt.tables.append(TABLES["group_metrics"], rows)
     timings["metrics_table"] = time.perf_counter() - t2
-    out = {"run_id": run.info.run_id, "model_name": cfg.registered_model, "model_version": model_version,
+    out = {"run_id": run.info.run_id, "model_name": full_model_name(rt.settings.tracking.registry, cfg.registered_model), "model_version": model_version,
            **summary, "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),
            "metrics_table": rt.tables.path(TABLES["group_metrics"]),
            "timings": {k: round(v, 3) for k, v in timings.items()}}
