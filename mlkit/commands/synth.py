@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,8 +26,34 @@ def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=N
         app = build_app(configs, str(outdir), stack_hook=stack_hook)
     except (StackInputError, NamingError) as e:
         raise UserError(f"cannot build the stacks: {e}") from None
+    kept = _other_stacks(Path(outdir), set(stack_names(configs)), {n for n, c in configs.items()})
     app.synth()
+    _keep_in_manifest(Path(outdir), kept)
     return summarize(outdir, set(stack_names(configs)))
+
+
+def _other_stacks(outdir: Path, mine: set[str], envs: set[str]) -> dict[str, dict]:
+    """Manifest entries of stacks this synth does not write (other environments), still on disk.
+
+    cdktn rewrites manifest.json with the app's stacks only, so `mlkit synth --env dev` used to drop
+    staging and prod from it although their stack directories were still there."""
+    manifest = outdir / "manifest.json"
+    try:
+        stacks = json.loads(manifest.read_text()).get("stacks", {}) if manifest.is_file() else {}
+    except (json.JSONDecodeError, AttributeError):
+        return {}  # unreadable: cdktn's fresh one replaces it
+    return {name: entry for name, entry in stacks.items()
+            if name not in mine and not any(name.startswith(f"{e}-") for e in envs)
+            and isinstance(entry, dict) and (outdir / str(entry.get("synthesizedStackPath", ""))).is_file()}
+
+
+def _keep_in_manifest(outdir: Path, kept: dict[str, dict]) -> None:
+    if not kept:
+        return
+    manifest = outdir / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["stacks"] = dict(sorted({**kept, **doc["stacks"]}.items()))
+    manifest.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def load_selected(envs: list[str] | None, environments: Path) -> dict[str, EnvironmentConfig]:
