@@ -15,15 +15,18 @@ from ..console import UserError, console, user_errors
 DEFAULT_OUT = Path("cdktf.out")
 
 
-def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=None) -> list:
-    """Build and synthesize the app; returns a StackSummary per stack written for these environments."""
+def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=None,
+               environments: Path | None = None) -> list:
+    """Build and synthesize the app; returns a StackSummary per stack written for these environments.
+
+    ``environments``: where the release locks are (prod-like stacks check theirs at plan time)."""
     from stacks.app import build_app, stack_names, summarize
     from stacks.errors import StackInputError
     from stacks.naming import NamingError
 
     Path(outdir).mkdir(parents=True, exist_ok=True)  # cdktn creates only the last directory level
     try:
-        app = build_app(configs, str(outdir), stack_hook=stack_hook)
+        app = build_app(configs, str(outdir), stack_hook=stack_hook, environments=environments)
     except (StackInputError, NamingError) as e:
         raise UserError(f"cannot build the stacks: {e}") from None
     kept = _other_stacks(Path(outdir), set(stack_names(configs)), {n for n, c in configs.items()})
@@ -80,7 +83,7 @@ def synth(
         started = time.perf_counter()
         configs = load_selected(env, environments)
         gate = None if no_policy else PolicyGate(str(environments))
-        summaries = synthesize(configs, out, stack_hook=gate.hook if gate else None)
+        summaries = synthesize(configs, out, stack_hook=gate.hook if gate else None, environments=environments)
         verdict = gate.enforce(out) if gate else None
         if verdict and verdict.refused:
             from stacks.app import stack_names

@@ -127,8 +127,8 @@ class DeployReport:
 # ------------------------------------------------------------------ default steps
 
 
-def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path) -> Path:
-    """The stacks package's App, for this one environment."""
+def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path, environments: Path | None = None) -> Path:
+    """The stacks package's App, for this one environment (prod-like: with its release-lock gate)."""
     if not cfg.is_cloud:
         raise UserError(f"environment {cfg.name!r} is kind 'local': it has no cloud stacks "
                         "(`mlkit run --env local` runs its jobs on this machine)", exit_code=1)
@@ -138,7 +138,7 @@ def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path) -> Path:
     except ImportError as e:
         raise UserError(f"synth is not available ({e}); pass --cdktf-out with an already synthesized "
                         "directory", exit_code=1) from None
-    app = build_app({cfg.name: cfg}, str(outdir))
+    app = build_app({cfg.name: cfg}, str(outdir), environments=environments)
     app.synth()
     return outdir
 
@@ -189,7 +189,8 @@ def default_steps(environments: Path, workloads: Path, dist: Path,
     # The scoring image's context is the repository root (workloads/Dockerfile copies requirements/ too).
     context = Path(workloads).resolve().parent
     dockerfile = (Path(workloads).resolve() / "Dockerfile").relative_to(context).as_posix()
-    return Steps(synth=synth_with_stacks, gate=policy_gate(environments),
+    return Steps(synth=lambda cfg, outdir: synth_with_stacks(cfg, outdir, environments),
+                 gate=policy_gate(environments),
                  wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials,
                  image=acr_image(context, dockerfile, progress))
 
