@@ -30,4 +30,14 @@ if [ -f requirements/checkov.txt ]; then
   [ -x .venv-checkov/bin/python ] || "$PY" -m venv .venv-checkov
   pip_in .venv-checkov -r requirements/checkov.txt
 fi
+# The CDK Terrain CLI (scripts/cdktn) with the Node >= 22.19 it needs, both from the npm registry
+# into .tools/cdktn (pinned by its package-lock.json); skipped while that lock is what is installed.
+cdktn_lock=.tools/cdktn/package-lock.json cdktn_stamp=.tools/cdktn/node_modules/.mlkit-installed
+if ! cmp -s "$cdktn_lock" "$cdktn_stamp" 2>/dev/null; then
+  if command -v npm >/dev/null; then
+    (cd .tools/cdktn && npm ci --no-audit --no-fund --loglevel=error) && cp "$cdktn_lock" "$cdktn_stamp"
+  else
+    echo "note: npm not found, scripts/cdktn not installed (mlkit itself does not need it)" >&2
+  fi
+fi
 echo "mlkit set up: .venv/bin/mlkit"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktn import DataResource, Precondition, TerraformLocal, TerraformResourceLifecycle
+from cdktn import Precondition, TerraformLocal, TerraformResource, TerraformResourceLifecycle
 from constructs import Construct
 
 
@@ -59,8 +59,11 @@ class ReleaseGate(Construct):
             conditions.append(Precondition(
                 condition=f"${{var.{image_variable} == {_hcl_string(expected.image_digest)}}}",
                 error_message=f"{refuse} pins scoring image {expected.image_digest}; another digest was given"))
-        self.resource = DataResource(self, "release", input={"lock": expected.lock_path},
-                                     lifecycle=TerraformResourceLifecycle(precondition=conditions))
+        # terraform_data is Terraform's built-in resource (no provider). Written as a plain resource, not
+        # cdktn.DataResource, whose synth-time validation runs `terraform version` (synth needs no terraform).
+        self.resource = TerraformResource(self, "release", terraform_resource_type="terraform_data",
+                                          lifecycle=TerraformResourceLifecycle(precondition=conditions))
+        self.resource.add_override("input", {"lock": expected.lock_path})
 
 
 def expectation_for(cfg, environments, repo) -> ReleaseExpectation | None:
