@@ -60,9 +60,13 @@ def env_diff(a: EnvironmentConfig, b: EnvironmentConfig) -> tuple[list[tuple[str
 
 
 def released_models(cfg: EnvironmentConfig) -> list[str]:
-    """The registered models an environment's jobs produce (from its workloads settings)."""
-    w = cfg.workloads
-    return sorted({w.forecast.registered_model, w.classifier.registered_model})
+    """The registered models an environment's jobs produce: full names (catalog.schema.model)."""
+    return sorted(set(cfg.registered_models.values()))
+
+
+def target_names(a: EnvironmentConfig, b: EnvironmentConfig) -> dict[str, str]:
+    """A's full model name -> B's: the same job's model in B's catalog and schema."""
+    return {a.registered_models[job]: b.registered_models[job] for job in a.registered_models}
 
 
 def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[ModelPin], list[str]]:
@@ -104,7 +108,11 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     pins, problems = champion_pins(src, a.name, released_models(a))
     if problems:
         raise PromotionRefused(a.name, b.name, problems)
-    lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now())
+    targets = target_names(a, b)
+    for pin in pins:
+        pin.target = targets[pin.name]
+    lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now(),
+                       scoring_image_digest=record.scoring_image_digest)
     path = lock_path(environments, b.name)
     current = read_lock(path)
     if current is not None and current.fingerprint() != lock.fingerprint():
@@ -135,7 +143,8 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_
     from mlflow.exceptions import MlflowException
 
     key = f"{source_env}/{pin.name}/{pin.version}"
-    existing = [mv for mv in dst.search_model_versions(f"name='{pin.name}'")
+    name = pin.target or pin.name  # the model's full name in B
+    existing = [mv for mv in dst.search_model_versions(f"name='{name}'")
                 if (mv.tags or {}).get(PROMOTED_FROM) == key]
     if existing:
         version, reused = str(existing[0].version), True
@@ -155,21 +164,21 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_
             dst.log_artifacts(run.info.run_id, local, "model")
         dst.set_terminated(run.info.run_id, "FINISHED")
         try:
-            dst.create_registered_model(pin.name)
+            dst.create_registered_model(name)
         except MlflowException as e:
             if "RESOURCE_ALREADY_EXISTS" not in str(e.error_code):
                 raise
-        mv = dst.create_model_version(pin.name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
+        mv = dst.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
             PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
             "mlkit.data_table_version": pin.data_table_version or ""})
         version, reused = str(mv.version), False
     try:
-        previous = str(dst.get_model_version_by_alias(pin.name, CHAMPION).version)
+        previous = str(dst.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         previous = None
     if previous != version:
         if previous is not None:
-            dst.set_registered_model_alias(pin.name, PREVIOUS, previous)
-        dst.set_registered_model_alias(pin.name, CHAMPION, version)
-    return {"model": pin.name, "source_version": pin.version, "version": version, "reused": reused,
+            dst.set_registered_model_alias(name, PREVIOUS, previous)
+        dst.set_registered_model_alias(name, CHAMPION, version)
+    return {"model": name, "source_model": pin.name, "source_version": pin.version, "version": version, "reused": reused,
             "previous_champion": previous}
