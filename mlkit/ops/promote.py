@@ -97,7 +97,10 @@ def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[Mode
 
 
 def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, src, dst, src_uri: str,
-            update_lock: bool = False, progress: Callable[[str], None] = lambda _: None) -> Promotion:
+            update_lock: bool = False, same_registry: bool = False,
+            progress: Callable[[str], None] = lambda _: None) -> Promotion:
+    """``same_registry``: A and B share one registry (one Unity Catalog metastore): versions are copied
+    with the registry's own ``copy_model_version`` into B's catalog instead of downloaded and re-logged."""
     result = Promotion(*env_diff(a, b))
     progress(f"verifying {a.name}'s release")
     release = latest_release(src, release_experiment(a))
@@ -109,6 +112,10 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     if problems:
         raise PromotionRefused(a.name, b.name, problems)
     targets = target_names(a, b)
+    if same_registry and any(t == s for s, t in targets.items()):
+        raise PromotionRefused(a.name, b.name, [f"{a.name} and {b.name} share a registry but name the same models "
+                                                f"({', '.join(sorted(targets))}): give {b.name} its own catalog or "
+                                                "schema (workloads.tracking.registry)"])
     for pin in pins:
         pin.target = targets[pin.name]
     lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now(),
@@ -129,7 +136,7 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     result.lock = lock
     for pin in pins:
         progress(f"copying {pin.name} v{pin.version} into {b.name}")
-        result.copies.append(copy_version(pin, a.name, b, src, src_uri, dst, lock))
+        result.copies.append(copy_version(pin, a.name, b, src, src_uri, dst, lock, same_registry))
     return result
 
 
@@ -138,16 +145,25 @@ def _models(lock: ReleaseLock) -> str:
 
 
 def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_uri: str, dst,
-                 lock: ReleaseLock) -> dict:
+                 lock: ReleaseLock, same_registry: bool = False) -> dict:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     key = f"{source_env}/{pin.name}/{pin.version}"
     name = pin.target or pin.name  # the model's full name in B
+    # Unity Catalog's search results carry no tags (ModelVersionSearch): read each version for them.
     existing = [mv for mv in dst.search_model_versions(f"name='{name}'")
-                if (mv.tags or {}).get(PROMOTED_FROM) == key]
+                if (dst.get_model_version(name, mv.version).tags or {}).get(PROMOTED_FROM) == key]
+    tags = {PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
+            "mlkit.data_table_version": pin.data_table_version or ""}
     if existing:
         version, reused = str(existing[0].version), True
+    elif same_registry:
+        # One metastore: the registry copies the version's files itself (UC: into B's catalog).
+        mv = dst.copy_model_version(f"models:/{pin.name}/{pin.version}", name)
+        for k, v in tags.items():
+            dst.set_model_version_tag(name, mv.version, k, v)
+        version, reused = str(mv.version), False
     else:
         exp_name = b.names.experiment("promotions")
         exp = dst.get_experiment_by_name(exp_name)
@@ -168,9 +184,7 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_
         except MlflowException as e:
             if "RESOURCE_ALREADY_EXISTS" not in str(e.error_code):
                 raise
-        mv = dst.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
-            PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
-            "mlkit.data_table_version": pin.data_table_version or ""})
+        mv = dst.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags)
         version, reused = str(mv.version), False
     try:
         previous = str(dst.get_model_version_by_alias(name, CHAMPION).version)
