@@ -38,6 +38,8 @@ def plan_stack(tf: Terraform, stack: Stack, workdir: Path) -> tuple[dict, dict]:
 
 def check(cfg: EnvironmentConfig, cdktf_out: Path, tf: Terraform, out: Path, allow: Allowlist,
           inventories: dict[str, Inventory], progress: Callable[[str], None] = lambda _: None) -> DriftReport:
+    for old in ("drift.json", "drift.md"):  # a failed run must not leave the last verdict behind
+        (out / old).unlink(missing_ok=True)
     report = DriftReport(cfg.name, notes=list(allow.notes))
     plans = []
     with tempfile.TemporaryDirectory(prefix="mlkit-drift-") as private:

@@ -37,7 +37,8 @@ IDENTITY = {
     "principal_name", "principal_type", "application_id", "client_id", "object_id", "tenant_id", "identity",
     "identity_ids", "single_user_name", "run_as_user_name", "creator_user_name", "admin_group_object_ids",
     "administrator_login", "admin_username", "kubelet_identity", "user_assigned_identity_id",
-    "azure_active_directory_role_based_access_control",
+    "azure_active_directory_role_based_access_control", "*_principal_id", "*_object_id", "*_object_ids",
+    "*identity_ids", "owner_*",
 }
 PERMISSION = {
     "access_control", "permission_level", "grant", "grants", "privileges", "role_definition_id",
@@ -46,6 +47,7 @@ PERMISSION = {
     "databricks_sql_access", "workspace_access", "data_security_mode", "isolation_mode", "local_account_disabled",
     "shared_access_key_enabled", "local_authentication_enabled", "local_auth_enabled", "admin_enabled",
     "rbac_authorization_enabled", "enable_rbac_authorization", "role_based_access_control_enabled", "scope",
+    "*_permissions", "*_privileges", "role_*",
 }
 NETWORK = {
     "public_network_access", "public_network_access_enabled", "public_network_enabled", "network_rules",
@@ -57,6 +59,8 @@ NETWORK = {
     "source_address_prefix", "source_address_prefixes", "destination_port_range", "destination_port_ranges",
     "access", "direction", "allowed_ips", "subnet_id", "https_only", "https_traffic_only_enabled",
     "min_tls_version", "minimum_tls_version", "list_type", "custom_parameters", "trusted_service_access_enabled",
+    "*subnet_id", "*subnet_ids", "*public_network*", "*ip_range*", "*ip_rules", "*firewall*", "*private_endpoint*",
+    "*public_access*", "*_cidr*", "*address_prefix*",
 }
 PROTECTED_TYPES = {
     "identity": ("databricks_service_principal", "databricks_user", "databricks_group", "azurerm_user_assigned_identity",
@@ -82,15 +86,16 @@ def protected(resource_type: str, path: str, *values: Any) -> str:
     for category, types in PROTECTED_TYPES.items():
         if any(fnmatchcase(resource_type, t) for t in types):
             return category
-    names = []
+    names, free_form = [], False
     for s in _SEGMENT.sub(".", path).split("."):
         if s in FREE_FORM:
+            free_form = True
             break
         names += [s] if s else []
-    for v in values:
+    for v in () if free_form else values:
         names += list(_keys(v))
     for category, words in _NAMES:
-        if any(n in words for n in names):
+        if any(n in words or any(fnmatchcase(n, w) for w in words if "*" in w) for n in names):
             return category
     return ""
 
@@ -182,7 +187,7 @@ class Allowlist:
         for r in self.attributes:
             if r.matches(resource_type, path, change, expected, actual):
                 if category and not r.proves_no_change:
-                    return None, f"not ignored by {r.id}: a {category} change is never noise"
+                    return None, f"not ignored by {r.id}: {category} changes are never noise"
                 return r, ""
         return None, ""
 
@@ -252,7 +257,8 @@ def _rule(entry: Any, where: str, section: str) -> Rule:
                 from_=tuple(from_), **globs)
     if not rule.proves_no_change:
         names = [n for _, words in _NAMES for n in words]
-        hit = [n for g in rule.attribute for n in names if fnmatchcase(n, _SEGMENT.sub("", g).split(".")[-1])]
+        last = [_SEGMENT.sub("", g).split(".")[-1] for g in rule.attribute]
+        hit = [n for seg in last for n in names if fnmatchcase(n, seg) or fnmatchcase(seg, n)]
         hit += [t for g in rule.resource_type for ts in PROTECTED_TYPES.values() for t in ts if fnmatchcase(t, g)]
         if hit:
             raise bad(f"a '{when}'{' ... from' if from_ else ''} rule may not cover identity, permission or network "
