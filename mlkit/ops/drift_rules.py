@@ -258,11 +258,12 @@ def _rule(entry: Any, where: str, section: str) -> Rule:
     if not rule.proves_no_change:
         names = [n for _, words in _NAMES for n in words]
         last = [_SEGMENT.sub("", g).split(".")[-1] for g in rule.attribute]
-        hit = [n for seg in last for n in names if fnmatchcase(n, seg) or fnmatchcase(seg, n)]
-        hit += [t for g in rule.resource_type for ts in PROTECTED_TYPES.values() for t in ts if fnmatchcase(t, g)]
+        hit = sorted({n for seg in last for n in names if fnmatchcase(n, seg) or fnmatchcase(seg, n)})
+        hit = hit or sorted({t for g in rule.resource_type for ts in PROTECTED_TYPES.values() for t in ts
+                             if fnmatchcase(t, g)})
         if hit:
-            raise bad(f"a '{when}'{' ... from' if from_ else ''} rule may not cover identity, permission or network "
-                      f"attributes ({', '.join(sorted(set(hit))[:5])}): use reordered, case or an exact default")
+            raise bad(f"a rule with when: {when}{' and from' if from_ else ''} may not cover identity, permission "
+                      f"or network attributes ({', '.join(hit[:5])}): use reordered, case or an exact default")
     return rule
 
 
