@@ -127,3 +127,20 @@ def test_lists_by_identity_and_null_vs_empty():
 def test_unknown_values_after_apply():
     assert diffs({"id": "1", "n": "a"}, {"n": "b"}, unknown={"id": True}) == [
         ("id", "changed", "1", UNKNOWN), ("n", "changed", "a", "b")]
+
+
+def test_a_secret_terraform_did_not_mark_is_masked_wherever_it_appears():
+    secret = "pa55-word-unmarked-echo"
+    rc = {"address": "t.x", "type": "t", "mode": "managed", "change": {
+        "actions": ["update"], "before": {"password": secret, "echo": secret, "url": f"https://u:{secret}@h"},
+        "after": {"password": "other-secret-value", "echo": None, "url": "https://h"},
+        "before_sensitive": {"password": True}, "after_sensitive": {"password": True}, "after_unknown": {"echo": True}}}
+    doc = {**PLAN, "resource_changes": [rc], "variables": {"db_password": {"value": "var-secret-123"}},
+           "configuration": {"root_module": {"variables": {"db_password": {"sensitive": True}}}}}
+    doc["output_changes"] = {"dsn": {"actions": ["update"], "before": "var-secret-123", "after": "x",
+                                     "before_sensitive": False, "after_sensitive": False}}
+    report = DriftReport("ci", analyze("s", None, doc, load_allowlist()))
+    text = json.dumps(report.as_dict()) + report.markdown()
+    assert secret not in text and "other-secret-value" not in text and "var-secret-123" not in text
+    rows = {i.attribute: i.actual for i in report.items if i.address == "t.x"}
+    assert rows == {"password": SENSITIVE, "echo": SENSITIVE, "url": SENSITIVE}

@@ -17,7 +17,7 @@ from typing import Any
 from .drift_rules import DEFAULT_ALLOWLIST, Allowlist, Rule, load_allowlist, protected  # noqa: F401 (re-exported)
 from .inventory import CloudObject
 from .plan import action_of, check_plan
-from .plan_diff import AttrDiff, attribute_diffs
+from .plan_diff import SENSITIVE, AttrDiff, attribute_diffs, scrub, secrets_of
 
 RESOURCE = "(resource)"
 VALUE = "(value)"
@@ -130,7 +130,13 @@ def analyze(stack: str, refresh_plan: dict[str, Any] | None, plan: dict[str, Any
                 twin.reverted_by_apply = True
             else:
                 items.append(it)
-    return items + _outputs(stack, plan, allow)
+    items += _outputs(stack, plan, allow)
+    secrets = secrets_of(refresh_plan) | secrets_of(plan)
+    for i in items if secrets else ():
+        i.expected, i.actual = scrub(i.expected, secrets), scrub(i.actual, secrets)
+        if scrub(i.attribute, secrets) == SENSITIVE:  # a secret in a list element's name
+            i.attribute = i.attribute.split("[", 1)[0] + "[(sensitive)]"
+    return items
 
 
 def unmanaged_items(objects: list[CloudObject], allow: Allowlist) -> list[DriftItem]:

@@ -204,3 +204,69 @@ def _usable(b, a, bs, as_, fields: tuple[str, ...], name) -> bool:
         if len(set(names)) != len(names):
             return False
     return True
+
+
+# ------------------------------------------------------------------ values Terraform did not mark
+
+# Terraform's marks are not transitive: terraform_data.output copies a sensitive input unmarked,
+# and a provider may echo a secret into a computed attribute. So every value marked sensitive
+# anywhere in a plan document is also masked wherever else it appears.
+MIN_SUBSTRING = 6  # shorter secrets are masked where a whole value equals them, not inside text
+
+
+def secrets_of(doc: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for key in ("resource_drift", "resource_changes"):
+        for rc in doc.get(key) or ():
+            c = rc.get("change") or {}
+            _collect(c.get("before"), c.get("before_sensitive"), found)
+            _collect(c.get("after"), c.get("after_sensitive"), found)
+    for c in (doc.get("output_changes") or {}).values():
+        _collect(c.get("before"), c.get("before_sensitive"), found)
+        _collect(c.get("after"), c.get("after_sensitive"), found)
+    for values in ((doc.get("prior_state") or {}).get("values") or {}, doc.get("planned_values") or {}):
+        for o in (values.get("outputs") or {}).values():
+            _collect(o.get("value"), bool(o.get("sensitive")), found)
+        modules = [values.get("root_module") or {}]
+        while modules:
+            m = modules.pop()
+            modules.extend(m.get("child_modules") or ())
+            for r in m.get("resources") or ():
+                _collect(r.get("values"), r.get("sensitive_values"), found)
+    declared = ((doc.get("configuration") or {}).get("root_module") or {}).get("variables") or {}
+    for name, v in (doc.get("variables") or {}).items():
+        if (declared.get(name) or {}).get("sensitive"):
+            _collect(v.get("value"), True, found)
+    return {s for s in found if s}
+
+
+def _collect(value: Any, marks: Any, found: set[str]) -> None:
+    if marks is True:
+        if isinstance(value, (dict, list)):
+            for v in value.values() if isinstance(value, dict) else value:
+                _collect(v, True, found)
+        elif value is not None and not isinstance(value, bool):
+            found.add(str(value))
+    elif isinstance(value, dict) and isinstance(marks, dict):
+        for k, v in value.items():
+            _collect(v, marks.get(k, False), found)
+    elif isinstance(value, list) and isinstance(marks, list):
+        for i, v in enumerate(value):
+            _collect(v, marks[i] if i < len(marks) else False, found)
+
+
+def scrub(value: Any, secrets: set[str]) -> Any:
+    """``value`` with every string that is, or contains, a known secret masked."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        if value in secrets or any(len(s) >= MIN_SUBSTRING and s in value for s in secrets):
+            return SENSITIVE
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in secrets:
+        return SENSITIVE
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    return value
