@@ -88,3 +88,24 @@ def test_scenario_documents_are_what_the_builder_writes():
     spec.loader.exec_module(build)
     stale = [str(p.relative_to(SCENARIOS)) for p, text in build.render().items() if p.read_text() != text]
     assert stale == [], "re-run tests/fixtures/ops/drift_scenarios/build.py"
+
+
+def test_docs_excerpts_are_what_the_report_renders(cdktf, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from mlkit.ops.drift import DriftReport, load_allowlist, unmanaged_items
+    from mlkit.ops.inventory import CloudObject
+
+    docs = (Path(__file__).parents[1] / "docs" / "day2.md").read_text()
+    assert run("permissions-reordered-with-new-grant", cdktf, tmp_path / "r", monkeypatch).exit_code == 2
+    md = (tmp_path / "r" / "drift.md").read_text()
+    arm = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mlk-prod-weu/providers"
+    objs = [CloudObject("azure", "Microsoft.Compute/virtualMachines", f"{arm}/Microsoft.Compute/virtualMachines/vm-debug",
+                        "vm-debug"), CloudObject("databricks", "job", "202", "hand-made-job"),
+            CloudObject("databricks", "registered_model", "prod.models.forecast_copy", "prod.models.forecast_copy"),
+            CloudObject("databricks", "cluster", "0101-job", "job-101-run-1", "JOB")]
+    md += DriftReport("prod", unmanaged_items(objs, load_allowlist())).markdown()
+    rendered = [line for line in md.splitlines() if line.startswith(("| `", "| azure", "| databricks", "### ", "**"))]
+    missing = [line for line in rendered if line not in docs and not line.startswith("**no drift")
+               and "unmanaged object(s)**" not in line]
+    assert missing == []

@@ -64,7 +64,8 @@ def drift(
     with user_errors(exit_code=1):
         try:
             cfg = load_environment(env, environments)
-            tf = Terraform(find_terraform(terraform))
+            # terraform runs in each stack's directory: a relative --terraform path must not depend on it
+            tf = Terraform(str(Path(find_terraform(terraform)).absolute()))
             out = out or Path(".mlkit/drift") / env
             allow = load_allowlist(allowlist or DEFAULT_ALLOWLIST, allowlist_variables(cfg))
             if cdktf_out is None:
@@ -76,6 +77,6 @@ def drift(
             raise
         except Exception as e:  # SDK/HTTP failures: an error, never "no drift", never "drift"
             raise UserError(f"drift check failed: {type(e).__name__}: {e}", exit_code=1) from e
-    console.print(report.markdown(), markup=False)
-    console.print(f"report: {out / 'drift.md'} and {out / 'drift.json'}", markup=False)
+    console.print(report.markdown(), markup=False, soft_wrap=True)  # unwrapped: a wrapped line could split a value
+    console.print(f"report: {out / 'drift.md'} and {out / 'drift.json'}", markup=False, soft_wrap=True)
     sys.exit(report.exit_code)

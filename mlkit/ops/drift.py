@@ -195,10 +195,10 @@ class DriftReport:
         c = self.counts()
         if not self.active:
             return "no drift"
-        parts = [f"{c['changed_outside_terraform']} resource(s) changed outside Terraform",
-                 f"{c['pending_changes']} resource(s) with pending changes",
-                 f"{c['unmanaged_objects']} unmanaged object(s)"]
-        protected_ = f"; {c['protected_changes']} touch identity, permissions or network" \
+        parts = [f"{n} {what}" for n, what in ((c["changed_outside_terraform"], "resource(s) changed outside Terraform"),
+                                               (c["pending_changes"], "resource(s) with pending changes"),
+                                               (c["unmanaged_objects"], "unmanaged object(s)")) if n]
+        protected_ = f"; {c['protected_changes']} of them touch identity, permissions or network" \
             if c["protected_changes"] else ""
         return ", ".join(parts) + protected_
 
