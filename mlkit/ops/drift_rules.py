@@ -18,9 +18,11 @@ the row touches one (the row is reported, with a note saying which rule was refu
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,9 @@ PROTECTED_TYPES = {
                 "azurerm_public_ip", "azurerm_subnet*association"),
 }
 _NAMES = (("identity", IDENTITY), ("permission", PERMISSION), ("network", NETWORK))
+# One exact-name set and one compiled pattern per category: protected() runs for every row.
+_MATCHERS = [(c, {w for w in words if "*" not in w},
+              re.compile("|".join(fnmatch.translate(w) for w in words if "*" in w))) for c, words in _NAMES]
 # Free-form maps: a tag named "owner" grants nothing.
 FREE_FORM = {"tags", "custom_tags", "labels", "annotations", "spark_conf", "spark_env_vars", "parameters",
              "base_parameters", "named_parameters", "default_tags"}
@@ -83,9 +88,9 @@ _VAR = re.compile(r"\$\{([a-z_]+)\}")
 def protected(resource_type: str, path: str, *values: Any) -> str:
     """identity | permission | network when the row touches one (by resource type, by any
     attribute name on its path, or by any key inside its values); else ''."""
-    for category, types in PROTECTED_TYPES.items():
-        if any(fnmatchcase(resource_type, t) for t in types):
-            return category
+    by_type = _type_category(resource_type)
+    if by_type:
+        return by_type
     names, free_form = [], False
     for s in _SEGMENT.sub(".", path).split("."):
         if s in FREE_FORM:
@@ -94,10 +99,23 @@ def protected(resource_type: str, path: str, *values: Any) -> str:
         names += [s] if s else []
     for v in () if free_form else values:
         names += list(_keys(v))
-    for category, words in _NAMES:
-        if any(n in words or any(fnmatchcase(n, w) for w in words if "*" in w) for n in names):
-            return category
-    return ""
+    found = {_category(n) for n in names} - {""}
+    return next((c for c, _, _ in _MATCHERS if c in found), "")
+
+
+@lru_cache(maxsize=1024)
+def _type_category(resource_type: str) -> str:
+    return next((c for c, types in PROTECTED_TYPES.items() if any(fnmatchcase(resource_type, t) for t in types)), "")
+
+
+@lru_cache(maxsize=8192)
+def _category(name: str) -> str:
+    return next((c for c, exact, pattern in _MATCHERS if name in exact or pattern.match(name)), "")
+
+
+@lru_cache(maxsize=8192)
+def _fnmatch(text: str, pattern: str) -> bool:
+    return fnmatchcase(text, pattern)
 
 
 def _keys(v: Any):
@@ -131,7 +149,7 @@ class Rule:
         return self.when in ("reordered", "case") or (self.when == "default" and not self.from_)
 
     def matches(self, resource_type: str, path: str, change: str, expected: Any, actual: Any) -> bool:
-        if not any(fnmatchcase(resource_type, g) for g in self.resource_type):
+        if not any(_fnmatch(resource_type, g) for g in self.resource_type):
             return False
         if not any(_glob(path, g) for g in self.attribute):
             return False
@@ -148,7 +166,7 @@ class Rule:
 
 def _glob(path: str, pattern: str) -> bool:
     """fnmatch with [ and ] taken literally: they name list elements in attribute paths."""
-    return fnmatchcase(path, pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]"))
+    return _fnmatch(path, pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]"))
 
 
 # Built in: differences that carry no meaning, listed as ignored like the rules' matches.

@@ -107,9 +107,12 @@ def check_plan(doc: Any, where: str) -> dict[str, Any]:
         if not isinstance(entries, list):
             raise bad(f"{key} is a {type(entries).__name__}, not a list")
         for i, rc in enumerate(entries):
-            change = rc.get("change") if isinstance(rc, dict) else None
-            if (not isinstance(change, dict) or not isinstance(rc.get("address"), str)
-                    or not isinstance(rc.get("type"), str) or not _actions_ok(change)):
+            try:
+                ok = (type(rc["address"]) is str and type(rc["type"]) is str and type(rc["change"]) is dict
+                      and _actions_ok(rc["change"]))
+            except (KeyError, TypeError):
+                ok = False
+            if not ok:
                 raise bad(f"{key}[{i}] is not a resource change (needs address, type and change.actions)")
     outputs = doc.get("output_changes", {})
     if not isinstance(outputs, dict) or not all(isinstance(c, dict) and _actions_ok(c) for c in outputs.values()):
@@ -119,4 +122,4 @@ def check_plan(doc: Any, where: str) -> dict[str, Any]:
 
 def _actions_ok(change: dict) -> bool:
     actions = change.get("actions")
-    return isinstance(actions, list) and all(isinstance(a, str) for a in actions)
+    return type(actions) is list and all(type(a) is str for a in actions)

@@ -63,10 +63,11 @@ def _marked(marks: Any, key: Any) -> Any:
 def _any_true(marks: Any) -> bool:
     if marks is True:
         return True
-    if isinstance(marks, dict):
-        return any(_any_true(v) for v in marks.values())
-    if isinstance(marks, list):
-        return any(_any_true(v) for v in marks)
+    if not marks:  # False, None, {}, []: the usual case
+        return False
+    for v in marks.values() if isinstance(marks, dict) else marks if isinstance(marks, list) else ():
+        if _any_true(v):
+            return True
     return False
 
 
@@ -149,21 +150,21 @@ def _diff_list(path: str, b: list, a: list, bs: Any, as_: Any, unk: Any) -> Iter
             yield AttrDiff(path, common_b, common_a, "reordered")
         return
     # No identity: compare as multisets of (masked) elements.
-    mb = [mask(e, _marked(bs, i)) for i, e in enumerate(b)]
-    ma = [mask(e, _marked(as_, i)) for i, e in enumerate(a)]
-    cb, ca = Counter(_canon(e) for e in b), Counter(_canon(e) for e in a)
+    canon_b, canon_a = [_canon(e) for e in b], [_canon(e) for e in a]
+    cb, ca = Counter(canon_b), Counter(canon_a)
     if cb == ca:
-        yield AttrDiff(path, mb, ma, "reordered")
+        yield AttrDiff(path, _mask_items(b, bs), _mask_items(a, as_), "reordered")
         return
-    gone, new = cb - ca, ca - cb
-    for e, m in zip(b, mb):
-        if gone[_canon(e)] > 0:
-            gone[_canon(e)] -= 1
-            yield AttrDiff(path, m, None, "removed")
-    for e, m in zip(a, ma):
-        if new[_canon(e)] > 0:
-            new[_canon(e)] -= 1
-            yield AttrDiff(path, None, m, "added")
+    for side, canon, marks, extra, change in ((b, canon_b, bs, cb - ca, "removed"), (a, canon_a, as_, ca - cb, "added")):
+        for i, (e, c) in enumerate(zip(side, canon)):
+            if extra[c] > 0:
+                extra[c] -= 1
+                m = mask(e, _marked(marks, i))
+                yield AttrDiff(path, m, None, change) if change == "removed" else AttrDiff(path, None, m, change)
+
+
+def _mask_items(items: list, marks: Any) -> list:
+    return [mask(e, _marked(marks, i)) for i, e in enumerate(items)] if _any_true(marks) else items
 
 
 def _canon(v: Any) -> str:
@@ -174,7 +175,11 @@ def _identity(b: list, a: list, bs: Any, as_: Any):
     """A function naming each element of both lists uniquely, or None."""
     if not all(isinstance(e, dict) for e in b + a):
         return None
+    first = (b or a)[0] if (b or a) else {}
     for f in IDENTITY_FIELDS:
+        if f not in first:
+            continue
+
         def named(e, f=f):
             v = e.get(f)
             return str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) and v != "" else None
@@ -227,11 +232,14 @@ def secrets_of(doc: dict[str, Any]) -> set[str]:
     for values in ((doc.get("prior_state") or {}).get("values") or {}, doc.get("planned_values") or {}):
         for o in (values.get("outputs") or {}).values():
             _collect(o.get("value"), bool(o.get("sensitive")), found)
-        modules = [values.get("root_module") or {}]
+        modules, resources = [values.get("root_module") or {}], []
         while modules:
             m = modules.pop()
             modules.extend(m.get("child_modules") or ())
-            for r in m.get("resources") or ():
+            resources += m.get("resources") or ()
+        # One pass of the C encoder says whether anything at all is marked (usually nothing is).
+        if "true" in json.dumps([r.get("sensitive_values") for r in resources]):
+            for r in resources:
                 _collect(r.get("values"), r.get("sensitive_values"), found)
     declared = ((doc.get("configuration") or {}).get("root_module") or {}).get("variables") or {}
     for name, v in (doc.get("variables") or {}).items():
@@ -241,6 +249,8 @@ def secrets_of(doc: dict[str, Any]) -> set[str]:
 
 
 def _collect(value: Any, marks: Any, found: set[str]) -> None:
+    if marks is not True and not _any_true(marks):  # the usual case: nothing marked, nothing to walk
+        return
     if marks is True:
         if isinstance(value, (dict, list)):
             for v in value.values() if isinstance(value, dict) else value:
