@@ -109,3 +109,11 @@ def test_docs_excerpts_are_what_the_report_renders(cdktf, tmp_path, monkeypatch)
     missing = [line for line in rendered if line not in docs and not line.startswith("**no drift")
                and "unmanaged object(s)**" not in line]
     assert missing == []
+
+
+def test_bad_uc_schema_option_is_an_error(cdktf, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLKIT_SCENARIO", str(SCENARIOS / "clean"))
+    res = CliRunner().invoke(app, ["drift", "--env", "ci", "--environments", str(ENVIRONMENTS), "--cdktf-out",
+                                   str(cdktf), "--out", str(tmp_path), "--terraform", str(STAND_IN),
+                                   "--uc-schema", "models"])
+    assert res.exit_code == 1 and "--uc-schema 'models': expected CATALOG.SCHEMA" in res.output

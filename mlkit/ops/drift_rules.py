@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from ..console import UserError
+from .plan_diff import empty
 
 DEFAULT_ALLOWLIST = Path(__file__).with_name("drift_allowlist.yaml")
 WHENS = ("reordered", "case", "default", "any")
@@ -159,7 +160,7 @@ class Rule:
             return (change == "changed" and isinstance(expected, str) and isinstance(actual, str)
                     and expected.lower() == actual.lower())
         if self.when == "default":
-            from_ok = _empty(expected) or any(_prune(expected) == _prune(f) for f in self.from_)
+            from_ok = empty(expected) or any(_prune(expected) == _prune(f) for f in self.from_)
             return change in ("added", "changed") and from_ok and _prune(actual) == _prune(self.to)
         return True
 
@@ -176,14 +177,10 @@ NULL_OR_EMPTY = Rule("null-or-empty", "Null on one side, an empty value on the o
 BUILTIN = {"reformatted": JSON_EQUIVALENT, "null-or-empty": NULL_OR_EMPTY}
 
 
-def _empty(v: Any) -> bool:
-    return v is None or v == "" or v == [] or v == {}
-
-
 def _prune(v: Any) -> Any:
     """Drop empty fields and unwrap one-element lists: how a provider writes a filled-in block."""
     if isinstance(v, dict):
-        return {k: _prune(x) for k, x in sorted(v.items()) if not _empty(x)}
+        return {k: _prune(x) for k, x in sorted(v.items()) if not empty(x)}
     if isinstance(v, list):
         items = [_prune(x) for x in v]
         return items[0] if len(items) == 1 else items

@@ -71,7 +71,8 @@ def _any_true(marks: Any) -> bool:
     return False
 
 
-def _empty(v: Any) -> bool:
+def empty(v: Any) -> bool:
+    """null, "", [] or {}: nothing set."""
     return v is None or v == "" or v == [] or v == {}
 
 
@@ -101,11 +102,11 @@ def _diff(path: str, b: Any, a: Any, bs: Any, as_: Any, unk: Any) -> Iterator[At
         return
     if b == a and not _any_true(unk):
         return
-    if _empty(b) and _empty(a):
+    if empty(b) and empty(a):
         yield AttrDiff(path, b, a, "null-or-empty")
         return
-    if _empty(b) or _empty(a):  # a whole block appeared or went: one row, not one per leaf
-        yield AttrDiff(path, mask(b, bs), mask(a, as_), "added" if _empty(b) else "removed")
+    if empty(b) or empty(a):  # a whole block appeared or went: one row, not one per leaf
+        yield AttrDiff(path, mask(b, bs), mask(a, as_), "added" if empty(b) else "removed")
         return
     if isinstance(b, str) and isinstance(a, str):
         jb, ja = _json(b), _json(a)
