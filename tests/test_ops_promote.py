@@ -117,7 +117,8 @@ def train(c, env: str, model: str, passed: bool, weights: str, tmp_path: Path) -
 
 
 def release(c, cfg, sha: str) -> str:
-    return record_release(c, release_experiment(cfg), ReleaseRecord(cfg.name, sha, "w.whl", sha[:1] * 64, ["x"]))
+    return record_release(c, release_experiment(cfg), ReleaseRecord(
+        cfg.name, sha, "w.whl", sha[:1] * 64, ["x"], scoring_image=f"cr.azurecr.io/mlkit-scoring:1@sha256:{sha[:1] * 64}"))
 
 
 def run_promote(envs, a, b, uris, **kw):
@@ -146,6 +147,9 @@ def test_approved_release_is_locked_copied_and_championed_then_idempotent(server
     assert res.lock_written and lock.source_release_id == rid and lock.git_sha == "a" * 40
     pin = lock.models[1]
     assert [m.name for m in lock.models] == ["c.s.appacl", "c.s.appafc"]
+    # What the target's stacks check at plan time: each model's full name there, the source release's image.
+    assert [m.target for m in lock.models] == ["c.s.appacl", "c.s.appafc"]
+    assert lock.scoring_image_digest == "sha256:" + "a" * 64
     assert (pin.name, pin.version, pin.gate_decision, pin.data_table_version) == ("c.s.appafc", ver, "passed", "7")
     assert pin.metrics == {"median_wape": 0.12}
     dst = client(servers[1])

@@ -35,14 +35,17 @@ def uc(tmp_path, monkeypatch):
         servers.append(server)
         return registry
 
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
     servers: list = []
     monkeypatch.chdir(tmp_path)  # the sqlite tracking store's artifacts land in ./mlruns
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # The process-wide URIs belong to other tests' fixtures: put back exactly what was set (often nothing).
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/tracking.db")
     mlflow.set_registry_uri("databricks-uc")
     yield make
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
     for s in servers:
         s.shutdown()
 
@@ -57,7 +60,10 @@ def train(name: str) -> str:
             return model_input
 
     x = pd.DataFrame({"sales": [1.0, 2.0]})
-    with mlflow.start_run():
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("uc-standin")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("uc-standin")
+    with mlflow.start_run(experiment_id=experiment_id):  # not the active experiment of an earlier test
         info = mlflow.pyfunc.log_model(name="model", python_model=Model(), signature=infer_signature(x, x),
                                        pip_requirements=["pandas"], registered_model_name=name)
     return str(info.registered_model_version)
