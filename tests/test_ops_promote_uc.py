@@ -10,6 +10,8 @@ storage in ADLS) the client uploads with the temporary SAS credential straight t
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -43,9 +45,15 @@ def uc(tmp_path, monkeypatch):
     # The process-wide URIs belong to other tests' fixtures: put back exactly what was set (often nothing).
     monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+    exported = {var: os.environ.get(var) for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/tracking.db")
     mlflow.set_registry_uri("databricks-uc")
     yield make
+    for var, value in exported.items():  # set_*_uri export these too
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
     for s in servers:
         s.shutdown()
 
