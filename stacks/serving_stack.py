@@ -95,9 +95,10 @@ class ServingStack(TerraformStack):
                 "MLKIT_EVENTHUB_NAMESPACE": f"{names.eventhub_namespace}.servicebus.windows.net",
                 "MLKIT_EVENTHUB_NAME": names.eventhub_inference_logs,
                 "MLKIT_MODEL_CACHE": "/tmp/mlkit-models",
-                # The registry is the workspace's MLflow; DATABRICKS_HOST names it (see the report).
+                # Runs in the workspace's MLflow, models in Unity Catalog (catalog.schema.model names);
+                # DATABRICKS_HOST names the workspace both go through.
                 "MLFLOW_TRACKING_URI": "databricks",
-                "MLFLOW_REGISTRY_URI": "databricks",
+                "MLFLOW_REGISTRY_URI": "databricks-uc",
                 "DATABRICKS_HOST": platform.workspace.url,
             },
             cpu_request=k8s.cpu_request, cpu_limit=k8s.cpu_limit, memory_request=k8s.memory_request,

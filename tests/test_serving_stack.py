@@ -72,6 +72,9 @@ def test_deployment_is_sized_probed_and_hardened(synth):
     assert "--host" in c["args"] and c["args"][c["args"].index("--env") + 1] == "dev"
     assert c["image_pull_policy"] == "Always" and c["image"].endswith("/mlkit-scoring@${var.scoring_image_digest}")
     assert _remote(c["image"]).endswith("login_server")
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    # Models are in Unity Catalog: the registry is databricks-uc, the runs stay in the workspace.
+    assert (env["MLFLOW_TRACKING_URI"], env["MLFLOW_REGISTRY_URI"]) == ("databricks", "databricks-uc")
 
 
 def test_autoscaler_service_budget_and_network_policy(synth):
