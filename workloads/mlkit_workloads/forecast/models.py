@@ -83,7 +83,7 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
         else:
             mlf = _mlforecast(plan, trees, seed)
             cv = mlf.cross_validation(_frame(series, features), n_windows=plan.windows, h=plan.horizon,
-                                      step_size=plan.horizon, static_features=[],
+                                      step_size=plan.horizon, static_features=[], as_numpy=True,
                                       prediction_intervals=_intervals(plan), level=levels)
     return _rename(cv, kind, levels)
 
@@ -144,7 +144,7 @@ def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels
             use = []
         else:
             fitted = _mlforecast(plan, trees, seed)
-            fitted.fit(_frame(series, features), static_features=[], prediction_intervals=_intervals(plan))
+            fitted.fit(_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
             use = features
     return Forecaster(kind, fitted, plan, series.ds.iloc[-1], use, levels)
 
