@@ -215,30 +215,42 @@ class GroupModels:
         model = self.model(key)
         if not isinstance(model, Forecaster):
             return _predict(model, self._features(df))
-        return self._at(key, model, df)["mean"].to_numpy(float)
+        fc, errors = self._at(key, model, df)
+        if any(errors):
+            raise ValueError(next(e for e in errors if e))
+        return fc["mean"].to_numpy(float)
 
-    def _at(self, key: Any, model: "Forecaster", df: pd.DataFrame) -> pd.DataFrame:
-        ts = self.spec["timestamp"]
-        dates = _naive_utc(df[ts])
+    def _at(self, key: Any, model: "Forecaster", df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Forecasts at ``df``'s timestamps (NaN rows where not possible) and one error per row ('' if none)."""
+        name = "/".join(map(str, _tuple(key)))
+        dates = _naive_utc(df[self.spec["timestamp"]])
         steps = steps_ahead(model.last, pd.DatetimeIndex(dates), model.freq)
-        if len(steps) and (steps <= 0).any():
-            bad = dates[steps <= 0].iloc[0]
-            why = "is not after" if bad <= model.last else f"is not on the {model.freq} grid after"
-            raise ValueError(f"group {'/'.join(map(str, _tuple(key)))}: {bad.date()} {why} the last trained period "
-                             f"{model.last.date()} (forecasts cover the {model.max_steps} periods after it)")
-        if len(steps) and steps.max() > model.max_steps:
-            raise ValueError(f"group {'/'.join(map(str, _tuple(key)))}: {dates.max().date()} is {steps.max()} periods "
-                             f"after the last trained period {model.last.date()} (at most {model.max_steps})")
-        future = df.assign(ds=dates.to_numpy())[["ds", *[f for f in model.features if f in df.columns]]]
-        fc = model.forecast(int(steps.max()) if len(steps) else 1, future if model.features else None)
-        return fc.iloc[steps - 1].reset_index(drop=True)
+        errors = [""] * len(df)
+        for i, (d, k) in enumerate(zip(dates, steps)):
+            if k == 0:
+                errors[i] = f"group {name}: {d.date()} is not after the last trained period {model.last.date()}"
+            elif k < 0:
+                errors[i] = f"group {name}: {d} is not a {model.freq} period"
+            elif k > model.max_steps:
+                errors[i] = (f"group {name}: {d.date()} is {k} periods after the last trained period "
+                             f"{model.last.date()} (at most {model.max_steps})")
+        good = np.array([not e for e in errors], dtype=bool)
+        out = pd.DataFrame(np.nan, index=range(len(df)), columns=["mean", *model_bands(model.levels)])
+        if good.any():
+            future = df.assign(ds=dates.to_numpy())[["ds", *[f for f in model.features if f in df.columns]]]
+            try:
+                fc = model.forecast(int(steps[good].max()), future if model.features else None)
+            except ValueError as e:  # e.g. missing future feature values: every row of the group
+                return out, [f"group {name}: {e}"] * len(df)
+            out.loc[good, :] = fc[out.columns].iloc[steps[good] - 1].to_numpy()
+        return out, errors
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows of any groups -> keys, timestamp, prediction, lo_L/hi_L and error (empty when the row was
         forecast; else why not: unknown group, a date outside the forecast periods, missing features)."""
         keys, ts = self.keys, self.spec["timestamp"]
         out = df[keys + [ts]].copy()
-        bands = [f"{side}_{lv}" for lv in self.spec.get("levels", []) for side in ("lo", "hi")]
+        bands = model_bands(self.spec.get("levels", []))
         cols = {c: np.full(len(df), np.nan) for c in ["prediction", *bands]}
         error = np.full(len(df), "", dtype=object)
         if len(df):
@@ -248,19 +260,17 @@ class GroupModels:
                 if canonical(key) not in self._index:
                     error[rows] = f"no model for group {'/'.join(map(str, key))}"
                     continue
-                try:
-                    model = self.model(key)
-                    if isinstance(model, Forecaster):
-                        fc = self._at(key, model, df.iloc[rows])
-                        cols["prediction"][rows] = fc["mean"].to_numpy(float)
-                        for c in bands:
-                            if c in fc:
-                                cols[c][rows] = fc[c].to_numpy(float)
-                    else:
-                        x = self._features(df) if x is None else x  # once per batch, then sliced by group
-                        cols["prediction"][rows] = _predict(model, x.iloc[rows])
-                except ValueError as e:
-                    error[rows] = str(e)
+                model = self.model(key)
+                if isinstance(model, Forecaster):
+                    fc, errs = self._at(key, model, df.iloc[rows])
+                    cols["prediction"][rows] = fc["mean"].to_numpy(float)
+                    for c in bands:
+                        if c in fc:
+                            cols[c][rows] = fc[c].to_numpy(float)
+                    error[rows] = errs
+                else:
+                    x = self._features(df) if x is None else x  # once per batch, then sliced by group
+                    cols["prediction"][rows] = _predict(model, x.iloc[rows])
         for c, v in cols.items():
             out[c] = v
         out["error"] = error
@@ -270,6 +280,10 @@ class GroupModels:
         with self._lock:
             return {"loaded": len(self._cache), "bytes": self._bytes, **self._stats,
                     "max_models": self.max_models, "max_bytes": self.max_bytes}
+
+
+def model_bands(levels: list[int]) -> list[str]:
+    return [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
 
 
 def _tuple(key: Any) -> GroupKey:
