@@ -5,7 +5,9 @@
 - mlforecast: XGBoost on lags of the once-differenced target (``Differences([1])``: a tree then
   predicts changes, so it follows a trend or a level shift that calendar features cannot), a rolling
   mean over one season, a calendar feature of the period and the mapped exogenous features;
-  recursive multi-step; conformal prediction intervals (``PredictionIntervals``) from two extra
+  recursive multi-step; each exogenous feature also enters with its previous period's value (the
+  model predicts a change, and a promotion's change is "on today" minus "on yesterday");
+  conformal prediction intervals (``PredictionIntervals``) from two extra
   windows of ``horizon`` periods.
 
 Each candidate runs alone, so one that fails (too short for its lags, an optimiser that does not
@@ -57,8 +59,21 @@ def _intervals(plan: Plan):
     return PredictionIntervals(n_windows=2, h=plan.horizon)
 
 
+PREV = "__prev"
+
+
+def _with_previous(x: pd.DataFrame, features: list[str], before: dict[str, float] | None = None) -> pd.DataFrame:
+    """Add ``f__prev``: each feature's value one period earlier (``before``: the values just before x)."""
+    out = x.copy()
+    for f in features:
+        prev = out[f].shift(1)
+        prev.iloc[:1] = before[f] if before is not None else out[f].iloc[0]
+        out[f + PREV] = prev.to_numpy()
+    return out
+
+
 def _frame(series: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    return series[["ds", "y", *features]].assign(unique_id="g")
+    return _with_previous(series[["ds", "y", *features]], features).assign(unique_id="g")
 
 
 def _rename(df: pd.DataFrame, alias: str, levels: list[int]) -> pd.DataFrame:
@@ -95,9 +110,11 @@ class Forecaster:
     future starts; ``max_steps`` is the horizon the intervals were calibrated for.
     """
 
-    def __init__(self, kind: str, fitted, plan: Plan, last: pd.Timestamp, features: list[str], levels: list[int]):
+    def __init__(self, kind: str, fitted, plan: Plan, last: pd.Timestamp, features: list[str], levels: list[int],
+                 last_features: dict[str, float] | None = None):
         self.kind, self.fitted, self.freq = kind, fitted, plan.freq
         self.last, self.features, self.levels, self.max_steps = pd.Timestamp(last), list(features), list(levels), plan.horizon
+        self.last_features = dict(last_features or {})  # the features' values in the last trained period
 
     def forecast(self, steps: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """The next ``steps`` periods: ds, mean, lo_L, hi_L. ``future``: ds + the features for those
@@ -111,12 +128,13 @@ class Forecaster:
             else:
                 x = None
                 if self.features:
-                    x = _future_features(future, self.last, self.freq, steps, self.features)
+                    x = _future_features(future, self.last, self.freq, steps, self.features, self.last_features)
                 out = self.fitted.predict(h=steps, level=self.levels, X_df=x)
         return _rename(out, self.kind, self.levels)
 
 
-def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, features: list[str]) -> pd.DataFrame:
+def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, features: list[str],
+                     before: dict[str, float]) -> pd.DataFrame:
     from .frequency import future_dates
 
     need = future_dates(last, freq, steps)
@@ -128,7 +146,7 @@ def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, f
     if len(gaps):
         raise ValueError(f"no future values of {', '.join(features)} for {len(gaps)} period(s) from "
                          f"{gaps[0].date()} (needed up to {need[-1].date()})")
-    return x.rename_axis("ds").reset_index().assign(unique_id="g")
+    return _with_previous(x.rename_axis("ds").reset_index(), features, before).assign(unique_id="g")
 
 
 def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels: list[int],
@@ -146,7 +164,8 @@ def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels
             fitted = _mlforecast(plan, trees, seed)
             fitted.fit(_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
             use = features
-    return Forecaster(kind, fitted, plan, series.ds.iloc[-1], use, levels)
+    last = {f: float(series[f].iloc[-1]) for f in use}
+    return Forecaster(kind, fitted, plan, series.ds.iloc[-1], use, levels, last)
 
 
 def candidates(models: list[str]) -> list[str]:
