@@ -260,3 +260,13 @@ def test_the_pyfunc_forecasts_future_dates(forecaster_bundle, tmp_path):
     out = model.predict(pd.DataFrame({"region": ["R2"], "month": pd.to_datetime(["2016-05-01"])}))
     assert out.error.iloc[0] == "" and np.isfinite(out.prediction.iloc[0])
     assert {"lo_80", "hi_80", "lo_95", "hi_95"} <= set(out.columns)
+
+
+def test_every_forecast_setting_has_a_description_in_the_schema():
+    """Editors and `mlkit env schema` explain each key (the docstring under the field)."""
+    schema = Forecast.model_json_schema()
+    defs = schema.get("$defs", {})
+    undocumented = [f"{name}.{key}" for name, model in [("Forecast", schema), *defs.items()]
+                    for key, prop in model.get("properties", {}).items() if not prop.get("description")]
+    assert undocumented == []
+    assert "inferred from the" in schema["properties"]["frequency"]["description"]

@@ -250,4 +250,6 @@ class WorkloadSettings(Strict):
     """Where the Delta tables live."""
     # The scoring service (AKS / `mlkit serve`) and the monitoring job.
     serving: ServingSettings = ServingSettings()
+    """The real-time scoring service (AKS / `mlkit serve`)."""
     monitoring: MonitoringSettings = MonitoringSettings()
+    """The drift monitoring job."""
