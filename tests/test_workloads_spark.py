@@ -14,7 +14,7 @@ from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import DataError
 from mlkit_workloads.graph import JOBS
 from mlkit_workloads.runtime import TABLES, Runtime
-from mlkit_workloads.settings import WorkloadSettings
+from mlkit_workloads.settings import Source, WorkloadSettings
 from mlkit_workloads.tables import DeltaRsStore
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -102,9 +102,21 @@ def test_bad_input_names_column_and_file_and_writes_nothing(spark, tmp_path, mut
 @pytest.fixture(scope="module")
 def forecast_run(spark, mlflow_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("forecast")
-    settings = settings_for_run(small_settings(), tmp, sales_csv(tmp / "sales.csv"))
+    base = small_settings()
+    with_future = base.model_copy(update={"forecast": base.forecast.model_copy(
+        update={"future_features": Source(format="csv", path=str(future_csv(tmp / "future.csv")))})})
+    settings = settings_for_run(with_future, tmp, sales_csv(tmp / "sales.csv"))
     report = run_jobs(settings, ["forecast"], spark, "test", tmp)
     return report, settings, tmp
+
+
+def future_csv(path: Path) -> Path:
+    """The planned promotions for the 14 days after sales_csv's history (2024-05-29), every store."""
+    dates = pd.date_range("2024-05-30", periods=14, freq="D").strftime("%Y-%m-%d")
+    pd.concat([pd.DataFrame({"store": s, "item": "I1", "date": dates, "promo": np.arange(14) % 5 == 0,
+                             "holiday": 0}).astype({"promo": int}) for s in ("S1", "S2", "S3", "S4", "S5", "S6")]
+              ).to_csv(path, index=False)
+    return path
 
 
 def test_runner_executes_the_graph_in_dependency_order(forecast_run):
@@ -170,6 +182,28 @@ def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_ru
     assert sorted(preds.date.unique()) == list(pd.date_range(last + pd.Timedelta(days=1), periods=7, freq="D"))
     assert (preds.lo_80 <= preds.prediction).all() and (preds.hi_95 >= preds.hi_80).all()
     assert not preds.duplicated(["store", "item", "date", "model_version"]).any()
+    assert sc["groups_not_forecast"] == {}
+
+
+def test_score_says_why_a_group_cannot_be_forecast_without_future_features(forecast_run, spark):
+    """The same champion, the future-features source taken away: groups whose model uses the
+    features are reported with the reason, the others are still forecast."""
+    from mlkit_workloads import score
+
+    report, settings, _ = forecast_run
+    bare = settings.model_copy(update={"forecast": settings.forecast.model_copy(update={"future_features": None})})
+    rt = runtime(spark, bare, Path(settings.tables.root), task="score")
+    try:
+        res = score.run(rt)
+        metrics = DeltaRsStore(settings.tables.root).read_pandas(TABLES["group_metrics"])
+        metrics = metrics[(metrics.run_id == report.result("forecast", "train_many")["run_id"]) & (metrics.status == "ok")]
+        needs = {f"{r.store}/{r.item}" for r in metrics.itertuples() if r.model_type == "xgboost"}
+        assert set(res["groups_not_forecast"]) == needs
+        assert all("needs future values of promo, holiday: no forecast.future_features source is configured" in why
+                   for why in res["groups_not_forecast"].values())
+        assert res["rows_scored"] == 7 * (3 - len(needs))
+    finally:  # put the full set of this version's predictions back for the tests after this one
+        score.run(runtime(spark, settings, Path(settings.tables.root), task="score"))
 
 
 def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
@@ -218,7 +252,7 @@ def monthly_settings() -> WorkloadSettings:
     """The README's worked example: a monthly CSV with its own column names, nothing else set."""
     return WorkloadSettings.model_validate({"forecast": {
         "columns": {"group_keys": ["region"], "timestamp": "month", "target": "value", "features": []},
-        "models": ["auto_ets", "xgboost"], "search": {"max_rounds": 30}}})
+        "models": ["auto_ets", "xgboost"], "search": {"max_rounds": 30}, "registered_model": "forecast_monthly"}})
 
 
 def test_monthly_csv_trains_every_series_and_forecasts_past_its_end(spark, mlflow_server, tmp_path):
@@ -272,3 +306,4 @@ def test_a_run_where_no_group_trains_registers_nothing(spark, mlflow_server, tmp
     assert "no group trained (3 groups), so no model version was registered" in err
     assert "R01: skipped: too few periods (30 < 60" in err
     assert MlflowClient().search_model_versions("name = 'forecast_none'") == []
+

@@ -288,3 +288,14 @@ def test_delta_rs_tables_are_written_in_row_groups_spark_can_split(tmp_path):
     store.append("t", pd.DataFrame({"k": np.arange(n) % 7, "x": np.arange(n, dtype=float)}))
     (file,) = DeltaTable(store.path("t")).file_uris()
     assert pq.ParquetFile(file).metadata.num_row_groups == 3
+
+
+def test_replace_where_adds_the_columns_of_a_newer_job_version(tmp_path):
+    """A state folder written by an earlier version: its tables gain the new metric columns."""
+    from mlkit_workloads.tables import DeltaRsStore
+
+    store = DeltaRsStore(tmp_path)
+    store.append("m", pd.DataFrame({"run_id": ["old"], "wape": [0.2]}))
+    store.replace_where("m", pd.DataFrame({"run_id": ["new"], "wape": [0.1], "mase": [0.8]}), {"run_id": "new"})
+    got = store.read_pandas("m").sort_values("run_id").reset_index(drop=True)
+    assert list(got.run_id) == ["new", "old"] and got.mase.iloc[0] == 0.8 and pd.isna(got.mase.iloc[1])
