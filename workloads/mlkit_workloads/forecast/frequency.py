@@ -49,8 +49,13 @@ def family(freq: str) -> str:
                      "quarterly (QS/QE) or yearly (YS/YE)")
 
 
-def _month_end() -> str:
-    return "ME" if pd.__version__ >= "2.2" else "M"
+# pandas 2.2 renamed the period-end aliases (M -> ME, Q -> QE, A -> YE); pandas 1.5 (Databricks
+# Runtime 15.4) knows only the old ones.
+_NEW_ALIASES = tuple(int(p) for p in pd.__version__.split(".")[:2]) >= (2, 2)
+
+
+def _end(new: str, old: str) -> str:
+    return new if _NEW_ALIASES else old
 
 
 def infer_frequency(stamps: pd.Series | pd.DatetimeIndex) -> str:
@@ -74,11 +79,11 @@ def infer_frequency(stamps: pd.Series | pd.DatetimeIndex) -> str:
     elif 6.5 <= days <= 7.5 and midnight:
         candidates = [f"W-{idx[0].day_name()[:3].upper()}"]
     elif 27 <= days <= 32:
-        candidates = ["MS", _month_end()]
+        candidates = ["MS", _end("ME", "M")]
     elif 88 <= days <= 93:
-        candidates = ["QS", "QE" if pd.__version__ >= "2.2" else "Q"]
+        candidates = ["QS", _end("QE", "Q")]
     elif 360 <= days <= 370:
-        candidates = ["YS", "YE" if pd.__version__ >= "2.2" else "A"]
+        candidates = ["YS", _end("YE", "A")]
     for freq in candidates:
         if off_grid(idx, freq).empty:
             return "W" if freq == "W-SUN" else freq
