@@ -89,7 +89,7 @@ def _draw_architecture(diagram, cfg, fmt: str, out: Path | None, synth_dir: Path
             raise UserError(f"{e}; or draw --format mermaid, or --level resources (matplotlib)") from None
     unclassified = sorted({b.title for b in arch.boxes.values() if b.unclassified})
     console.print(f"{len(arch.boxes)} boxes, {len(arch.arrows)} edges (from {arch.resources} resources, "
-                  f"{arch.references} references) -> {out}", markup=False)
+                  f"{arch.references} references) -> {out}", markup=False, soft_wrap=True)
     if unclassified:
         err.print(f"[yellow]unclassified Terraform types, drawn under 'other': {', '.join(unclassified)} "
                   f"(add them to stacks/architecture.py TYPES)[/]")
