@@ -57,6 +57,7 @@ class Kind:
     title: str = ""
     icon: str = ""  # a diagrams node class, "<module path under diagrams>.<Class>"
     merge: bool = False  # box: every resource of the type in a stack shares one box
+    shorten: Callable[[str], str] | None = None  # box: a member's name as its label lists it
     into: tuple[str, ...] = ()  # part: the box types it folds into
     noun: str = ""  # part: how the label counts it ("4 subnet")
     list_names: bool = False  # part: list the names instead of counting
@@ -65,8 +66,8 @@ class Kind:
 
 
 def box(subsystem: str, title: str, icon: str, merge: bool = False, ends: LinkEnds | None = None,
-        style: str = USES) -> Kind:
-    return Kind("box", subsystem, title, icon, merge, ends=ends, style=style)
+        style: str = USES, shorten: Callable[[str], str] | None = None) -> Kind:
+    return Kind("box", subsystem, title, icon, merge, shorten, ends=ends, style=style)
 
 
 def part(into: str | tuple[str, ...], noun: str, list_names: bool = False) -> Kind:
@@ -162,6 +163,11 @@ def _storage_url(b: dict[str, Any]) -> list[End]:
     return [("", b.get("url"), "points at", None)]
 
 
+def _zone(name: str) -> str:
+    """privatelink.blob.core.windows.net -> blob: the service part is what tells zones apart."""
+    return name.removeprefix("privatelink.").split(".")[0]
+
+
 def _postgres_admin(b: dict[str, Any]) -> list[End]:
     return [(b.get("object_id"), b.get("server_name"), "Entra ID administrator", "")]
 
@@ -183,7 +189,8 @@ TYPES: dict[str, Kind] = {
     "azurerm_subnet": part(_NETWORK, "subnet"),
     "azurerm_network_security_group": part(_NETWORK, "NSG"),
     "azurerm_subnet_network_security_group_association": part(_NETWORK, "NSG association"),
-    "azurerm_private_dns_zone": box("network", "Private DNS zones", "azure.network.DNSPrivateZones", merge=True),
+    "azurerm_private_dns_zone": box("network", "Private DNS zones", "azure.network.DNSPrivateZones", merge=True,
+                                    shorten=_zone),
     "azurerm_private_dns_zone_virtual_network_link": link(_dns_zone_link, NOTE),
     "azurerm_private_endpoint": link(_private_endpoint, NOTE),
     # data
@@ -350,6 +357,7 @@ class Architecture:
     stack_titles: dict[str, str]  # stack -> cluster title (with the resource group)
     resources: int  # resources behind the picture, for the summary line
     references: int
+    ties: list[tuple[str, str]] = field(default_factory=list)  # NOTE links: not drawn, but kept close
 
 
 def _name(body: dict[str, Any], node_label: str) -> str:
@@ -426,6 +434,7 @@ class _Builder:
         self.box_of: dict[str, str] = {}  # node key -> box id
         self.detail_of: dict[str, str] = {}  # node key -> its name inside the box label (parts, members)
         self.arrows: dict[tuple[str, str, str], Arrow] = {}
+        self.ties: dict[tuple[str, str], None] = {}
 
     def build(self) -> Architecture:
         nodes = self.diagram.nodes
@@ -467,7 +476,7 @@ class _Builder:
         styled = {(a.source, a.target) for a in self.arrows.values() if a.style != USES}
         arrows = [a for a in self.arrows.values() if a.style != USES or (a.source, a.target) not in styled]
         return Architecture(self.env, stacks, self.boxes, arrows, titles,
-                            resources=len(nodes), references=len(self.diagram.edges))
+                            resources=len(nodes), references=len(self.diagram.edges), ties=list(self.ties))
 
     def _place(self, key: str, kind: Kind) -> None:
         node = self.diagram.nodes[key]
@@ -475,7 +484,7 @@ class _Builder:
         if box_id not in self.boxes:
             self.boxes[box_id] = Box(box_id, node.stack, kind.subsystem, kind.title, kind.icon,
                                      unclassified=type_key(node.address, node.type) not in TYPES)
-        self.boxes[box_id].members.append(self.names[key])
+        self.boxes[box_id].members.append(kind.shorten(self.names[key]) if kind.shorten else self.names[key])
         self.box_of[key] = box_id
 
     def _member_details(self) -> None:
@@ -569,6 +578,7 @@ class _Builder:
     def _arrow(self, source: str, target: str, style: str, verb: str, detail: str) -> None:
         if style == NOTE:
             self.boxes[target].notes.setdefault(verb, []).append(detail or self.boxes[source].name)
+            self.ties.setdefault((source, target), None)
             return
         arrow = self.arrows.setdefault((source, target, style), Arrow(source, target, style))
         if verb:

@@ -21,7 +21,7 @@ EDGE_STYLES: dict[str, tuple[str, str, str]] = {
 }
 PRINCIPALS_TITLE = "Entra ID principals (outside the stacks)"
 FORMATS = ("png", "svg")
-DIRECTION = "LR"  # consumers (principals, workspace, serving) left of the platform they use
+DIRECTION = "TB"  # consumers (principals, workspace, serving) above what they use: a landscape picture
 
 
 class GraphvizMissing(RuntimeError):
@@ -98,8 +98,7 @@ def _legend_label(arch: Architecture, numbers: dict[int, int]) -> str:
 
 
 def _title(arch: Architecture, box_id: str) -> str:
-    b = arch.boxes[box_id]
-    return b.title if b.stack else b.name
+    return arch.boxes[box_id].title
 
 
 def render_architecture(arch: Architecture, path: Path) -> None:
@@ -114,9 +113,11 @@ def render_architecture(arch: Architecture, path: Path) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         stem = Path(tmp) / "architecture"
-        graph_attr = {"pad": "0.3", "splines": "spline", "nodesep": "0.35", "ranksep": "0.9",
+        graph_attr = {"pad": "0.3", "splines": "spline", "nodesep": "0.2", "ranksep": "0.5",
                       "fontsize": "20", "labelloc": "t", "dpi": "96", "newrank": "true"}
-        with Diagram(f"mlkit · {arch.env}: architecture ({len(arch.boxes)} boxes from {arch.resources} resources)",
+        title = (f"mlkit · {arch.env}: architecture — {len(arch.boxes)} boxes, {len(arch.arrows)} edges "
+                 f"(from {arch.resources} resources, {arch.references} references)")
+        with Diagram(title,
                      filename=str(stem), outformat=fmt, show=False, direction=DIRECTION, graph_attr=graph_attr,
                      node_attr={"fontsize": "11"}, edge_attr={"fontsize": "10"}):
             nodes = _draw_boxes(arch, Cluster, Node)
@@ -127,10 +128,15 @@ def render_architecture(arch: Architecture, path: Path) -> None:
                 attrs = {"color": colour, "fontcolor": colour, "style": style, "label": label, "fontsize": "12",
                          "penwidth": "1.6" if arrow.style != USES else "1.0"}
                 nodes[arrow.source] >> Edge(**attrs) >> nodes[arrow.target]
-            Node(label=_legend_label(arch, numbers), shape="plaintext", fixedsize="false", width="0", height="0")
+            for source, target in arch.ties:  # a private endpoint or DNS link keeps its two boxes near
+                nodes[source] >> Edge(style="invis") >> nodes[target]
+            Node(label=_legend_label(arch, numbers), nodeid="legend", shape="plaintext", fixedsize="false", width="0",
+                 height="0")
         produced = stem.with_suffix(f".{fmt}")
         if fmt == "svg":
             produced.write_text(_inline_images(produced.read_text()))
+        else:
+            _palette(produced)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(produced, path)
 
@@ -142,23 +148,35 @@ def _draw_boxes(arch: Architecture, Cluster, Node):  # noqa: N803 (the diagrams 
         by_stack.setdefault(stack, []).append((subsystem, members))
     for s, (stack, groups) in enumerate(by_stack.items()):
         title = arch.stack_titles.get(stack, stack) if stack else PRINCIPALS_TITLE
-        outer = Cluster(title, graph_attr={"fontsize": "15", "style": "rounded,bold"})
+        outer = Cluster(title, graph_attr={"fontsize": "15", "style": "rounded,bold", "margin": "6",
+                                           **({} if stack else {"rank": "same"})})
         outer.dot.name = f"cluster_stack{s}"  # subsystem titles repeat across stacks: cluster ids must not
         with outer:
             for g, (subsystem, members) in enumerate(groups):
-                inner = Cluster(SUBSYSTEMS.get(subsystem, ""), graph_attr={"fontsize": "12"}) \
-                    if stack else None
+                # One row per subsystem (rank=same, which dot honours in clusters under newrank): the
+                # clusters stack like an architect's layers instead of stretching over every rank.
+                inner = Cluster(SUBSYSTEMS.get(subsystem, ""),
+                                graph_attr={"fontsize": "12", "margin": "6", "rank": "same"}) if stack else None
                 if inner is not None:
                     inner.dot.name = f"cluster_stack{s}_{g}"
                     if subsystem == "other":
                         inner.dot.graph_attr.update(pencolor="#DC2626", fontcolor="#DC2626")
                     inner.__enter__()
-                for b in members:
-                    nodes[b.id] = Node(_node_label(b), shape="plaintext", fixedsize="false", width="0", height="0",
-                                       margin="0.05")
+                for b in members:  # ids in drawing order, not diagrams' random ones: the same input, the same picture
+                    nodes[b.id] = Node(_node_label(b), nodeid=f"box{len(nodes)}", shape="plaintext", fixedsize="false",
+                                       width="0", height="0", margin="0.05")
                 if inner is not None:
                     inner.__exit__(None, None, None)
     return nodes
+
+
+def _palette(png: Path) -> None:
+    """Flat colours and text: a 256-colour palette keeps the PNG a fraction of the size, same look."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(png, optimize=True)
 
 
 def _inline_images(svg: str) -> str:
