@@ -6,12 +6,13 @@ and ~180 arrows. Here every Terraform type is classified by one explicit table (
 - a **box**: a service people name (storage account, Key Vault, AKS, Databricks jobs, ...);
   resources of a ``merge`` kind in one stack share one box ("MLflow experiments ×3");
 - a **part** of a box: folded into the nearest box of the given types and listed in its label
-  (containers into the storage account, subnet and NSGs into the virtual network);
+  (containers into the storage account, subnets and NSGs into the virtual network);
 - a **link**: drawn as a labelled edge between the boxes it connects (role assignments, Key Vault
-  access policies, Unity Catalog grants, Databricks permissions, private endpoints, DNS zone
-  links, federated credentials);
+  access policies, Unity Catalog grants, Databricks permissions, federated credentials), or, for
+  network plumbing (private endpoints, DNS zone links), a line in the label of the box it serves;
 - **hidden**: providers, data sources and the resource group, which say where things go rather
-  than what is there; references pass through them (a provider's target becomes a stack edge).
+  than what is there; references pass through them, and a stack's title names the resource
+  group and the box its provider deploys into.
 
 A type the table does not know is not dropped: it becomes a box in the stack's "other" group,
 so a new construct shows up in the picture until someone classifies it.
@@ -59,7 +60,7 @@ class Kind:
     merge: bool = False  # box: every resource of the type in a stack shares one box
     shorten: Callable[[str], str] | None = None  # box: a member's name as its label lists it
     into: tuple[str, ...] = ()  # part: the box types it folds into
-    noun: str = ""  # part: how the label counts it ("4 subnet")
+    noun: str = ""  # part: how the label counts it, singular ("subnet" -> "4 subnets")
     list_names: bool = False  # part: list the names instead of counting
     ends: LinkEnds | None = None  # link: the edges it stands for; box: edges beside its references
     style: str = GRANT  # link: edge style
@@ -343,7 +344,8 @@ class Arrow:
         lines = []
         for verb, names in self.details.items():
             named = [n for n in dict.fromkeys(names) if n]
-            text = f"{verb}: {', '.join(sorted(named))}" if named else verb + (f" ×{len(names)}" if len(names) > 1 else "")
+            count = f" ×{len(names)}" if len(names) > 1 else ""
+            text = f"{verb}: {', '.join(sorted(named))}" if named else verb + count
             lines += _wrap(text, width=34)
         return "\n".join(lines)
 
@@ -391,12 +393,17 @@ def _compact(names: list[str]) -> str:
     names = list(dict.fromkeys(names))
     if len(names) < 2:
         return names[0] if names else ""
-    prefix = _common(names)
-    suffix = _common([n[len(prefix):][::-1] for n in names])[::-1]
+    prefix, suffix = _affixes(names)
     if not prefix and not suffix:
         return ", ".join(names)
     middles = ", ".join(n[len(prefix):len(n) - len(suffix)] for n in names)
     return f"{prefix}{{{middles}}}{suffix}"
+
+
+def _affixes(names: list[str]) -> tuple[str, str]:
+    """The prefix and suffix every name shares, cut at separators."""
+    prefix = _common(names)
+    return prefix, _common([n[len(prefix):][::-1] for n in names])[::-1]
 
 
 def _common(names: list[str]) -> str:
@@ -456,7 +463,7 @@ class _Builder:
         self._member_details()
         for key in nodes:
             kind = self.kinds[key]
-            if kind.ends is not None and key in self.box_of or kind.role == "link":
+            if kind.role == "link" or (kind.ends is not None and key in self.box_of):
                 self._link(key)
         for key in nodes:
             if key in self.box_of:
@@ -497,8 +504,7 @@ class _Builder:
             if len(keys) < 2:
                 continue
             names = [self.names[k] for k in keys]
-            prefix = _common(names)
-            suffix = _common([n[len(prefix):][::-1] for n in names])[::-1]
+            prefix, suffix = _affixes(names)
             for k, n in zip(keys, names):
                 self.detail_of[k] = n[len(prefix):len(n) - len(suffix)]
 

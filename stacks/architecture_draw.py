@@ -77,9 +77,9 @@ def _numbered(arch: Architecture) -> dict[int, int]:
 def _legend_label(arch: Architecture, numbers: dict[int, int]) -> str:
     used = {a.style for a in arch.arrows}
     styles = "".join(
-        f'<TR><TD ALIGN="LEFT"><FONT COLOR="{colour}" POINT-SIZE="14">{"━ ━ ▶" if style == "dashed" else "━━━▶"}'
-        f'</FONT></TD><TD ALIGN="LEFT" COLSPAN="2">{escape(meaning)}</TD></TR>'
-        for key, (colour, style, meaning) in EDGE_STYLES.items() if key in used)
+        f'<TR><TD ALIGN="LEFT"><FONT COLOR="{colour}" POINT-SIZE="14">━━━▶</FONT></TD>'
+        f'<TD ALIGN="LEFT" COLSPAN="2">{escape(meaning)}</TD></TR>'
+        for key, (colour, _, meaning) in EDGE_STYLES.items() if key in used)
     rows = []
     for i, n in numbers.items():
         a = arch.arrows[i]
@@ -207,7 +207,8 @@ def architecture_mermaid(arch: Architecture) -> str:
             if current is not None:
                 lines.append("  end")
             sid = stack_ids.get(stack, "principals")
-            lines.append(f'  subgraph {sid}["{_text(arch.stack_titles.get(stack, stack) if stack else PRINCIPALS_TITLE)}"]')
+            title = arch.stack_titles.get(stack, stack) if stack else PRINCIPALS_TITLE
+            lines.append(f'  subgraph {sid}["{_text(title)}"]')
             current = stack
         indent = "    "
         if stack:
