@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Optional
 import typer
 
 from ..config import DEFAULT_DIR, load_environment
-from ..console import UserError, console, user_errors
+from ..console import UserError, console, err, user_errors
 
 
 def run(
@@ -23,15 +24,23 @@ def run(
     items: Optional[int] = typer.Option(None, "--items", help="synthetic data: items per store"),
     days: Optional[int] = typer.Option(None, "--days", help="synthetic data: days of history"),
     stop_server: bool = typer.Option(False, "--stop-server", help="stop the MLflow server at the end if this run started it"),
+    force: bool = typer.Option(False, "--force", help="train again even on a data version already trained with the same settings"),
 ) -> None:
     """Run JOB of ENV locally: MLflow server on 127.0.0.1, Spark local mode, Delta via delta-rs."""
     with user_errors():
-        code = _run(env, job, data, environments, stores, items, days, stop_server)
+        code = _run(env, job, data, environments, stores, items, days, stop_server, force)
     raise typer.Exit(code)
 
 
+# A tracking server that stops answering should fail a task in seconds: MLflow's defaults (7 retries,
+# backoff factor 2, 120 s timeout) kept `mlkit run` waiting 257 s before its first error.
+TRACKING_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
 def _run(env: str, job: str, data: Path | None, environments: Path, stores: int | None, items: int | None,
-         days: int | None, stop_server: bool) -> int:
+         days: int | None, stop_server: bool, force: bool = False) -> int:
     from mlkit_workloads.graph import JOBS
 
     cfg = load_environment(env, environments)
@@ -52,9 +61,14 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     from ..local.progress import TaskProgress
     from ..local.spark import local_session
 
+    for k, v in TRACKING_HTTP.items():
+        os.environ.setdefault(k, v)
     runner.quiet_libraries()
     state = Path(cfg.local.state_dir).resolve()
-    settings: WorkloadSettings = runner.settings_for_run(cfg.workloads, state, data)
+    try:
+        settings: WorkloadSettings = runner.settings_for_run(cfg.workloads, state, data)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     size = {k: v for k, v in (("stores", stores), ("items", items), ("days", days)) if v is not None}
     if size:
         try:
@@ -73,14 +87,58 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
         how += f", not started from {state}: runs and models go to that server's store"
     console.print(f"MLflow {server.url} ({how}) · "
                   f"Spark local[{cfg.local.spark_cores}] · ready in {time.perf_counter() - t0:.1f} s")
+    interrupt = runner.InterruptFlag()
+    previous = _on_sigint(spark, interrupt)
+    report = None
     try:
         with TaskProgress(spark, console) as progress:
-            report = runner.run_jobs(settings, jobs, spark, env, state, on_task=progress.task, say=progress.say)
+            report = runner.run_jobs(settings, jobs, spark, env, state, on_task=progress.task, say=progress.say,
+                                     force=force, interrupt=interrupt,
+                                     monitor_root=str(runner.tables_root(cfg.workloads, state)))
         out_dir = state / "runs" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         summary.write(report, out_dir, console)
         console.print(f"total {time.perf_counter() - t0:.1f} s")
+    except runner.Interrupted as e:
+        err.print(str(e), markup=False)
     finally:
-        spark.stop()
+        signal.signal(signal.SIGINT, previous)
+        _stop_spark(spark)
         if stop_server and server.started:
             mlflow_server.stop(server)
+    if report is None:
+        return INTERRUPTED
+    if server.pid is not None and not (stop_server and server.started):
+        console.print(f"the MLflow server {server.url} (pid {server.pid}) is still running so the UI stays "
+                      f"browsable; stop it with `mlkit stop --env {env}`")
     return 0 if report.ok else 1
+
+
+def _on_sigint(spark, interrupt) -> object:
+    """Ctrl-C: flag the interrupt, cancel Spark's jobs, raise KeyboardInterrupt in the task (as pyspark
+    does, plus the flag: the cancelled job often surfaces as a Py4JJavaError, not as the interrupt).
+    A second Ctrl-C while stopping is ignored; the first one is being handled."""
+
+    def handler(signum, frame):
+        if interrupt.set:
+            return
+        interrupt.set = True
+        try:
+            spark.sparkContext.cancelAllJobs()
+        except Exception:  # noqa: BLE001 - the gateway may be mid-call; the KeyboardInterrupt still stops the task
+            pass
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _stop_spark(spark) -> None:
+    """Stop Spark quietly: after an interrupt its gateway may be half-closed, and py4j then logs
+    a connection trace that says nothing the interrupt line did not."""
+    import logging
+
+    for name in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        spark.stop()
+    except Exception:  # noqa: BLE001 - the JVM goes with this process anyway
+        pass
