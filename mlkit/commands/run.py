@@ -95,6 +95,9 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
             report = runner.run_jobs(settings, jobs, spark, env, state, on_task=progress.task, say=progress.say,
                                      force=force, interrupt=interrupt,
                                      monitor_root=str(runner.tables_root(cfg.workloads, state)))
+        for t in report.tasks:  # a skipped training, a monitor run with nothing to compare: say it plainly
+            if t.result.get("note") and t.status in runner.OUTCOMES:
+                console.print(f"{t.job} › {t.key}: {t.result['note']}", markup=False)
         out_dir = state / "runs" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         summary.write(report, out_dir, console)
         console.print(f"total {time.perf_counter() - t0:.1f} s")
