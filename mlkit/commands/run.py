@@ -110,8 +110,9 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
             mlflow_server.stop(server)
     if report is None:
         return INTERRUPTED
-    if server.pid is not None and not (stop_server and server.started):
-        console.print(f"the MLflow server {server.url} (pid {server.pid}) is still running so the UI stays "
+    alive = mlflow_server.started_here(state)
+    if alive and not (stop_server and server.started):
+        console.print(f"the MLflow server {server.url} (pid {alive[0].pid}) is still running so the UI stays "
                       f"browsable; stop it with `mlkit stop --env {env}`")
     return 0 if report.ok else 1
 

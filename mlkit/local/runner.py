@@ -66,8 +66,8 @@ class Interrupted(Exception):
     def __init__(self, job: str, task: str, kept: list[str]):
         self.job, self.task, self.kept = job, task, kept
         kept_text = "; ".join(kept) if kept else "nothing (no task had finished)"
-        super().__init__(f"interrupted during {job} › {task}: its MLflow run is marked failed and it wrote no "
-                         f"table; kept: {kept_text}")
+        super().__init__(f"interrupted during {job} › {task} (tables keep their last committed version; an MLflow "
+                         f"run it had open is marked FAILED); kept: {kept_text}")
 
 
 class InterruptFlag:

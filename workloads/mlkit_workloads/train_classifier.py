@@ -33,6 +33,24 @@ def make_objective(cfg, x_fit, y_fit, x_val, y_val, tracking_uri: str):
     return objective
 
 
+def fail_open_runs(parent_run_id: str) -> None:
+    """Mark the study's run and its still-running trial runs FAILED (the study opened them through
+    its storage, not through ``mlflow.start_run``, so nothing else ends them). Best effort: with the
+    tracking server gone they cannot be reached at all."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        parent = client.get_run(parent_run_id)
+        children = client.search_runs([parent.info.experiment_id],
+                                      f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'")
+        for r in [*children, parent]:
+            if r.info.status == "RUNNING":
+                client.set_terminated(r.info.run_id, "FAILED")
+    except Exception:  # noqa: BLE001 - the original error is what the user needs to see
+        pass
+
+
 def run(rt: Runtime) -> dict:
     import mlflow
     import optuna
@@ -66,9 +84,13 @@ def run(rt: Runtime) -> dict:
     study = MlflowSparkStudy(study_name, MlflowStorage(experiment_id=exp_id),
                              sampler=optuna.samplers.TPESampler(seed=42), direction="maximize")
     t0 = time.perf_counter()
-    study.optimize(make_objective(cfg, x_fit, y_fit, x_val, y_val, mlflow.get_tracking_uri()),
-                   n_trials=cfg.search.n_trials, n_jobs=min(cores, cfg.search.n_trials),
-                   timeout=cfg.search.timeout_seconds)
+    try:
+        study.optimize(make_objective(cfg, x_fit, y_fit, x_val, y_val, mlflow.get_tracking_uri()),
+                       n_trials=cfg.search.n_trials, n_jobs=min(cores, cfg.search.n_trials),
+                       timeout=cfg.search.timeout_seconds)
+    except BaseException:  # an interrupt or a failed trial: the study's runs must not stay RUNNING
+        fail_open_runs(study._study_id)
+        raise
     search_seconds = time.perf_counter() - t0
     best = study.best_trial
     parent_run_id = study._study_id  # the study's run: the trials' parent
