@@ -32,10 +32,6 @@ def run(
     raise typer.Exit(code)
 
 
-# A tracking server that stops answering should fail a task in seconds: MLflow's defaults (7 retries,
-# backoff factor 2, 120 s timeout) kept `mlkit run` waiting 257 s before its first error.
-TRACKING_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
@@ -61,8 +57,7 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     from ..local.progress import TaskProgress
     from ..local.spark import local_session
 
-    for k, v in TRACKING_HTTP.items():
-        os.environ.setdefault(k, v)
+    mlflow_server.bound_client_retries()
     runner.quiet_libraries()
     state = Path(cfg.local.state_dir).resolve()
     try:

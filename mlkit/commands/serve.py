@@ -44,6 +44,7 @@ def serve(
         if _taken(port):
             raise UserError(f"port {port} on 127.0.0.1 is in use; pass --port with a free one")
         state = Path(cfg.local.state_dir)
+        mlflow_server.bound_client_retries()  # an alias poll must not hang minutes on a stopped server
         server = mlflow_server.ensure(state, cfg.local.mlflow_port)
         tables = tables_root(cfg.workloads, state.resolve())  # where `mlkit run --job monitor` reads it
         log_path = tables / INFERENCE_LOG  # where the monitoring job reads it

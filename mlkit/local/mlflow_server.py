@@ -70,6 +70,18 @@ def _our_server_pid(pid_file: Path, state_dir: Path) -> int | None:
     return pid if str(state_dir / "mlflow.db") in cmdline else None
 
 
+# A tracking server that stops answering should fail a call in seconds: MLflow's defaults (7 retries,
+# backoff factor 2, 120 s timeout) kept `mlkit run` waiting 257 s before its first error.
+CLIENT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+def bound_client_retries() -> None:
+    """Bound this process's MLflow client retries (a value the user exported wins)."""
+    for k, v in CLIENT_HTTP.items():
+        os.environ.setdefault(k, v)
+
+
 def server_env(job_execution: bool = False) -> dict[str, str]:
     """The server's environment: ours, with MLflow's job runner off unless asked for."""
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if job_execution else "false"}
