@@ -113,21 +113,34 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
 
 
 def _on_sigint(spark, interrupt) -> object:
-    """Ctrl-C: flag the interrupt, cancel Spark's jobs, raise KeyboardInterrupt in the task (as pyspark
-    does, plus the flag: the cancelled job often surfaces as a Py4JJavaError, not as the interrupt).
-    A second Ctrl-C while stopping is ignored; the first one is being handled."""
+    """Ctrl-C: flag the interrupt, cancel Spark's jobs, raise KeyboardInterrupt in the task.
+
+    pyspark's own handler does the cancel inside the handler, on the main thread's py4j connection,
+    which the interrupted call is still reading ("reentrant call"): here it runs on a thread of its
+    own (its own connection). The flag makes whatever the cancelled job raises read as the
+    interrupt. py4j reports an interrupted call through the root logger (``logging.exception``,
+    with a traceback): once interrupted, root-logger records are dropped. A second Ctrl-C while
+    stopping is ignored: the first one is being handled.
+    """
+    import logging
+    import threading
 
     def handler(signum, frame):
         if interrupt.set:
             return
         interrupt.set = True
-        try:
-            spark.sparkContext.cancelAllJobs()
-        except Exception:  # noqa: BLE001 - the gateway may be mid-call; the KeyboardInterrupt still stops the task
-            pass
+        logging.getLogger().addFilter(lambda record: False)
+        threading.Thread(target=_cancel_jobs, args=(spark,), daemon=True).start()
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGINT, handler)
+
+
+def _cancel_jobs(spark) -> None:
+    try:
+        spark.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001 - the gateway may be going away; the task is stopping either way
+        pass
 
 
 def _stop_spark(spark) -> None:
