@@ -245,3 +245,187 @@ def test_tracking_server_killed_during_train_then_during_score(tmp_path):
     finally:
         mlflow_server.stop_all(state)
     assert mlflow_server.started_here(state) == []
+
+
+# ------------------------------------------------------------------ the service's edges: sink, disk, registry
+
+
+def _serving(tmp_path, sink, **log):
+    from serve_helpers import registered, registry_dir, sqlite_uri
+
+    from mlkit_workloads.serve.runner import build
+    from mlkit_workloads.serve.settings import InferenceLogSettings, ServingSettings
+    from mlkit_workloads.settings import WorkloadSettings
+
+    registered("forecast_faults_serving", 3)
+    ss = ServingSettings(registered_model="forecast_faults_serving", alias_poll_seconds=60,
+                         inference_log=InferenceLogSettings(**log))
+    return build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                 sink=sink, auth=None, serving=ss)
+
+
+def _body(i: int) -> dict:
+    return {"group": {"store": "S00", "item": f"I0{i % 3}"}, "rows": [{"date": "2024-06-01", "promo": 0, "holiday": 0}]}
+
+
+def _send(client, n: int, start: int) -> list[float]:
+    """n requests; returns their latencies (seconds). Every one must succeed whatever the sink does."""
+    latencies = []
+    for i in range(start, start + n):
+        t = time.perf_counter()
+        r = client.post("/v1/predict", json=_body(i), headers={"X-Request-ID": f"r{i}"})
+        latencies.append(time.perf_counter() - t)
+        assert r.status_code == 200, r.text
+    return latencies
+
+
+def _settle(logger, timeout: float = 20) -> dict:
+    """Counts once every offered event is delivered or dropped (the sender is idle)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = logger.counts()
+        done = c["delivered"] + c["dropped_send_failed"] + c["dropped_queue_full"] + c["dropped_shutdown"]
+        if done == c["offered"] or time.monotonic() > deadline:
+            return c
+        time.sleep(0.02)
+
+
+class FlakySink:
+    """The real Delta sink behind a switch: ``ok``, ``error`` (raises) or ``stall`` (each send waits first)."""
+
+    name = "flaky"
+
+    def __init__(self, inner, stall_seconds: float = 1.5):
+        self.inner, self.mode, self.stall_seconds = inner, "ok", stall_seconds
+
+    def send(self, events):
+        if self.mode == "error":
+            raise ConnectionError("sink down")
+        if self.mode == "stall":
+            time.sleep(self.stall_seconds)
+        self.inner.send(events)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_sink_that_errors_then_stalls_then_recovers(tmp_path):
+    from deltalake import DeltaTable
+    from fastapi.testclient import TestClient
+
+    from mlkit_workloads.serve.sinks import DeltaSink
+
+    log = tmp_path / "inference_log"
+    sink = FlakySink(DeltaSink(log))
+    b = _serving(tmp_path, sink, batch_size=5, flush_seconds=0.05, max_retries=2, retry_backoff_seconds=0.05)
+    with TestClient(b.app) as c:
+        _send(c, 5, 0)
+        ok = _settle(b.logger)
+        assert ok["delivered"] == 5
+        sink.mode = "error"
+        failing = _send(c, 10, 100)
+        down = _settle(b.logger)
+        assert down["dropped_send_failed"] == 10 and down["delivered"] == 5 and down["retries"] >= 2
+        sink.mode = "stall"
+        stalled = _send(c, 10, 200)
+        assert max(failing + stalled) < 1.0, "a request waited on the sink"
+        sink.mode = "ok"  # the stalled sends finish and the sink is back
+        _send(c, 5, 300)
+        up = _settle(b.logger)
+    final = b.logger.counts()
+    assert final["offered"] == 30 == final["delivered"] + final["dropped_send_failed"] + final["dropped_queue_full"] \
+        + final["dropped_shutdown"]
+    assert up["delivered"] == final["delivered"] == 20
+    ids = DeltaTable(str(log)).to_pandas().request_id
+    assert len(ids) == ids.nunique() == 20  # what was delivered is there once; the dropped ones are counted
+    assert set(ids) == {f"r{i}" for i in (*range(5), *range(200, 210), *range(300, 305))}
+
+
+def _small_disk(where: Path, size: str = "2m"):
+    """A size-limited directory: a tmpfs when this process may mount one (root), else None."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    return where if done.returncode == 0 else None
+
+
+def test_disk_full_for_the_inference_log_drops_and_counts_then_recovers(tmp_path, record_property):
+    import errno
+
+    from deltalake import DeltaTable
+    from fastapi.testclient import TestClient
+
+    from mlkit_workloads.serve.sinks import DeltaSink
+
+    disk = _small_disk(tmp_path / "disk")
+    record_property("disk", "tmpfs (2 MB)" if disk else "ENOSPC raised by the sink (mount not permitted)")
+    log = (disk or tmp_path) / "inference_log"
+    filler = (disk or tmp_path) / "filler"
+
+    class NoSpace(DeltaSink):  # only without a tmpfs: the write fails the way a full disk fails it
+        full = False
+
+        def send(self, events):
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().send(events)
+
+    sink = NoSpace(log) if disk is None else DeltaSink(log)
+    b = _serving(tmp_path, sink, batch_size=5, flush_seconds=0.05, max_retries=1, retry_backoff_seconds=0.05)
+    try:
+        with TestClient(b.app) as c:
+            _send(c, 5, 0)
+            assert _settle(b.logger)["delivered"] == 5
+            if disk:
+                with open(filler, "wb") as f:  # fill the disk to the last byte
+                    try:
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+                    except OSError as e:
+                        assert e.errno == errno.ENOSPC
+            else:
+                sink.full = True
+            _send(c, 10, 100)
+            full = _settle(b.logger)
+            assert full["dropped_send_failed"] == 10 and full["delivered"] == 5
+            assert "No space left on device" in (b.logger.last_error or "") or "space" in (b.logger.last_error or "")
+            filler.unlink(missing_ok=True)
+            sink.full = False
+            _send(c, 5, 200)
+            assert _settle(b.logger)["delivered"] == 10
+        # The table is whole: every committed version readable, the delivered events once each.
+        table = DeltaTable(str(log))
+        ids = table.to_pandas().request_id
+        assert sorted(ids) == sorted([f"r{i}" for i in (*range(5), *range(200, 205))])
+        for v in range(table.version() + 1):
+            DeltaTable(str(log), version=v).to_pandas()
+    finally:
+        if disk:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_stopping_the_service_does_not_wait_on_a_registry_that_does_not_answer(tmp_path):
+    """MLflow down (here: accepting connections and never answering) while serving: shutdown is prompt."""
+    import socket
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # accepts, never answers: the alias poll hangs in MLflow's HTTP client
+    b = _serving(tmp_path, None)
+    try:
+        with TestClient(b.app) as c:
+            assert c.get("/readyz").status_code == 200
+            b.service.source.tracking_uri = f"http://127.0.0.1:{hung.getsockname()[1]}"
+            b.service.poll_seconds = 0.05
+            time.sleep(0.5)  # the poller is now inside a registry call that will not return
+            assert any(t.name == "alias-poll" and t.is_alive() for t in threading.enumerate())
+            assert c.post("/v1/predict", json=_body(1)).status_code == 200  # still serving the loaded version
+            t0 = time.perf_counter()
+        stopped_in = time.perf_counter() - t0
+    finally:
+        hung.close()
+    assert stopped_in < 2.0, f"shutdown took {stopped_in:.1f} s"

@@ -28,7 +28,12 @@ def run(
 ) -> None:
     """Run JOB of ENV locally: MLflow server on 127.0.0.1, Spark local mode, Delta via delta-rs."""
     with user_errors():
-        code = _run(env, job, data, environments, stores, items, days, stop_server, force)
+        try:
+            code = _run(env, job, data, environments, stores, items, days, stop_server, force)
+        except KeyboardInterrupt:  # before the first task (starting MLflow or Spark) or after the last
+            err.print("interrupted outside any task (starting up or writing the summary); the tables are as the "
+                      "last finished task left them")
+            code = INTERRUPTED
     raise typer.Exit(code)
 
 
@@ -100,7 +105,7 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
         err.print(str(e), markup=False)
     finally:
         signal.signal(signal.SIGINT, previous)
-        _stop_spark(spark)
+        _stop_spark(spark, interrupt.set)
         if stop_server and server.started:
             mlflow_server.stop(server)
     if report is None:
@@ -143,14 +148,21 @@ def _cancel_jobs(spark) -> None:
         pass
 
 
-def _stop_spark(spark) -> None:
-    """Stop Spark quietly: after an interrupt its gateway may be half-closed, and py4j then logs
-    a connection trace that says nothing the interrupt line did not."""
+def _stop_spark(spark, interrupted: bool = False) -> None:
+    """Stop Spark quietly. After an interrupt the cancelled jobs' tasks are still reporting back:
+    stopping under them makes the scheduler log a RejectedExecutionException stack, so the JVM's
+    log goes quiet and the jobs get a few seconds to drain first; py4j's half-closed gateway
+    connection would log a trace that says nothing the interrupt line did not."""
     import logging
 
     for name in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
+        if interrupted:
+            spark.sparkContext.setLogLevel("OFF")
+            tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + 5
+            while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+                time.sleep(0.1)
         spark.stop()
     except Exception:  # noqa: BLE001 - the JVM goes with this process anyway
         pass
