@@ -139,6 +139,18 @@ def registry(uri: str) -> dict[str, object]:
     return out
 
 
+def _wait_for_running_run(uri: str, experiment: str, timeout: float = 120) -> None:
+    from mlflow import MlflowClient
+
+    client, deadline = MlflowClient(tracking_uri=uri), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exp = client.get_experiment_by_name(experiment)
+        if exp and client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no run of {experiment} started within {timeout} s")
+
+
 def _ours(stderr: str, stdout: str) -> list[str]:
     assert "Traceback" not in stderr + stdout and "Py4J" not in stderr + stdout, stderr[-3000:]
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith(NOISE)]
@@ -156,7 +168,7 @@ def interrupt_env(tmp_path_factory, mlflow_server):
 
 # (job, task, seconds between letting the task start and Ctrl-C; None: Ctrl-C while it waits to start)
 CASES = [("forecast", "ingest", 0.3), ("forecast", "train_many", 1.0), ("forecast", "promote", None),
-         ("forecast", "score", 0.3), ("classifier", "train_classifier", 2.0)]
+         ("forecast", "score", 0.3), ("classifier", "train_classifier", 0.5)]
 
 
 @pytest.mark.parametrize("job, task, after", CASES, ids=[f"{j}-{t}" for j, t, _ in CASES])
@@ -171,6 +183,8 @@ def test_ctrl_c_during_a_task(interrupt_env, job, task, after):
         mid_registry = registry(uri)
         if after is not None:
             run.go(task)
+            if task == "train_classifier":  # Ctrl-C once the study has opened its runs
+                _wait_for_running_run(uri, f"{PREFIX}/classifier")
             time.sleep(after)
         run.interrupt()
         rc, out, err = run.wait(60)

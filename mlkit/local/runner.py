@@ -181,6 +181,9 @@ def run_jobs(settings: WorkloadSettings, jobs: list[str], spark, env: str, state
             except GateFailed as e:
                 rec.status, rec.error, stopped = "failed", str(e), True
                 rec.result = dict(ctx.values.get(task.key, {}))
+            except TrackingUnreachable as e:  # the task's own check found the server gone
+                end_active_runs()
+                rec.status, rec.error, stopped = "failed", _tracking_lost(job_name, task.key, str(e)), True
             except WorkloadError as e:
                 rec.status, rec.error, stopped = "failed", str(e), True
                 end_active_runs()
@@ -192,13 +195,15 @@ def run_jobs(settings: WorkloadSettings, jobs: list[str], spark, env: str, state
                 down = tracking_down()
                 if down is None:
                     raise
-                rec.status, stopped = "failed", True
-                rec.error = (f"{job_name} › {task.key}: {down}; the task stopped there and wrote no table "
-                             "(tables keep their last complete version); the next `mlkit run` starts the server "
-                             "again and recovers")
+                rec.status, rec.error, stopped = "failed", _tracking_lost(job_name, task.key, down), True
             finally:
                 rec.seconds = time.perf_counter() - t0
     return report
+
+
+def _tracking_lost(job: str, task: str, why: str) -> str:
+    return (f"{job} › {task}: {why}; the task stopped there and wrote no table (tables keep their last "
+            "committed version); the next `mlkit run` starts the server again and recovers")
 
 
 def tracking_down() -> str | None:
