@@ -443,3 +443,37 @@ def test_stopping_the_service_does_not_wait_on_a_registry_that_does_not_answer(t
     finally:
         hung.close()
     assert stopped_in < 2.0, f"shutdown took {stopped_in:.1f} s"
+
+
+# ------------------------------------------------------------------ re-runs
+
+
+@pytest.mark.spark
+def test_an_identical_classifier_rerun_skips_training_and_moves_nothing(spark, mlflow_server, tmp_path):
+    """A retried or repeated job on the same data version with the same settings registers no second
+    version and leaves the champion where it was; the tables are as before."""
+    from mlflow import MlflowClient
+    from test_workloads_spark import small_settings
+
+    from mlkit.local.runner import run_jobs, settings_for_run
+
+    base = small_settings()
+    settings = settings_for_run(base.model_copy(update={"classifier": base.classifier.model_copy(
+        update={"registered_model": "classifier_rerun"})}), tmp_path)
+    first = run_jobs(settings, ["classifier"], spark, "test", tmp_path)
+    assert first.ok, [t.error for t in first.tasks]
+    client = MlflowClient()
+    versions = [v.version for v in client.search_model_versions("name = 'classifier_rerun'")]
+    champion = client.get_model_version_by_alias("classifier_rerun", "champion").version
+    tables = table_versions(Path(settings.tables.root))
+
+    again = run_jobs(settings, ["classifier"], spark, "test", tmp_path)
+    statuses = {t.key: t.status for t in again.tasks}
+    assert statuses == {"ingest": "ok", "train_classifier": "skipped", "promote": "ok"} and again.ok
+    note = again.result("classifier", "train_classifier")["note"]
+    assert note.startswith(f"skipped training: classifier_rerun v{versions[0]} was already trained on ")
+    assert "pass --force to train again" in note
+    assert [v.version for v in client.search_model_versions("name = 'classifier_rerun'")] == versions
+    assert client.get_model_version_by_alias("classifier_rerun", "champion").version == champion
+    after = table_versions(Path(settings.tables.root))
+    assert after["classifier_data"] == tables["classifier_data"]  # ingest merged nothing new
