@@ -123,9 +123,9 @@ def _on_sigint(spark, interrupt) -> object:
     pyspark's own handler does the cancel inside the handler, on the main thread's py4j connection,
     which the interrupted call is still reading ("reentrant call"): here it runs on a thread of its
     own (its own connection). The flag makes whatever the cancelled job raises read as the
-    interrupt. py4j reports an interrupted call through the root logger (``logging.exception``,
-    with a traceback): once interrupted, root-logger records are dropped. A second Ctrl-C while
-    stopping is ignored: the first one is being handled.
+    interrupt. py4j reports every cut-off call with a traceback (``logging.exception`` on the root
+    and its own loggers): once interrupted, logging is off for the rest of this process, which only
+    stops Spark and exits. A second Ctrl-C while stopping is ignored: the first one is being handled.
     """
     import logging
     import threading
@@ -134,7 +134,7 @@ def _on_sigint(spark, interrupt) -> object:
         if interrupt.set:
             return
         interrupt.set = True
-        logging.getLogger().addFilter(lambda record: False)
+        logging.disable(logging.CRITICAL)  # py4j logs the cut-off calls with tracebacks, on several loggers
         threading.Thread(target=_cancel_jobs, args=(spark,), daemon=True).start()
         raise KeyboardInterrupt
 
