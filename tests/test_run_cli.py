@@ -157,3 +157,18 @@ def test_training_tags_skip_an_identical_retraining_unless_forced(mlflow_server)
     assert said and "pass --force to train again" in said[0] and "/data/forecast_sales v3" in said[0]
     rt.force = True
     assert reuse_training(rt, model, tags) is None
+
+
+def test_the_monitor_job_reads_the_log_where_serve_writes_it_even_after_data(tmp_path) -> None:
+    """`--job all --data x.csv`: the forecast tables move to their own folder, the monitor job still
+    reads the inference log under the environment's tables root; no traffic is its own outcome."""
+    from mlkit.local.runner import run_jobs, settings_for_run, tables_root
+    from mlkit_workloads.settings import WorkloadSettings
+
+    settings = settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv")
+    base = tables_root(WorkloadSettings(), tmp_path)
+    assert settings.tables.root != str(base)
+    report = run_jobs(settings, ["monitor"], None, "test", tmp_path, monitor_root=str(base))
+    (task,) = report.tasks
+    assert task.status == "nothing to compare" and report.ok
+    assert task.result["inference_source"] == str(base / "inference_log")
