@@ -30,6 +30,17 @@ if [ -f requirements/checkov.txt ]; then
   [ -x .venv-checkov/bin/python ] || "$PY" -m venv .venv-checkov
   pip_in .venv-checkov -r requirements/checkov.txt
 fi
+# Graphviz (Debian's `graphviz`): `dot` lays out `mlkit graph`'s architecture picture. Skipped when
+# `dot` is already there; as root apt-get runs directly (CI and these machines), otherwise via sudo.
+if ! command -v dot >/dev/null; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: no apt-get: install Graphviz yourself for mlkit graph --format png|svg" >&2
+  else
+    as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+  fi
+fi
 # The CDK Terrain CLI (scripts/cdktn) with the Node >= 22.19 it needs, both from the npm registry
 # into .tools/cdktn (pinned by its package-lock.json); skipped while that lock is what is installed.
 cdktn_lock=.tools/cdktn/package-lock.json cdktn_stamp=.tools/cdktn/node_modules/.mlkit-installed
