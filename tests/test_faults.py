@@ -472,7 +472,7 @@ def test_an_identical_classifier_rerun_skips_training_and_moves_nothing(spark, m
     statuses = {t.key: t.status for t in again.tasks}
     assert statuses == {"ingest": "ok", "train_classifier": "skipped", "promote": "ok"} and again.ok
     note = again.result("classifier", "train_classifier")["note"]
-    assert note.startswith(f"skipped training: classifier_rerun v{versions[0]} was already trained on ")
+    assert note.startswith(f"skipped training: mlk_local.ml.classifier_rerun v{versions[0]} was already trained on ")
     assert "pass --force to train again" in note
     assert [v.version for v in client.search_model_versions("name = 'mlk_local.ml.classifier_rerun'")] == versions
     assert client.get_model_version_by_alias("mlk_local.ml.classifier_rerun", "champion").version == champion
