@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from mlkit_workloads.model_names import check_identifier, full_model_name
 from mlkit_workloads.settings import WorkloadSettings
 from mlkit_workloads.strict import Strict
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -272,6 +273,10 @@ class Databricks(Strict):
     metastore_id: str | None = Field(
         default=None, description="Unity Catalog metastore (UUID) to assign the workspace to; unset: the "
                                   "workspace is already assigned (e.g. automatically, to its region's metastore)")
+    create_catalog: bool = Field(
+        default=False, description="true: the workspace stack creates the catalog of workloads.tracking.registry "
+                                   "(bound to this workspace, managed storage in the models container) and owns its "
+                                   "grants; false: the catalog exists and only USE_CATALOG is added to it")
 
     @field_validator("metastore_id")
     @classmethod
@@ -462,12 +467,54 @@ class EnvironmentConfig(Strict):
         return self
 
     @property
+    def registered_models(self) -> dict[str, str]:
+        """Job -> full Unity Catalog name (``catalog.schema.model``) of the model it registers."""
+        registry = self.workloads.tracking.registry
+        return {job: full_model_name(registry, getattr(self.workloads, job).registered_model)
+                for job in ("forecast", "classifier")}
+
+    @property
+    def served_model(self) -> str:
+        """Full name of the model the scoring service loads (the rule of mlkit_workloads.serve.runner.build)."""
+        ws = self.workloads
+        return full_model_name(ws.tracking.registry, ws.serving.registered_model or ws.forecast.registered_model)
+
+    @property
     def names(self) -> Names:
         return names_for(self.name_prefix, self.name, self.location, self.name_suffix, self.location_short)
 
     @property
     def is_cloud(self) -> bool:
         return self.kind == "cloud"
+
+
+def model_name_problems(cfg: EnvironmentConfig) -> list[tuple[str, str]]:
+    """(field, message) for model names that are not valid Unity Catalog names, clash, or are unnamed."""
+    ws, out = cfg.workloads, []
+    fields = {"workloads.forecast.registered_model": ws.forecast.registered_model,
+              "workloads.classifier.registered_model": ws.classifier.registered_model}
+    if ws.serving.registered_model is not None:
+        fields["workloads.serving.registered_model"] = ws.serving.registered_model
+    for f, value in fields.items():
+        try:
+            check_identifier(value, "model")
+        except ValueError as e:
+            out.append((f, f"{e} (it becomes the last part of catalog.schema.model)"))
+    if ws.forecast.registered_model == ws.classifier.registered_model:
+        out.append(("workloads.classifier.registered_model",
+                    f"{ws.classifier.registered_model!r} is the forecast job's model too: each job needs its own"))
+    served = ws.serving.registered_model
+    if served is not None and served not in (ws.forecast.registered_model, ws.classifier.registered_model):
+        out.append(("workloads.serving.registered_model", f"{served!r} is registered by no job (forecast registers "
+                    f"{ws.forecast.registered_model!r}, classifier {ws.classifier.registered_model!r})"))
+    registry = ws.tracking.registry
+    if cfg.is_cloud:
+        for part in ("catalog", "schema_"):
+            if part not in registry.model_fields_set:
+                out.append((f"workloads.tracking.registry.{part.rstrip('_')}",
+                            "a cloud environment names the Unity Catalog catalog and schema of its models "
+                            "(e.g. catalog: mlk_dev, schema: ml)"))
+    return out
 
 
 # --------------------------------------------------------------------------- loading
@@ -628,6 +675,11 @@ def load_environment(name: str, directory: Path | str = DEFAULT_DIR, env: dict[s
                 msg = "required field is missing"
             problems.append(ConfigProblem(f, dotted, msg, line))
         raise ConfigError(problems) from None
+    for dotted, message in model_name_problems(cfg):
+        src = origin.find(dotted)
+        problems.append(ConfigProblem(src[0] if src else file, dotted, message, src[1] if src else None))
+    if problems:
+        raise ConfigError(problems)
     try:
         cfg.names.validate()
     except NamingError as e:
