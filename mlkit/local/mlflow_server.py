@@ -65,8 +65,12 @@ def _our_server_pid(pid_file: Path, state_dir: Path) -> int | None:
     return pid if str(state_dir / "mlflow.db") in cmdline else None
 
 
-def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
-    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``."""
+def ensure(state_dir: Path, port: int, timeout: float = 90.0, python: str | None = None) -> Server:
+    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``.
+
+    ``python``: the interpreter whose MLflow serves (default: this one). The Spark 3.5 test leg's
+    venv has the client only (mlflow-skinny, as on the cluster) and borrows the kit's server.
+    """
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
@@ -77,7 +81,7 @@ def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
         raise UserError(f"port {port} on 127.0.0.1 is taken by something that is not an MLflow server; "
                         "set local.mlflow_port in the environment file to a free port")
     log = open(state_dir / "mlflow-server.log", "ab")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [python or sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
            "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
            "--artifacts-destination", str(state_dir / "mlartifacts"),
            "--workers", "1", "--gunicorn-opts", ""]
