@@ -38,7 +38,7 @@ fi
 SPARK35_CONSTRAINTS=$(.venv/bin/python -c 'from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME as r; print(r.constraints)')
 [ -x .venv-spark35/bin/python ] || "$PY" -m venv .venv-spark35
 pip_in .venv-spark35 "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
-pip_in .venv-spark35 -c "$SPARK35_CONSTRAINTS" -r requirements/spark35-tests.txt -e workloads
+pip_in .venv-spark35 -c "$SPARK35_CONSTRAINTS" -c requirements/spark35-lock.txt -r requirements/spark35-tests.txt -e workloads
 pip_in .venv-spark35 --no-deps -r requirements/data-no-deps.txt
 pip_in .venv-spark35 --no-deps --no-build-isolation -e .
 echo "mlkit set up: .venv/bin/mlkit"
