@@ -3,7 +3,8 @@
 Builds a real fixture once (600 terraform_data resources, applied with a local backend, then
 60 of them changed out of band in the state), plans it with real terraform, and times:
   bare  = json.loads of the `terraform show -json` output
-  drift = json.loads + mlkit's drift analysis (attribute diffs, allowlist) + Markdown and JSON report
+  drift = json.loads + mlkit's drift analysis (plan shape check, identity-keyed attribute diffs,
+          sensitive-value masking, protected categories, allowlist) + Markdown and JSON report
 Both in-process on the same text, best of N runs; prints the ratio (goal <= 1.2). Also prints
 the end-to-end ratio including the `terraform show -json` subprocess that both need.
 Run: .venv/bin/python bench/drift.py [--resources 600]
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +34,7 @@ def build(workdir: Path, n: int, changed: int) -> str:
                                      "rules": [{"port": p, "allow": True} for p in range(4)]}} for i in range(n)}
     (workdir / "main.tf.json").write_text(json.dumps({"resource": {"terraform_data": resources},
                                                       "terraform": {"backend": {"local": {"path": "s.tfstate"}}}}))
-    env = {**__import__("os").environ, **TF_ENV}
+    env = {**os.environ, **TF_ENV}
     run = lambda *a: subprocess.run([tf, *a], cwd=workdir, env=env, check=True, capture_output=True, text=True)  # noqa: E731
     run("init", "-input=false")
     run("apply", "-input=false", "-auto-approve")
@@ -84,6 +86,7 @@ def main() -> None:
     print(f"parse + drift report {drift * 1e3:8.1f} ms")
     print(f"ratio (in-process)   {drift / bare:8.2f}  (goal <= 1.2)")
     print(f"ratio incl. `terraform show -json` ({show * 1e3:.0f} ms): {(show + drift) / (show + bare):.2f}")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

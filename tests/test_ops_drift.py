@@ -19,12 +19,13 @@ from mlkit.config import load_environment
 from mlkit.console import UserError
 from mlkit.ops import inventory as inv
 from mlkit.ops.drift import RESOURCE, Allowlist, DriftReport, Rule, analyze, load_allowlist, unmanaged_items
-from mlkit.ops.drift_check import check, workspace_from_state
+from mlkit.ops.drift_check import check, uc_schemas_from_state, workspace_from_state
 
 DRIFT = FIXTURES / "ops" / "drift"
 SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-mlk-dev-weu"
 ARM = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers"
+DEPLOYER = "11111111-1111-1111-1111-111111111111"
 
 
 def load(name):
@@ -34,7 +35,7 @@ def load(name):
 @pytest.fixture(scope="module")
 def report_items():
     return analyze("dev-workspace", load("dev-workspace.refresh.json"), load("dev-workspace.plan.json"),
-                   load_allowlist())
+                   load_allowlist(variables={"deployer_application_id": DEPLOYER}))
 
 
 def find(items, address, attribute):
@@ -65,7 +66,9 @@ def test_resource_deleted_outside_terraform(report_items):
 
 def test_pending_change_from_code(report_items):
     [pol] = find(report_items, "databricks_cluster_policy.jobs", "definition")
-    assert pol.kind == "pending" and pol.expected.startswith('{"autotermination') and pol.actual == "{}"
+    # JSON-valued strings are compared as JSON: the code's policy against the cloud's empty one
+    assert (pol.kind, pol.change, pol.actual) == ("pending", "removed", {})
+    assert pol.expected == {"autotermination_minutes": {"type": "fixed", "value": 20}}
 
 
 def test_known_provider_noise_is_ignored_but_listed(report_items):
@@ -73,13 +76,15 @@ def test_known_provider_noise_is_ignored_but_listed(report_items):
     assert ignored == {
         ("databricks_job.forecast", "task"): "databricks-job-task-order",
         ("databricks_job.forecast", "run_as"): "databricks-job-run-as-default",
-        ("databricks_job.forecast", "job_cluster.0.new_cluster.0.enable_elastic_disk"): "databricks-elastic-disk",
+        ("databricks_job.forecast", "job_cluster[main].new_cluster[0].enable_elastic_disk"): "databricks-elastic-disk",
         ("databricks_permissions.forecast", "access_control"): "databricks-permissions-order",
     }
     report = DriftReport("dev", report_items)
     md = report.markdown()
-    assert "## Ignored (allowlisted known false diffs)" in md and "Jobs API returns tasks sorted" in md
-    assert report.exit_code == 2 and report.as_dict()["counts"]["ignored"] == 4
+    assert "## Ignored (known false diffs, by rule): 2 resource(s)" in md and "Jobs API returns tasks sorted" in md
+    assert report.exit_code == 2 and report.as_dict()["counts"]["ignored_items"] == 4
+    # counts are resources, not rows: the storage account has three changed rows
+    assert report.counts()["changed_outside_terraform"] == 3
 
 
 def test_allowlist_reorder_rule_does_not_hide_real_task_changes():
@@ -87,7 +92,10 @@ def test_allowlist_reorder_rule_does_not_hide_real_task_changes():
     job = refresh["resource_drift"][0]["change"]
     job["after"]["task"][0]["task_key"] = "renamed"
     items = analyze("s", refresh, None, load_allowlist())
-    assert find(items, "databricks_job.forecast", "task.0.task_key")[0].ignored_by == ""
+    renamed = find(items, "databricks_job.forecast", "task[renamed]")
+    assert [(i.change, i.ignored_by) for i in renamed] == [("added", "")]
+    assert [(i.change, i.ignored_by) for i in find(items, "databricks_job.forecast", "task[train_many]")] == \
+        [("removed", "")]
 
 
 def test_allowlist_entries_need_reasons(tmp_path):
@@ -96,7 +104,7 @@ def test_allowlist_entries_need_reasons(tmp_path):
     with pytest.raises(UserError, match=r"a.yaml: attributes\[0\]: every entry needs an 'id' and a 'reason'"):
         load_allowlist(bad)
     bad.write_text("attributes:\n  - {id: x, reason: because of reasons, when: sometimes}\n")
-    with pytest.raises(UserError, match="when must be any, reordered or one_side_empty"):
+    with pytest.raises(UserError, match="when must be one of reordered, case, default, any, not 'sometimes'"):
         load_allowlist(bad)
 
 
@@ -135,7 +143,8 @@ class Recorder(BaseHTTPRequestHandler):
         page = self.pages.get(url.path) or {k.lower(): v for k, v in self.pages.items()}.get(url.path.lower())
         if page is None:
             return self.reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": url.path})
-        return self.reply(200, page(parse_qs(url.query), self.server.server_address[1]))
+        body = page(parse_qs(url.query), self.server.server_address[1])
+        return self.reply(*body) if isinstance(body, tuple) else self.reply(200, body)
 
 
 def arm_resource(rtype, name):
@@ -178,7 +187,21 @@ class DatabricksStandIn(Recorder):
         return {"clusters": [{"cluster_id": "0101-ui", "cluster_name": "alice-debug", "cluster_source": "UI"}],
                 "next_page_token": "c2"}
 
+    @staticmethod
+    def _models(q, port):
+        schema = (q.get("catalog_name", [""])[0], q.get("schema_name", [""])[0])
+        if schema == ("ci", "gone"):
+            return 404, {"error_code": "SCHEMA_DOES_NOT_EXIST", "message": "Schema 'ci.gone' does not exist."}
+        if schema != ("ci", "models"):
+            return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": f"unexpected {schema}"}
+        if q.get("page_token") == ["m2"]:
+            return {"registered_models": [{"full_name": "ci.models.hand_made", "name": "hand_made",
+                                           "catalog_name": "ci", "schema_name": "models", "owner": "alice@example.com"}]}
+        return {"registered_models": [{"full_name": "ci.models.forecast", "name": "forecast", "catalog_name": "ci",
+                                       "schema_name": "models", "owner": DEPLOYER}], "next_page_token": "m2"}
+
     pages = {
+        "/api/2.1/unity-catalog/models": _models,
         "/api/2.2/jobs/list": _jobs,
         "/api/2.1/clusters/list": _clusters,
         "/api/2.0/instance-pools/list": lambda q, p: {"instance_pools": [
@@ -235,15 +258,64 @@ def test_unmanaged_resource_and_job_in_the_report(azure_server, databricks_serve
     refresh = load("dev-workspace.refresh.json")
     cloud = inv.azure_resources(inv.azure_client(Token(), SUB, base_url=base, connection_verify=str(cert)), RG)
     cloud += inv.databricks_objects(inv.databricks_client(databricks_server, Token()))
-    items = unmanaged_items(inv.unmanaged(cloud, inv.managed_ids(refresh)), load_allowlist(), "inventory")
-    active = {i.address for i in items if not i.ignored_by}
-    ignored = {i.address: i.ignored_by for i in items if i.ignored_by}
-    assert active == {"azure:Microsoft.Compute/virtualMachines:vm-debug", "databricks:job:hand-made-job",
-                      "databricks:cluster:alice-debug", "databricks:instance_pool:pool-mlk-dev-default"}
-    assert ignored == {"azure:Microsoft.Network/networkWatchers:NetworkWatcher_westeurope": "azure-network-watcher",
-                       "databricks:cluster:job-101-run-1": "databricks-job-clusters"}
+    items = unmanaged_items(inv.unmanaged(cloud, inv.managed_ids(refresh)), load_allowlist())
+    active = {(i.service, i.type, i.address) for i in items if not i.ignored_by}
+    ignored = {(i.service, i.type, i.address): i.ignored_by for i in items if i.ignored_by}
+    assert active == {("azure", "Microsoft.Compute/virtualMachines", "vm-debug"), ("databricks", "job", "hand-made-job"),
+                      ("databricks", "cluster", "alice-debug"), ("databricks", "instance_pool", "pool-mlk-dev-default")}
+    assert ignored == {("azure", "Microsoft.Network/networkWatchers", "NetworkWatcher_westeurope"): "azure-network-watcher",
+                       ("databricks", "cluster", "job-101-run-1"): "databricks-job-clusters"}
     md = DriftReport("dev", report_items + items).markdown()
-    assert "## Unmanaged objects (not in Terraform state)" in md and "`databricks:job:hand-made-job`" in md
+    assert "## Unmanaged objects (not in Terraform state): 4" in md
+    assert "| databricks | `job` | `hand-made-job` | `202` |" in md  # service column, not "azure" as the stack
+
+
+def test_unity_catalog_models_not_in_state_are_unmanaged(databricks_server):
+    w = inv.databricks_client(databricks_server, Token())
+    models = inv.registered_models(w, "ci", "models")
+    assert [(o.type, o.id) for o in models] == [("registered_model", "ci.models.forecast"),
+                                               ("registered_model", "ci.models.hand_made")]
+    queries = [r[1] for r in DatabricksStandIn.requests if r[0] == "/api/2.1/unity-catalog/models"]
+    assert queries[0] == {"catalog_name": ["ci"], "schema_name": ["models"]} and queries[1]["page_token"] == ["m2"]
+    assert inv.registered_models(w, "ci", "gone") == []  # the schema's own deletion is the refresh's to report
+    # Terraform's id is the three-level name; Unity Catalog names are case-insensitive.
+    managed = {("databricks_registered_model", "CI.Models.Forecast")}
+    assert [o.id for o in inv.unmanaged(models, managed)] == ["ci.models.hand_made"]
+    objs = inv.databricks_objects(w, [("ci", "models")])
+    assert [o.id for o in objs if o.type == "registered_model"] == ["ci.models.forecast", "ci.models.hand_made"]
+
+
+def test_uc_schemas_to_inventory_come_from_state():
+    plan = {"prior_state": {"values": {"root_module": {"resources": [
+        {"type": "databricks_schema", "mode": "managed", "values": {"catalog_name": "ci", "name": "models"}},
+        {"type": "databricks_registered_model", "mode": "managed",
+         "values": {"catalog_name": "ci", "schema_name": "features", "name": "x"}}]}}}}
+    assert uc_schemas_from_state([plan]) == [("ci", "features"), ("ci", "models")]
+
+
+# Every unmanaged rule: (rule, an object it must ignore, a look-alike it must report).
+UNMANAGED_PAIRS = [
+    ("databricks-job-clusters", inv.CloudObject("databricks", "cluster", "0101-job", "job-101-run-1", "JOB"),
+     inv.CloudObject("databricks", "cluster", "0101-ui", "job-101-run-1", "UI")),
+    ("databricks-pipeline-clusters",
+     inv.CloudObject("databricks", "cluster", "0102-dlt", "dlt-execution-1", "PIPELINE_MAINTENANCE"),
+     inv.CloudObject("databricks", "cluster", "0102-api", "dlt-execution-1", "API")),
+    ("azure-network-watcher",
+     inv.CloudObject("azure", "Microsoft.Network/networkWatchers", f"{ARM}/nw", "NetworkWatcher_westeurope"),
+     inv.CloudObject("azure", "Microsoft.Network/networkWatchers/flowLogs", f"{ARM}/nw/fl",
+                     "NetworkWatcher_westeurope/all-traffic")),
+]
+
+
+@pytest.mark.parametrize("rule,noise,look_alike", UNMANAGED_PAIRS, ids=[p[0] for p in UNMANAGED_PAIRS])
+def test_unmanaged_rule_ignores_its_case_and_reports_the_look_alike(rule, noise, look_alike):
+    ignored, reported = unmanaged_items([noise, look_alike], load_allowlist())
+    assert (ignored.ignored_by, reported.ignored_by) == (rule, "")
+    assert DriftReport("ci", [ignored]).exit_code == 0 and DriftReport("ci", [ignored, reported]).exit_code == 2
+
+
+def test_every_unmanaged_rule_has_both_cases():
+    assert sorted(r.id for r in load_allowlist().unmanaged) == sorted(p[0] for p in UNMANAGED_PAIRS)
 
 
 def test_databricks_auth_failure_is_an_error_not_a_clean_report(databricks_server):
@@ -297,7 +369,8 @@ def test_clean_environment_exits_0_and_state_edited_out_of_band_exits_2(tmp_path
     rows = {(i["address"], i["attribute"]): (i["kind"], i["expected"], i["actual"]) for i in report["items"]}
     assert rows[("terraform_data.storage", "input.replication")] == ("pending", "ZRS", "LRS")
     assert rows[("terraform_data.network", RESOURCE)] == ("pending", "present (in code)", "absent")
-    assert (tmp_path / "r1/ci-platform/refresh.json").exists()
+    # plan files hold sensitive values in clear: only the two reports are written
+    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == ["drift.json", "drift.md"]
 
 
 @tf_only
@@ -327,4 +400,4 @@ def test_check_combines_stacks_and_inventory(tmp_path):
     allow = Allowlist(unmanaged=[Rule("orphans-ok", "orphans are fine in this test", service="azure")])
     report = check(cfg, cdktf, tf, tmp_path / "out", allow, {"databricks": inventory})
     assert seen == [2] and report.exit_code == 2
-    assert [i.address for i in report.active] == ["databricks:job:orphan"]
+    assert [(i.service, i.address, i.stack) for i in report.active] == [("databricks", "orphan", "")]

@@ -3,71 +3,105 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..config import EnvironmentConfig
+from ..console import UserError
 from .deploy import check_backend, env_stacks
 from .drift import Allowlist, DriftReport, analyze, unmanaged_items
 from .inventory import CloudObject, managed_ids, unmanaged
-from .terraform import Terraform
+from .terraform import Stack, Terraform
 
 # An inventory takes the Terraform-managed plans of the environment and lists cloud objects.
 Inventory = Callable[[list[dict]], list[CloudObject]]
 
 
-@dataclass
-class DriftInputs:
-    refresh: dict
-    plan: dict
-
-
-def plan_stack(tf: Terraform, stack, workdir: Path) -> DriftInputs:
-    workdir.mkdir(parents=True, exist_ok=True)
+def plan_stack(tf: Terraform, stack: Stack, workdir: Path) -> tuple[dict, dict]:
+    """(refresh-only plan, plan) documents. Plan files hold every value in clear (sensitive ones
+    included), so they live in ``workdir``, a private temporary directory, never in the report."""
     tf.init(stack)
-    refresh_file, plan_file = (workdir / "refresh.tfplan").resolve(), (workdir / "plan.tfplan").resolve()
-    tf.plan(stack, refresh_file, "-refresh-only")
-    refresh = tf.show_json(stack, refresh_file)
-    tf.plan(stack, plan_file)
-    plan = tf.show_json(stack, plan_file)
-    (workdir / "refresh.json").write_text(json.dumps(refresh))
-    (workdir / "plan.json").write_text(json.dumps(plan))
-    return DriftInputs(refresh, plan)
+    docs = []
+    for name, extra in (("refresh", ("-refresh-only",)), ("plan", ())):
+        plan_file = (workdir / f"{stack.name}.{name}.tfplan").resolve()
+        tf.plan(stack, plan_file, *extra)
+        res = tf.run(stack, "show", "-json", str(plan_file))
+        try:
+            docs.append(json.loads(res.stdout))
+        except ValueError as e:
+            what = "refresh-only plan" if extra else "plan"
+            raise UserError(f"{stack.name}: `terraform show -json` of the {what} is not JSON ({e}); "
+                            "a truncated or partial document is never judged", exit_code=1) from None
+    return docs[0], docs[1]
 
 
 def check(cfg: EnvironmentConfig, cdktf_out: Path, tf: Terraform, out: Path, allow: Allowlist,
           inventories: dict[str, Inventory], progress: Callable[[str], None] = lambda _: None) -> DriftReport:
-    report = DriftReport(cfg.name)
+    for old in ("drift.json", "drift.md"):  # a failed run must not leave the last verdict behind
+        (out / old).unlink(missing_ok=True)
+    report = DriftReport(cfg.name, notes=list(allow.notes))
     plans = []
-    for stack in env_stacks(cfg, cdktf_out):
-        check_backend(cfg, stack)
-        progress(f"{stack.name}: refresh-only plan + plan")
-        inputs = plan_stack(tf, stack, out / stack.name)
-        plans.append(inputs.refresh)
-        report.items += analyze(stack.name, inputs.refresh, inputs.plan, allow)
+    with tempfile.TemporaryDirectory(prefix="mlkit-drift-") as private:
+        for stack in env_stacks(cfg, cdktf_out):
+            check_backend(cfg, stack)
+            progress(f"{stack.name}: refresh-only plan + plan")
+            refresh, plan = plan_stack(tf, stack, Path(private))
+            report.items += analyze(stack.name, refresh, plan, allow)
+            plans.append(refresh)
     managed = set().union(*(managed_ids(p) for p in plans)) if plans else set()
     for name, inventory in inventories.items():
         progress(f"inventory: {name}")
-        report.items += unmanaged_items(unmanaged(inventory(plans), managed), allow, name)
+        report.items += unmanaged_items(unmanaged(inventory(plans), managed), allow)
     if not inventories:
         report.notes.append("unmanaged objects were not inventoried (no inventory configured for this run)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "drift.json").write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
-    (out / "drift.md").write_text(report.markdown())
+    write(report, out)
     return report
 
 
-def workspace_from_state(plans: list[dict]) -> tuple[str, str] | None:
-    """(https host, ARM resource id) of the azurerm_databricks_workspace in state, if any."""
+def write(report: DriftReport, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drift.json").write_text(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
+    (out / "drift.md").write_text(report.markdown())
+
+
+def allowlist_variables(cfg: EnvironmentConfig) -> dict[str, str | None]:
+    """What ``${...}`` in the allowlist's ``to`` values may name."""
+    p = cfg.principals
+    return {"deployer_application_id": p.deployer_application_id if p else None,
+            "deployer_object_id": p.deployer if p else None}
+
+
+# ------------------------------------------------------------------ what the state says
+
+
+def _state_resources(plans: list[dict]) -> Iterator[dict]:
     for p in plans:
         stack = [((p.get("prior_state") or {}).get("values") or {}).get("root_module") or {}]
         while stack:
             mod = stack.pop()
             stack.extend(mod.get("child_modules") or ())
-            for r in mod.get("resources") or ():
-                if r.get("type") == "azurerm_databricks_workspace":
-                    v = r.get("values") or {}
-                    if v.get("workspace_url"):
-                        return f"https://{v['workspace_url']}", v.get("id", "")
+            yield from mod.get("resources") or ()
+
+
+def workspace_from_state(plans: list[dict]) -> tuple[str, str] | None:
+    """(https host, ARM resource id) of the azurerm_databricks_workspace in state, if any."""
+    for r in _state_resources(plans):
+        if r.get("type") == "azurerm_databricks_workspace":
+            v = r.get("values") or {}
+            if v.get("workspace_url"):
+                return f"https://{v['workspace_url']}", v.get("id", "")
     return None
+
+
+def uc_schemas_from_state(plans: list[dict]) -> list[tuple[str, str]]:
+    """(catalog, schema) of every Unity Catalog schema Terraform manages or puts models in:
+    where to look for registered models Terraform does not manage."""
+    out = set()
+    for r in _state_resources(plans):
+        v = r.get("values") or {}
+        if r.get("type") == "databricks_schema" and v.get("catalog_name") and v.get("name"):
+            out.add((v["catalog_name"], v["name"]))
+        elif r.get("type") == "databricks_registered_model" and v.get("catalog_name") and v.get("schema_name"):
+            out.add((v["catalog_name"], v["schema_name"]))
+    return sorted(out)

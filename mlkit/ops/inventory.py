@@ -1,8 +1,8 @@
 """What exists in the cloud, to find objects Terraform does not manage.
 
 Azure: every resource in the environment's resource group (ARM ``resources`` list, paged by
-``nextLink``). Databricks: jobs, instance pools, cluster policies and clusters (paged by
-``next_page_token``). Both go through the official SDK clients with an Entra ID credential
+``nextLink``). Databricks: jobs, instance pools, cluster policies and clusters, and the Unity
+Catalog registered models of the given schemas (all paged by ``next_page_token``). Both go through the official SDK clients with an Entra ID credential
 (service principal, managed identity or OIDC federated credential): no personal tokens.
 """
 
@@ -17,7 +17,10 @@ DATABRICKS_TF_TYPES = {
     "instance_pool": "databricks_instance_pool",
     "cluster_policy": "databricks_cluster_policy",
     "cluster": "databricks_cluster",
+    "registered_model": "databricks_registered_model",  # id: catalog.schema.model
 }
+# Unity Catalog names are case-insensitive (stored lower-case); compare them that way.
+CASE_INSENSITIVE = {"registered_model"}
 # The AzureDatabricks first-party application: the audience of Databricks Entra ID tokens.
 DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 
@@ -60,6 +63,9 @@ def unmanaged(objects: Iterable[CloudObject], managed: set[tuple[str, str]]) -> 
     for o in objects:
         if o.service == "azure":
             if o.id.lower() not in azure_ids:
+                out.append(o)
+        elif o.type in CASE_INSENSITIVE:
+            if (DATABRICKS_TF_TYPES[o.type], o.id.lower()) not in {(t, i.lower()) for t, i in managed}:
                 out.append(o)
         elif (DATABRICKS_TF_TYPES[o.type], o.id) not in managed:
             out.append(o)
@@ -112,7 +118,8 @@ def databricks_client(host: str, credential, **kwargs):
     return WorkspaceClient(config=cfg)
 
 
-def databricks_objects(w) -> list[CloudObject]:
+def databricks_objects(w, uc_schemas: Iterable[tuple[str, str]] = ()) -> list[CloudObject]:
+    """``uc_schemas``: (catalog, schema) pairs whose registered models to list."""
     out = [CloudObject("databricks", "job", str(j.job_id), (j.settings.name if j.settings else "") or "")
            for j in w.jobs.list()]
     out += [CloudObject("databricks", "instance_pool", p.instance_pool_id, p.instance_pool_name or "")
@@ -122,4 +129,17 @@ def databricks_objects(w) -> list[CloudObject]:
             for p in w.cluster_policies.list() if not p.is_default]
     out += [CloudObject("databricks", "cluster", c.cluster_id, c.cluster_name or "",
                         c.cluster_source.value if c.cluster_source else "") for c in w.clusters.list()]
+    for catalog, schema in uc_schemas:
+        out += registered_models(w, catalog, schema)
     return out
+
+
+def registered_models(w, catalog: str, schema: str) -> list[CloudObject]:
+    from databricks.sdk.errors import NotFound
+
+    try:
+        return [CloudObject("databricks", "registered_model", m.full_name or f"{catalog}.{schema}.{m.name}",
+                            m.full_name or f"{catalog}.{schema}.{m.name}")
+                for m in w.registered_models.list(catalog_name=catalog, schema_name=schema)]
+    except NotFound:
+        return []  # the schema itself is gone: the refresh reports it (and its models) as deleted

@@ -1,18 +1,19 @@
-"""Terraform plan JSON (``terraform show -json``) -> summaries and attribute-level diffs.
+"""Terraform plan JSON (``terraform show -json``) -> summaries, and whether a document is a plan at all.
 
 The format is Terraform's documented JSON output (format_version 1.x): ``resource_changes``
 is what an apply would do, ``resource_drift`` is what changed outside Terraform since the
-last apply (filled by refresh). Both use the same change representation.
+last apply (filled by refresh). Both use the same change representation; attribute-level
+diffs are in plan_diff.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
+
+from ..console import UserError
 
 SKIP = {("no-op",), ("read",)}
-SENSITIVE = "(sensitive)"
-UNKNOWN = "(known after apply)"
 
 
 def action_of(actions: list[str]) -> str:
@@ -78,60 +79,47 @@ def summarize(stack: str, plan: dict[str, Any]) -> PlanSummary:
     return s
 
 
-# ------------------------------------------------------------------ attribute diffs
+# ------------------------------------------------------------------ is it a plan?
 
 
-@dataclass(frozen=True)
-class AttrDiff:
-    path: str
-    before: Any
-    after: Any
+def check_plan(doc: Any, where: str) -> dict[str, Any]:
+    """``doc`` if it has the shape of ``terraform show -json PLANFILE``; else a UserError naming
+    what is wrong. A document that is not a plan must never be judged "no changes"."""
+    def bad(msg: str) -> UserError:
+        return UserError(f"{where}: {msg}", exit_code=1)
+
+    if not isinstance(doc, dict):
+        raise bad(f"not a Terraform plan document (a JSON {type(doc).__name__}, not an object)")
+    version = doc.get("format_version")
+    if not isinstance(version, str) or version.split(".")[0] != "1":
+        raise bad(f"format_version is {version!r}: not a Terraform plan document (expected 1.x, "
+                  "as `terraform show -json PLANFILE` writes)")
+    if not isinstance(doc.get("terraform_version"), str):
+        raise bad("no terraform_version: not a Terraform plan document")
+    if not isinstance(doc.get("planned_values"), dict):
+        raise bad("no planned_values: a state or another document, not a plan")
+    if doc.get("errored") is True:
+        raise bad("Terraform marked this plan as errored: it is incomplete")
+    if doc.get("complete") is False:
+        raise bad("Terraform marked this plan as incomplete (deferred changes): it cannot be judged")
+    for key in ("resource_changes", "resource_drift"):
+        entries = doc.get(key, [])
+        if not isinstance(entries, list):
+            raise bad(f"{key} is a {type(entries).__name__}, not a list")
+        for i, rc in enumerate(entries):
+            try:
+                ok = (type(rc["address"]) is str and type(rc["type"]) is str and type(rc["change"]) is dict
+                      and _actions_ok(rc["change"]))
+            except (KeyError, TypeError):
+                ok = False
+            if not ok:
+                raise bad(f"{key}[{i}] is not a resource change (needs address, type and change.actions)")
+    outputs = doc.get("output_changes", {})
+    if not isinstance(outputs, dict) or not all(isinstance(c, dict) and _actions_ok(c) for c in outputs.values()):
+        raise bad("output_changes is not a map of output name -> change with actions")
+    return doc
 
 
-def _marked(mark: Any, key: Any) -> Any:
-    if isinstance(mark, dict):
-        return mark.get(key, False)
-    if isinstance(mark, list):
-        return mark[key] if isinstance(key, int) and key < len(mark) else False
-    return mark
-
-
-def _show(value: Any, sensitive: Any) -> Any:
-    return SENSITIVE if sensitive is True else value
-
-
-def attribute_diffs(change: dict[str, Any], hook=None) -> Iterator[AttrDiff]:
-    """Leaf-level differences between ``before`` and ``after`` of one change.
-
-    ``hook(path, before, after)`` may return an AttrDiff-like verdict to stop descending
-    (used by the allowlist to treat a reordered list as one item).
-    Sensitive values are never printed; unknown values read "(known after apply)".
-    """
-    yield from _walk("", change.get("before"), change.get("after"), change.get("after_unknown"),
-                     change.get("before_sensitive"), change.get("after_sensitive"), hook)
-
-
-def _walk(path, before, after, unknown, bsens, asens, hook):
-    if unknown is True:
-        if before is not None:
-            yield AttrDiff(path, _show(before, bsens), UNKNOWN)
-        return
-    if before == after and bsens == asens:
-        return
-    if hook is not None and path:
-        verdict = hook(path, before, after)
-        if verdict is not None:
-            yield verdict
-            return
-    if isinstance(before, dict) and isinstance(after, dict):
-        for k in sorted(set(before) | set(after)):
-            yield from _walk(f"{path}.{k}" if path else k, before.get(k), after.get(k), _marked(unknown, k),
-                             _marked(bsens, k), _marked(asens, k), hook)
-        return
-    if isinstance(before, list) and isinstance(after, list):
-        for i in range(max(len(before), len(after))):
-            yield from _walk(f"{path}.{i}" if path else str(i),
-                             before[i] if i < len(before) else None, after[i] if i < len(after) else None,
-                             _marked(unknown, i), _marked(bsens, i), _marked(asens, i), hook)
-        return
-    yield AttrDiff(path, _show(before, bsens), _show(after, asens))
+def _actions_ok(change: dict) -> bool:
+    actions = change.get("actions")
+    return type(actions) is list and all(type(a) is str for a in actions)
