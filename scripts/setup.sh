@@ -30,6 +30,17 @@ if [ -f requirements/checkov.txt ]; then
   [ -x .venv-checkov/bin/python ] || "$PY" -m venv .venv-checkov
   pip_in .venv-checkov -r requirements/checkov.txt
 fi
+# Graphviz (Debian's `graphviz`): `dot` lays out `mlkit graph`'s architecture picture. Skipped when
+# `dot` is already there; as root apt-get runs directly (CI and these machines), otherwise via sudo.
+if ! command -v dot >/dev/null; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: no apt-get: install Graphviz yourself for mlkit graph --format png|svg" >&2
+  else
+    as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+  fi
+fi
 # The second test leg (.ci/run): the workloads on the Spark and libraries of the Databricks runtime
 # the jobs run on (mlkit_workloads/target_runtime.py names it and its constraints file). The
 # workloads install under those constraints, so a dependency range the runtime cannot satisfy

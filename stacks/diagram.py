@@ -40,22 +40,37 @@ class Edge:
 class Diagram:
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
+    # Each node's synthesized body (for readers that need more than the references, e.g. the
+    # architecture view reads a role assignment's role) and, per output name, (stack, expression).
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def add_edge(self, edge: Edge) -> None:
         if edge.source != edge.target and edge not in self.edges:
             self.edges.append(edge)
 
+    def references(self, stack: str, text: str) -> Iterator[tuple[str, str]]:
+        """(node key, attribute) of everything ``text`` refers to, following cross-stack outputs."""
+        for expression in _EXPRESSION.findall(text):
+            for output in _REMOTE_OUTPUT.findall(expression):
+                for other_stack, value in self.outputs.get(output, []):
+                    if other_stack != stack:
+                        yield from self.references(other_stack, value)
+            for address, attribute in _ADDRESS.findall(expression):
+                if f"{stack}:{address}" in self.nodes:
+                    yield f"{stack}:{address}", attribute
 
-def _strings(value: Any) -> Iterator[str]:
+
+def strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for k, v in value.items():
             if k != "//":
-                yield from _strings(v)
+                yield from strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v)
+            yield from strings(v)
 
 
 def _label(rtype: str, body: dict[str, Any]) -> str:
@@ -84,34 +99,23 @@ def _elements(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
 def build_diagram(stacks: dict[str, dict[str, Any]]) -> Diagram:
     """``stacks``: stack name -> its synthesized cdk.tf.json document."""
     diagram = Diagram()
-    output_refs: dict[str, list[tuple[str, str]]] = {}  # output name -> [(stack, expression)]
     for stack, doc in stacks.items():
         for oname, out in doc.get("output", {}).items():
-            output_refs.setdefault(oname, []).extend((stack, s) for s in _strings(out.get("value")))
+            diagram.outputs.setdefault(oname, []).extend((stack, s) for s in strings(out.get("value")))
         for address, rtype, body in _elements(doc):
             if rtype == "terraform_remote_state":
                 continue  # drawn as the edges it stands for
             key = f"{stack}:{address}"
             diagram.nodes[key] = Node(key, stack, address, rtype, _label(rtype, body))
-
-    def references(stack: str, text: str) -> Iterator[tuple[str, str]]:
-        """(node key, attribute) of everything ``text`` refers to, following cross-stack outputs."""
-        for expression in _EXPRESSION.findall(text):
-            for output in _REMOTE_OUTPUT.findall(expression):
-                for other_stack, value in output_refs.get(output, []):
-                    if other_stack != stack:
-                        yield from references(other_stack, value)
-            for address, attribute in _ADDRESS.findall(expression):
-                if f"{stack}:{address}" in diagram.nodes:
-                    yield f"{stack}:{address}", attribute
+            diagram.bodies[key] = body
 
     for stack, doc in stacks.items():
         for address, rtype, body in _elements(doc):
             target = f"{stack}:{address}"
             if target not in diagram.nodes:
                 continue
-            for text in _strings({k: v for k, v in body.items() if k != "depends_on"}):
-                for source, attribute in references(stack, text):
+            for text in strings({k: v for k, v in body.items() if k != "depends_on"}):
+                for source, attribute in diagram.references(stack, text):
                     diagram.add_edge(Edge(source, target, attribute))
             for dep in body.get("depends_on", []):
                 if f"{stack}:{dep}" in diagram.nodes:

@@ -55,7 +55,12 @@ def test_graph_command_writes_mermaid_svg_and_png(dev_out, tmp_path) -> None:
     result = runner.invoke(app, common)
     assert result.exit_code == 0, result.output
     assert "flowchart LR" in result.output
-    # Every stack of the environment is drawn, the serving stack included.
+    # Every stack of the environment is drawn, the serving stack included (architecture by default).
+    assert all(f'["dev-{kind}' in result.output for kind in ("platform", "workspace", "serving"))
+    assert 'subgraph s0_data["Data"]' in result.output
+    common += ["--level", "resources"]  # every resource as a box, drawn with matplotlib
+    result = runner.invoke(app, common)
+    assert result.exit_code == 0, result.output
     assert all(f'["dev-{kind}"]' in result.output for kind in ("platform", "workspace", "serving"))
     for fmt, magic in (("svg", b"<svg"), ("png", b"\x89PNG")):
         target = tmp_path / f"dev.{fmt}"
