@@ -1,21 +1,23 @@
 """Many-models benchmark: how close train_many gets to the raw compute bound, in one run.
 
 (a) raw bound   = sum of per-group fit times measured inside this run (GroupResult.fit_seconds:
-                  features, DMatrix, the search, the final fit) / cores
+                  series preparation, the backtest of every candidate, the winner's final fit) / cores
 (b) train_many  = the task end to end (read table, applyInPandas, collect, one MLflow run,
                   bundle log + register, metrics table)
-(c) naive       = one mlflow.xgboost.log_model per group, timed on a sample, extrapolated
-Scoring, over every row of every group (groups x rows), each group's rows in one partition in
-time order (as the score task's window delivers them), one partition per core, cached:
-    raw predict   = in this process, boosters already loaded (load time not counted), summed over
-                    groups / cores: "model predict" = make_features + inplace_predict (the goal's
-                    reference), "predict only" = inplace_predict on features built beforehand
-    scorers       = mapInPandas + meta model (what `score` uses), mlflow spark_udf over the same
-                    model, applyInPandas by group, and a no-op mapInPandas (the Spark/Arrow floor);
+(c) naive       = one mlflow.pyfunc.log_model per group, timed on a sample, extrapolated
+Scoring, over the future rows of every group (groups x horizon, with the planned promotions),
+each group's rows in one partition in time order, one partition per core, cached:
+    raw predict   = in this process, models already loaded (load time not counted), summed over
+                    groups / cores: "model predict" = the meta model's forecast of the group's rows
+                    (the goal's reference), "predict only" = the forecaster's own forecast call
+    scorers       = applyInPandas by group + meta model (what `score` uses), mapInPandas, mlflow
+                    spark_udf over the same model, and a no-op mapInPandas (the Spark/Arrow floor);
                     each run twice, interleaved, best counts (raw predict too).
+The models are the backtest-chosen forecasters (statsforecast / mlforecast); the scale issue
+re-bases the goals on them.
 
     python bench/many_models.py                 # 1000 groups x 1500 rows, 100 trees
-    python bench/many_models.py --groups 100    # quick
+    python bench/many_models.py --groups 40 --rows 400    # quick
 Results are printed and written to bench/out/many_models.json.
 """
 
@@ -97,8 +99,8 @@ def run(spark, args, state: Path) -> dict:
 
     from mlkit_workloads import train_many
     from mlkit_workloads.context import LocalTaskContext
-    from mlkit_workloads.data.synthetic import sales
-    from mlkit_workloads.forecast.features import make_features
+    from mlkit_workloads import score as S
+    from mlkit_workloads.data.synthetic import future_features, sales
     from mlkit_workloads.runtime import TABLES, Runtime
     from mlkit_workloads.settings import WorkloadSettings
     from mlkit_workloads.tables import DeltaRsStore
@@ -107,9 +109,7 @@ def run(spark, args, state: Path) -> dict:
     stores = int(np.ceil(args.groups / items))
     settings = WorkloadSettings.model_validate({"forecast": {
         "synthetic": {"stores": stores, "items": items, "days": args.rows},
-        # One trial + final fit, a fixed tree count (early stopping patience = all rounds).
-        "search": {"n_trials": 1, "max_rounds": args.trees, "early_stopping_rounds": args.trees},
-        "score_periods": args.rows}})
+        "frequency": "D", "search": {"max_rounds": args.trees}}})
     pdf = sales(stores, items, args.rows, broken=False)
     keep = pdf[["store", "item"]].drop_duplicates().head(args.groups)
     pdf = pdf.merge(keep)
@@ -138,44 +138,48 @@ def run(spark, args, state: Path) -> dict:
     models = GroupModels(model_dir / "artifacts" / "bundle", max_models=10**6, max_bytes=2**40)
     sample = models.groups()[: args.naive_sample]
     mlflow.set_experiment("/Shared/mlkit/bench-naive")
-    reqs = ["xgboost-cpu==" + xgb.__version__]
+    reqs = ["xgboost-cpu==" + xgb.__version__, "statsforecast", "mlforecast"]
     with mlflow.start_run(run_name="naive per-group log_model"):
         t1 = time.perf_counter()
         for i, key in enumerate(sample):
-            mlflow.xgboost.log_model(models.booster(key), name=f"g{i:05d}", pip_requirements=reqs)
+            mlflow.pyfunc.log_model(name=f"g{i:05d}", python_model=OneGroup(models.model(key)), pip_requirements=reqs)
         per_model = (time.perf_counter() - t1) / max(len(sample), 1)
     c = per_model * res["groups_ok"]
 
-    # Raw predict: in this process, boosters already loaded (load time excluded), over exactly the
-    # rows the Spark scorers score (every row of every group), summed over groups and / cores.
-    #   predict-only : booster.inplace_predict on features computed beforehand (outside the timer)
-    #   model predict: the model's own work per group: make_features + inplace_predict
-    parts = [(models.booster(key), part) for key, part in pdf.groupby(["store", "item"])]  # loaded first
+    # The rows to score: every group's future periods with the planned promotions.
+    future = S.future_rows(models, future_features(stores, items, args.rows, 7, broken=False).assign(
+        date=lambda d: d.date.dt.tz_localize(None)))[0]
+    # Raw predict: in this process, models already loaded (load time excluded), over exactly the
+    # rows the Spark scorers score, summed over groups and / cores.
+    #   predict-only : the forecaster's forecast call on its future features built beforehand
+    #   model predict: the meta model's work per group (dates -> steps, features, forecast)
+    parts = [(key, models.model(key), part) for key, part in future.groupby(["store", "item"])]  # loaded first
     best = None
     for _ in range(2):  # best of two passes, as for the Spark scorers below
         feats = only = 0.0
-        for booster, part in parts:
+        for key, model, part in parts:
             t = time.perf_counter()
-            x = make_features(part, "date", ["promo", "holiday"])
+            models.predict_group(key, part)
             t_f = time.perf_counter()
-            booster.inplace_predict(x)
+            model.forecast(len(part), part.rename(columns={"date": "ds"}))
             t_p = time.perf_counter()
             feats, only = feats + t_f - t, only + t_p - t_f
-        best = (feats, only) if best is None or feats + only < sum(best) else best
-    feats, only = best
-    full = feats + only
-    rows = len(pdf)
+        best = (feats, only) if best is None or feats < best[0] else best
+    full, only = best
+    feats = full - only
+    rows = len(future)
     raw_only = rows / (only / args.cores)
     raw_full = rows / (full / args.cores)
 
     # The scored rows as the score task gets them from its window over the keys: each group's rows
     # together in one partition, in time order; one partition per core (each extra Python task costs
     # ~0.1-0.3 s here) and cached, so every scorer reads the same rows from memory.
-    from mlkit_workloads import score as S
     from pyspark.sql import functions as F
 
     keys, cols = ["store", "item"], ["store", "item", "date", "promo", "holiday"]
-    sdf = (tables.read_spark(spark, TABLES["forecast"]).select(*cols)
+    # One Arrow batch per partition for mapInPandas: a recursive model needs all of a group's rows.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows + 1))
+    sdf = (spark.createDataFrame(future[cols])
            .repartition(args.cores, *keys).sortWithinPartitions(*keys, "date").cache())
     sdf.count()
     local_model = str(model_dir)
@@ -193,7 +197,7 @@ def run(spark, args, state: Path) -> dict:
     udf = mlflow.pyfunc.spark_udf(spark, local_model, result_type="prediction double", env_manager="local")
     scorers = {
         "spark_floor_noop_mapinpandas": lambda: sdf.mapInPandas(S.noop_scorer, S.SCORE_SCHEMA),
-        "applyinpandas": lambda: sdf.groupBy(*keys).applyInPandas(S.apply_in_pandas_scorer(local_model),
+        "applyinpandas": lambda: sdf.groupBy(*keys).applyInPandas(S.group_scorer(local_model, ["prediction"]),
                                                                   S.SCORE_SCHEMA),
         "spark_udf": lambda: sdf.select(udf(F.struct(*cols)).prediction.alias("prediction")),
         "mapinpandas": lambda: sdf.mapInPandas(S.map_in_pandas_scorer(local_model), S.SCORE_SCHEMA),
@@ -218,14 +222,30 @@ def run(spark, args, state: Path) -> dict:
         "c_naive_over_bundle_tracking": round(c / max(res["tracking_seconds"], 1e-9), 1),
         "score_rows": rows, "raw_features_s": round(feats, 3), "raw_predict_only_s": round(only, 3),
         "raw_predict_only_rows_per_s": round(raw_only), "raw_model_predict_rows_per_s": round(raw_full),
-        "score_path": "mapinpandas",  # what the score task uses
+        "score_path": "applyinpandas",  # what the score task uses
         "scoring": score,
     }
 
 
+try:
+    import mlflow.pyfunc as _pyfunc
+
+    class OneGroup(_pyfunc.PythonModel):
+        """The naive layout: one logged model per group, holding that group's forecaster."""
+
+        def __init__(self, forecaster):
+            self.forecaster = forecaster
+
+        def predict(self, context, model_input, params=None):
+            return self.forecaster.forecast(len(model_input), model_input)["mean"]
+except ImportError:  # pragma: no cover
+    pass
+
+
 def _warm(it):
     import mlflow  # noqa: F401
-    import optuna  # noqa: F401
+    import mlforecast  # noqa: F401
+    import statsforecast  # noqa: F401
     import xgboost  # noqa: F401
 
     yield from it

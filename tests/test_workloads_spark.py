@@ -15,7 +15,7 @@ from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import DataError
 from mlkit_workloads.graph import JOBS
 from mlkit_workloads.runtime import TABLES, Runtime
-from mlkit_workloads.settings import WorkloadSettings
+from mlkit_workloads.settings import Source, WorkloadSettings
 from mlkit_workloads.tables import DeltaRsStore
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -42,9 +42,11 @@ def sales_csv(path: Path) -> Path:
 
 def small_settings(**gates) -> WorkloadSettings:
     return WorkloadSettings.model_validate({
-        "forecast": {"min_train_rows": 60, "validation_periods": 14, "score_periods": 7,
-                     "search": {"n_trials": 2, "max_rounds": 30, "early_stopping_rounds": 5},
-                     "gates": {"min_share_ok": 0.4, "max_median_wape": 0.5, **gates}},
+        "forecast": {"min_train_periods": 60, "horizon": 7, "backtest_windows": 2, "models": ["auto_theta", "xgboost"],
+                     "search": {"max_rounds": 60},
+                     # 3 series of weekly pattern + promotions: the seasonal naive is hard to beat on them.
+                     "gates": {"min_share_ok": 0.4, "max_median_wape": 0.5, "min_share_beating_baseline": 0.3,
+                               **gates}},
         "classifier": {"search": {"n_trials": 2, "max_rounds": 20}, "oversampling": "smote",
                        "gates": {"min_roc_auc": 0.8, "min_kappa": 0.1}},
     })
@@ -102,9 +104,21 @@ def test_bad_input_names_column_and_file_and_writes_nothing(spark, tmp_path, mut
 @pytest.fixture(scope="module")
 def forecast_run(spark, mlflow_server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("forecast")
-    settings = settings_for_run(small_settings(), tmp, sales_csv(tmp / "sales.csv"))
+    base = small_settings()
+    with_future = base.model_copy(update={"forecast": base.forecast.model_copy(
+        update={"future_features": Source(format="csv", path=str(future_csv(tmp / "future.csv")))})})
+    settings = settings_for_run(with_future, tmp, sales_csv(tmp / "sales.csv"))
     report = run_jobs(settings, ["forecast"], spark, "test", tmp)
     return report, settings, tmp
+
+
+def future_csv(path: Path) -> Path:
+    """The planned promotions for the 14 days after sales_csv's history (2024-05-29), every store."""
+    dates = pd.date_range("2024-05-30", periods=14, freq="D").strftime("%Y-%m-%d")
+    pd.concat([pd.DataFrame({"store": s, "item": "I1", "date": dates, "promo": np.arange(14) % 5 == 0,
+                             "holiday": 0}).astype({"promo": int}) for s in ("S1", "S2", "S3", "S4", "S5", "S6")]
+              ).to_csv(path, index=False)
+    return path
 
 
 def test_runner_executes_the_graph_in_dependency_order(forecast_run):
@@ -123,9 +137,11 @@ def test_train_many_statuses_and_tracking(forecast_run):
     res = report.result("forecast", "train_many")
     metrics = DeltaRsStore(settings.tables.root).read_pandas(TABLES["group_metrics"])
     got = dict(zip(metrics.store, metrics.status))
-    assert got == {"S1": "ok", "S2": "ok", "S3": "ok", "S4": "skipped", "S5": "skipped", "S6": "failed"}
+    assert got == {"S1": "ok", "S2": "ok", "S3": "ok", "S4": "skipped", "S5": "skipped", "S6": "skipped"}
     reasons = dict(zip(metrics.store, metrics.reason))
-    assert reasons["S5"].startswith("too few rows") and "missing" in reasons["S6"]
+    assert reasons["S5"].startswith("too few periods (40 < 74") and "missing" in reasons["S6"]
+    assert res["frequency"] == "D" and res["frequency_source"] == "inferred from 150 distinct timestamps"
+    assert set(metrics.model_type[metrics.status == "ok"]) <= {"seasonal_naive", "auto_theta", "xgboost"}
     assert (metrics.run_id == res["run_id"]).all() and metrics.model_version.nunique() == 1
     run = mlflow.get_run(res["run_id"])
     assert run.data.params["data_table_version"] == "0" and "+" in run.data.params["code_version"]
@@ -140,11 +156,15 @@ def test_train_many_statuses_and_tracking(forecast_run):
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{res['model_name']}/{res['model_version']}"))
     bundle = bundle_dir(local)
     assert sorted(p.name for p in bundle.iterdir()) == ["index.json", "models.bin"]
-    rows = DeltaRsStore(settings.tables.root).read_pandas(TABLES["forecast"]).query("store == 'S2'").tail(5)
+    # The future: the 7 days after the history, with planned promotions (the request carries them).
+    rows = pd.DataFrame({"store": "S2", "item": "I1", "date": pd.date_range("2024-05-30", periods=7, freq="D"),
+                         "promo": [0, 1, 0, 0, 0, 1, 0], "holiday": 0})
     served = GroupModels(bundle).predict_group(("S2", "I1"), rows)
-    # pyfunc's schema check takes naive datetimes only (as Spark hands them over, in UTC).
-    naive = rows.drop(columns=["sales"]).assign(date=rows.date.dt.tz_localize(None))
-    np.testing.assert_allclose(served, model.predict(naive).prediction, rtol=1e-6)
+    out = model.predict(rows)  # pyfunc's schema check takes naive datetimes (as Spark hands them over, in UTC)
+    np.testing.assert_allclose(served, out.prediction, rtol=1e-6)
+    assert (out.error == "").all() and (out.lo_95 <= out.prediction).all() and (out.prediction <= out.hi_95).all()
+    past = model.predict(rows.assign(date=pd.Timestamp("2024-05-01")))
+    assert past.prediction.isna().all() and "is not after the last trained period 2024-05-29" in past.error.iloc[0]
 
 
 def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_run):
@@ -155,10 +175,37 @@ def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_ru
     assert pr["passed"] and pr["previous_champion"] == ""
     assert MlflowClient().get_model_version_by_alias("forecast", "champion").version == pr["model_version"]
     assert sorted(sc["groups_without_model"]) == ["S4/I1", "S5/I1", "S6/I1"]
-    preds = DeltaRsStore(settings.tables.root).read_pandas(TABLES["predictions"])
+    store = DeltaRsStore(settings.tables.root)
+    preds = store.read_pandas(TABLES["predictions"])
     assert len(preds) == sc["rows_scored"] == 3 * 7 and preds.prediction.notna().all()
     assert set(preds.model_version) == {pr["model_version"]}
-    assert (preds.groupby("store").prediction.std() > 0).all()
+    # The next 7 days after the last observed one, with intervals.
+    last = store.read_pandas(TABLES["forecast"]).date.max()
+    assert sorted(preds.date.unique()) == list(pd.date_range(last + pd.Timedelta(days=1), periods=7, freq="D"))
+    assert (preds.lo_80 <= preds.prediction).all() and (preds.hi_95 >= preds.hi_80).all()
+    assert not preds.duplicated(["store", "item", "date", "model_version"]).any()
+    assert sc["groups_not_forecast"] == {}
+
+
+def test_score_says_why_a_group_cannot_be_forecast_without_future_features(forecast_run, spark):
+    """The same champion, the future-features source taken away: groups whose model uses the
+    features are reported with the reason, the others are still forecast."""
+    from mlkit_workloads import score
+
+    report, settings, _ = forecast_run
+    bare = settings.model_copy(update={"forecast": settings.forecast.model_copy(update={"future_features": None})})
+    rt = runtime(spark, bare, Path(settings.tables.root), task="score")
+    try:
+        res = score.run(rt)
+        metrics = DeltaRsStore(settings.tables.root).read_pandas(TABLES["group_metrics"])
+        metrics = metrics[(metrics.run_id == report.result("forecast", "train_many")["run_id"]) & (metrics.status == "ok")]
+        needs = {f"{r.store}/{r.item}" for r in metrics.itertuples() if r.model_type == "xgboost"}
+        assert set(res["groups_not_forecast"]) == needs
+        assert all("needs future values of promo, holiday: no forecast.future_features source is configured" in why
+                   for why in res["groups_not_forecast"].values())
+        assert res["rows_scored"] == 7 * (3 - len(needs))
+    finally:  # put the full set of this version's predictions back for the tests after this one
+        score.run(runtime(spark, settings, Path(settings.tables.root), task="score"))
 
 
 def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
@@ -198,3 +245,67 @@ def test_classifier_job_with_tiny_budget(spark, mlflow_server, tmp_path):
     rows = DeltaRsStore(settings.tables.root).read_pandas(TABLES["classifier"]).head(50)
     assert set(model.predict(rows[["student", "balance", "income"]])) <= {0, 1}
     assert report.result("classifier", "promote")["passed"]
+
+
+# ------------------------------------------------------------------ bring your own data: a monthly CSV
+
+
+def monthly_settings() -> WorkloadSettings:
+    """The README's worked example: a monthly CSV with its own column names, nothing else set."""
+    return WorkloadSettings.model_validate({"forecast": {
+        "columns": {"group_keys": ["region"], "timestamp": "month", "target": "value", "features": []},
+        "models": ["auto_ets", "xgboost"], "search": {"max_rounds": 30}, "registered_model": "forecast_monthly"}})
+
+
+def test_monthly_csv_trains_every_series_and_forecasts_past_its_end(spark, mlflow_server, tmp_path):
+    from mlkit_workloads.data.synthetic import monthly
+
+    csv = tmp_path / "monthly.csv"
+    raw = monthly(series=8, months=240)
+    raw.to_csv(csv, index=False)
+    settings = settings_for_run(monthly_settings(), tmp_path, csv)
+    report = run_jobs(settings, ["forecast"], spark, "test", tmp_path)
+    assert report.ok, [t.error for t in report.tasks]
+    tm, sc = report.result("forecast", "train_many"), report.result("forecast", "score")
+    assert (tm["frequency"], tm["season_length"], tm["horizon"]) == ("MS", 12, 12)
+    store = DeltaRsStore(settings.tables.root)
+    metrics = store.read_pandas(TABLES["group_metrics"])
+    assert list(metrics.status) == ["ok"] * 8, metrics[["region", "status", "reason"]]  # NaN before the start, gaps
+    assert (metrics.n_filled > 0).any()
+    preds = store.read_pandas(TABLES["predictions"])
+    assert sc["groups_scored"] == 8 and len(preds) == 8 * 12
+    assert preds.month.min() == pd.Timestamp("2025-01-01", tz="UTC")  # the month after the data's last one
+    assert preds.month.max() == pd.Timestamp("2025-12-01", tz="UTC")
+    # Most series beat the seasonal naive in the backtest, and the gates passed.
+    assert (metrics.model_type != "seasonal_naive").mean() >= 0.5 and report.result("forecast", "promote")["passed"]
+    # A second run: a new model version with its own set of predictions, the first set untouched.
+    again = run_jobs(settings, ["forecast"], spark, "test", tmp_path)
+    assert again.ok, [t.error for t in again.tasks]
+    preds = store.read_pandas(TABLES["predictions"])
+    assert preds.groupby("model_version").size().to_dict() == {sc["model_version"]: 96,
+                                                               again.result("forecast", "score")["model_version"]: 96}
+    # Scoring the same version again replaces its rows (one set per model version).
+    from mlkit_workloads import score
+
+    rt = runtime(spark, settings, Path(settings.tables.root), task="score")
+    score.run(rt)
+    assert len(store.read_pandas(TABLES["predictions"])) == 2 * 96
+
+
+def test_a_run_where_no_group_trains_registers_nothing(spark, mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    from mlkit_workloads.data.synthetic import monthly
+
+    csv = tmp_path / "short.csv"
+    monthly(series=3, months=240).groupby("region").tail(30).to_csv(csv, index=False)  # 30 months < 60 needed
+    settings = settings_for_run(monthly_settings().model_copy(update={"forecast": monthly_settings().forecast.model_copy(
+        update={"registered_model": "forecast_none"})}), tmp_path, csv)
+    report = run_jobs(settings, ["forecast"], spark, "test", tmp_path)
+    statuses = {t.key: t.status for t in report.tasks}
+    assert statuses == {"ingest": "ok", "train_many": "failed", "promote": "not run", "score": "not run"}
+    err = next(t.error for t in report.tasks if t.key == "train_many")
+    assert "no group trained (3 groups), so no model version was registered" in err
+    assert "R01: skipped: too few periods (30 < 60" in err
+    assert MlflowClient().search_model_versions("name = 'forecast_none'") == []
+

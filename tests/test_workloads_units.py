@@ -1,9 +1,10 @@
-"""Pure-pandas units: split, metrics, baseline, gates, per-group statuses, meta model routing + LRU."""
+"""Pure-pandas units: metrics, gates, per-group statuses, meta model routing + LRU (calendar boosters)."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 import tomllib
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 from mlkit_workloads.entrypoint import TASKS, task_key, task_params
 from mlkit_workloads.forecast.features import make_features
 from mlkit_workloads.forecast.meta_model import CODEC, GroupModels, UnknownGroup, compress, write_bundle
-from mlkit_workloads.forecast.metrics import mae, rmse, seasonal_naive, time_split, wape
+from mlkit_workloads.forecast.frequency import plan
+from mlkit_workloads.forecast.metrics import mae, rmse, wape
 from mlkit_workloads.forecast.train import train_group
 from mlkit_workloads.gates import classifier_gates, forecast_gates
 from mlkit_workloads.graph import JOBS
@@ -32,18 +34,12 @@ def series(days: int, seed: int = 0, store: str = "S1", item: str = "I1") -> pd.
     return pd.DataFrame({"store": store, "item": item, "date": dates, "sales": y, "promo": promo, "holiday": 0})
 
 
-SMALL = Forecast.model_validate({"min_train_rows": 40, "validation_periods": 14,
-                                 "search": {"n_trials": 2, "max_rounds": 30, "early_stopping_rounds": 5}})
+SMALL = Forecast.model_validate({"horizon": 7, "backtest_windows": 2, "min_train_periods": 28,
+                                 "models": ["auto_theta", "xgboost"], "search": {"max_rounds": 20}})
+SMALL_PLAN = plan(SMALL, "D")
 
 
-# ------------------------------------------------------------------ split, metrics, baseline
-
-
-def test_time_split_is_ordered_and_sized():
-    df = series(100).sample(frac=1, random_state=1)  # shuffled on purpose
-    train, valid = time_split(df, "date", 14)
-    assert len(valid) == 14 and len(train) == 86
-    assert train.date.max() < valid.date.min()
+# ------------------------------------------------------------------ metrics
 
 
 def test_metrics_known_values():
@@ -54,28 +50,23 @@ def test_metrics_known_values():
     assert np.isnan(wape(np.zeros(3), p))  # undefined, not infinite or zero
 
 
-def test_seasonal_naive_repeats_last_season():
-    hist = np.arange(1, 15, dtype=float)  # 1..14, season 7 -> last season 8..14
-    assert list(seasonal_naive(hist, 10, 7)) == [8, 9, 10, 11, 12, 13, 14, 8, 9, 10]
-    assert list(seasonal_naive(np.array([3.0, 4.0]), 3, 7)) == [4, 4, 4]  # shorter than a season
-
-
 # ------------------------------------------------------------------ per-group training statuses
 
 
 def test_train_group_statuses():
-    ok = train_group(series(120), SMALL)
+    ok = train_group(series(120), SMALL, SMALL_PLAN)
     assert ok.status == "ok" and ok.model and ok.metrics["wape"] < ok.metrics["baseline_wape"]
-    short = train_group(series(30), SMALL)
-    assert (short.status, short.reason) == ("skipped", "too few rows (30 < 54)")
+    short = train_group(series(30), SMALL, SMALL_PLAN)
+    assert (short.status, short.reason) == ("skipped", "too few periods (30 < 42: 2 backtest windows of 7 + 28 to "
+                                                       "train on)")
     const = series(120).assign(sales=5.0)
-    assert train_group(const, SMALL).status == "skipped"
+    assert train_group(const, SMALL, SMALL_PLAN).status == "skipped"
     holes = series(120)
     holes.loc[holes.index[::2], "sales"] = np.nan
-    bad = train_group(holes, SMALL)
-    assert bad.status == "failed" and "missing" in bad.reason
+    bad = train_group(holes, SMALL, SMALL_PLAN)
+    assert bad.status == "skipped" and "missing" in bad.reason
     broken = series(120).assign(date="not a date")  # an error inside training becomes a status, not a crash
-    res = train_group(broken, SMALL)
+    res = train_group(broken, SMALL, SMALL_PLAN)
     assert res.status == "failed" and res.reason.startswith(("ValueError", "DateParseError"))
 
 
@@ -99,6 +90,9 @@ def test_forecast_gates_pass_and_each_failure():
     d = forecast_gates(groups_frame([0.1, 0.25], [0.2, 0.2]), gates, keys)  # 0.25 > 0.2 * 1.1
     assert not d.passed and "S1/I (0.250 vs 0.200)" in d.failures[0]
     assert not forecast_gates(groups_frame([], []), gates, keys).passed
+    beat = groups_frame([0.1, 0.2, 0.2], [0.2, 0.2, 0.2]).assign(model_type=["auto_ets", "seasonal_naive", "seasonal_naive"])
+    d = forecast_gates(beat, gates, keys)
+    assert d.failures == ["FAIL: share of trained groups beating the seasonal naive in the backtest 0.33 (min 0.50)"]
 
 
 def test_classifier_gates():
@@ -113,9 +107,26 @@ def test_classifier_gates():
 # ------------------------------------------------------------------ meta model
 
 
+@dataclass
+class Calendar:
+    """A calendar booster (what bundles of earlier versions hold, and the serving tests use)."""
+
+    model: bytes
+    status: str = "ok"
+    metrics: dict = field(default_factory=lambda: {"wape": 0.1})
+
+
 @pytest.fixture(scope="module")
 def trained() -> dict:
-    return {(f"S{i}", "I1"): train_group(series(80, seed=i), SMALL) for i in range(4)}
+    import xgboost as xgb
+
+    out = {}
+    for i in range(4):
+        df = series(80, seed=i)
+        b = xgb.train({"max_depth": 3, "nthread": 1}, xgb.DMatrix(make_features(df, "date", ["promo", "holiday"]),
+                                                                    label=df.sales * (i + 1)), 10)
+        out[(f"S{i}", "I1")] = Calendar(bytes(b.save_raw("ubj")))
+    return out
 
 
 SPEC = {"keys": ["store", "item"], "timestamp": "date", "features": ["promo", "holiday"], "lru_max_models": 2}
@@ -244,21 +255,25 @@ def test_local_environment_settings_load():
 
 def test_udf_rows_expand_to_one_typed_row_per_group():
     """The UDF sends keys + one JSON column + the model; the driver gets every result column back."""
-    from mlkit_workloads.forecast.meta_model import decompress
-    from mlkit_workloads.train_many import RESULT_FIELDS, expand, make_udf
+    import cloudpickle
 
-    fit = make_udf(SMALL, ["store", "item"])
+    from mlkit_workloads.forecast.meta_model import decompress
+    from mlkit_workloads.train_many import expand, make_udf, result_fields
+
+    fit = make_udf(SMALL, ["store", "item"], SMALL_PLAN)
     raw = pd.concat([fit(("S1", "I1"), series(120)), fit(("S1", "I2"), series(20, store="S1", item="I2"))],
                     ignore_index=True)
     assert list(raw.columns) == ["store", "item", "result", "model"]  # the compact transfer
-    out = expand(raw, ["store", "item"])
-    names = [n for n, _ in RESULT_FIELDS]
+    out = expand(raw, ["store", "item"], [80, 95])
+    names = [n for n, _ in result_fields([80, 95])]
     assert list(out.columns) == ["store", "item", *names[:-1], "model", "model_bytes"]
     assert list(out.status) == ["ok", "skipped"] and out.item.tolist() == ["I1", "I2"]
-    assert out.n_rows.dtype == "int64" and out.mae.dtype == "float64" and out.fit_seconds.dtype == "float64"
+    assert out.n_rows.dtype == "int64" and out.mae.dtype == "float64" and out.coverage_95.dtype == "float64"
     ok = out.iloc[0]
-    assert ok.n_rows == 120 and ok.best_iteration >= 1 and ok.mae >= 0
-    assert len(decompress(ok.model, int(ok.model_bytes))) == ok.model_bytes > 0
+    assert ok.n_rows == 120 and ok.model_type in ("seasonal_naive", "auto_theta", "xgboost") and ok.mase > 0
+    model = cloudpickle.loads(decompress(ok.model, int(ok.model_bytes)))
+    future = pd.DataFrame({"ds": pd.date_range("2024-04-30", periods=7, freq="D"), "promo": 0.0, "holiday": 0.0})
+    assert len(model.forecast(7, future)) == 7 and model.last == pd.Timestamp("2024-04-29")
     assert np.isnan(out.mae.iloc[1]) and out.model.iloc[1] is None and out.model_bytes.iloc[1] == 0
 
 
@@ -273,3 +288,14 @@ def test_delta_rs_tables_are_written_in_row_groups_spark_can_split(tmp_path):
     store.append("t", pd.DataFrame({"k": np.arange(n) % 7, "x": np.arange(n, dtype=float)}))
     (file,) = DeltaTable(store.path("t")).file_uris()
     assert pq.ParquetFile(file).metadata.num_row_groups == 3
+
+
+def test_replace_where_adds_the_columns_of_a_newer_job_version(tmp_path):
+    """A state folder written by an earlier version: its tables gain the new metric columns."""
+    from mlkit_workloads.tables import DeltaRsStore
+
+    store = DeltaRsStore(tmp_path)
+    store.append("m", pd.DataFrame({"run_id": ["old"], "wape": [0.2]}))
+    store.replace_where("m", pd.DataFrame({"run_id": ["new"], "wape": [0.1], "mase": [0.8]}), {"run_id": "new"})
+    got = store.read_pandas("m").sort_values("run_id").reset_index(drop=True)
+    assert list(got.run_id) == ["new", "old"] and got.mase.iloc[0] == 0.8 and pd.isna(got.mase.iloc[1])

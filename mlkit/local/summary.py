@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console, Group
 from rich.table import Table
@@ -24,29 +25,109 @@ def group_metrics(report: RunReport) -> pd.DataFrame | None:
 
 
 def metrics_png(df: pd.DataFrame, path: Path) -> Path | None:
+    """Backtest MASE per group (chosen model vs the seasonal naive) and which model each group got."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = df[df.status == "ok"].dropna(subset=["wape", "baseline_wape"])
+    ok = df[df.status == "ok"].dropna(subset=["mase", "baseline_mase"])
     if ok.empty:
         return None
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    bins = 20
-    a.hist(ok.baseline_wape, bins=bins, alpha=0.6, label="naive seasonal baseline")
-    a.hist(ok.wape, bins=bins, alpha=0.6, label="model")
-    a.set(title=f"Validation WAPE per group ({len(ok)} ok of {len(df)})", xlabel="WAPE", ylabel="groups")
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.2))
+    a.hist(ok.baseline_mase, bins=20, alpha=0.6, label="seasonal naive")
+    a.hist(ok.mase, bins=20, alpha=0.6, label="chosen model")
+    a.set(title=f"Backtest MASE per group ({len(ok)} ok of {len(df)})", xlabel="MASE (1 = in-sample seasonal naive)",
+          ylabel="groups")
     a.legend()
-    lim = float(max(ok.wape.max(), ok.baseline_wape.max()) * 1.05)
-    b.scatter(ok.baseline_wape, ok.wape, s=14)
-    b.plot([0, lim], [0, lim], "k--", lw=1, label="model = baseline")
-    b.set(title="Model vs baseline, one dot per group", xlabel="baseline WAPE", ylabel="model WAPE",
-          xlim=(0, lim), ylim=(0, lim))
-    b.legend()
+    lim = float(max(ok.mase.max(), ok.baseline_mase.max()) * 1.05)
+    for kind, part in ok.groupby("model_type"):
+        b.scatter(part.baseline_mase, part.mase, s=16, label=kind)
+    b.plot([0, lim], [0, lim], "k--", lw=1, label="= seasonal naive")
+    b.set(title="Chosen model vs seasonal naive, one dot per group", xlabel="seasonal naive MASE",
+          ylabel="chosen model MASE", xlim=(0, lim), ylim=(0, lim))
+    b.legend(fontsize=8)
+    counts = ok.model_type.value_counts()
+    c.barh(counts.index, counts.values)
+    c.set(title="Model chosen by backtest", xlabel="groups")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sample_groups(gm: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    """Best, median and worst trained group by backtest MASE (WAPE where MASE is undefined)."""
+    ok = gm[gm.status == "ok"].copy()
+    if ok.empty:
+        return []
+    ok["_score"] = ok.mase.fillna(ok.wape)
+    ok = ok.dropna(subset=["_score"]).sort_values("_score", kind="stable").reset_index(drop=True)
+    if ok.empty:
+        return []
+    picks = {"best": 0, "median": (len(ok) - 1) // 2, "worst": len(ok) - 1}
+    seen, out = set(), []
+    for label, i in picks.items():
+        if i not in seen:
+            seen.add(i)
+            out.append((label, ok.iloc[i]))
+    return out
+
+
+def forecast_png(report: RunReport, gm: pd.DataFrame, path: Path) -> Path | None:
+    """For the best, median and worst group: the history, the chosen model's backtest windows (with the
+    widest interval) and the future forecast with its intervals."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tm = report.result("forecast", "train_many")
+    sc = report.result("forecast", "score")
+    picks = sample_groups(gm)
+    if not picks or not tm:
+        return None
+    store = DeltaRsStore(report.tables_root)
+    cols = tm.get("columns") or {}
+    keys, ts, target = list(cols.get("group_keys", [])), cols.get("timestamp", "date"), cols.get("target", "sales")
+    hist = store.read_pandas(TABLES["forecast"])
+    preds = None
+    if sc and store.version(TABLES["predictions"]) is not None:
+        preds = store.read_pandas(TABLES["predictions"])
+        preds = preds[preds.model_version == str(sc.get("model_version"))]
+    levels = sorted(int(c.split("_")[1]) for c in (preds.columns if preds is not None else []) if c.startswith("lo_"))
+    fig, axes = plt.subplots(len(picks), 1, figsize=(12, 3.3 * len(picks)), squeeze=False)
+    horizon, windows = int(tm.get("horizon", 1)), int(tm.get("backtest_windows", 1))
+    for ax, (label, row) in zip(axes[:, 0], picks):
+        sel = np.logical_and.reduce([hist[k].astype(str) == str(row[k]) for k in keys]) if keys else slice(None)
+        h = hist[sel].sort_values(ts)
+        h = h.tail(max(3 * windows * horizon, 4 * int(tm.get("season_length", 1))))
+        ax.plot(pd.to_datetime(h[ts]).dt.tz_localize(None), h[target], color="0.3", lw=1, label="history")
+        bt = pd.DataFrame(json.loads(row["backtest"] or "[]"), columns=["ds", "cutoff", "y", "mean", "lo", "hi"])
+        for i, (cutoff, w) in enumerate(bt.groupby("cutoff", sort=True)):
+            d = pd.to_datetime(w.ds)
+            ax.axvspan(d.min(), d.max(), color="tab:orange", alpha=0.07)
+            ax.fill_between(d, w.lo, w.hi, color="tab:orange", alpha=0.25, lw=0)
+            ax.plot(d, w["mean"], color="tab:orange", lw=1.4, label="backtest forecast" if i == 0 else None)
+        if preds is not None and len(preds):
+            psel = np.logical_and.reduce([preds[k].astype(str) == str(row[k]) for k in keys]) if keys else slice(None)
+            p = preds[psel].sort_values(ts)
+            if len(p):
+                d = pd.to_datetime(p[ts]).dt.tz_localize(None)
+                for lv, alpha in zip(sorted(levels, reverse=True), (0.18, 0.35, 0.5)):
+                    ax.fill_between(d, p[f"lo_{lv}"], p[f"hi_{lv}"], color="tab:blue", alpha=alpha, lw=0,
+                                    label=f"{lv}% interval")
+                ax.plot(d, p.prediction, color="tab:blue", lw=1.6, label="forecast")
+        name = "/".join(str(row[k]) for k in keys)
+        ax.set_title(f"{label}: {name} — {row['model_type']}, backtest MASE {row['mase']:.2f} "
+                     f"(seasonal naive {row['baseline_mase']:.2f}), WAPE {row['wape']:.3f}", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left", ncol=3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -59,7 +140,7 @@ def _dist(s: pd.Series) -> str:
     return f"p10 {q[0.1]:.3f} · median {q[0.5]:.3f} · p90 {q[0.9]:.3f}"
 
 
-def render(report: RunReport, png: Path | None, summary_file: Path) -> Group:
+def render(report: RunReport, pngs: list[Path], summary_file: Path) -> Group:
     parts: list = []
     t = Table(title="Tasks", title_justify="left")
     for c in ("job", "task", "status", "seconds"):
@@ -75,9 +156,17 @@ def render(report: RunReport, png: Path | None, summary_file: Path) -> Group:
         counts = gm.status.value_counts()
         lines = [f"groups: {counts.get('ok', 0)} ok · {counts.get('skipped', 0)} skipped · "
                  f"{counts.get('failed', 0)} failed (of {len(gm)}); model {tm.get('model_name')} "
-                 f"v{tm.get('model_version')}; training {tm.get('train_seconds')} s, tracking {tm.get('tracking_seconds')} s"]
+                 f"v{tm.get('model_version')}; training {tm.get('train_seconds')} s, tracking {tm.get('tracking_seconds')} s",
+                 f"frequency {tm.get('frequency')} ({tm.get('frequency_source')}); season {tm.get('season_length')}, "
+                 f"horizon {tm.get('horizon')}, {tm.get('backtest_windows')} backtest windows"]
         ok = gm[gm.status == "ok"]
-        for m in ("wape", "baseline_wape", "mae", "rmse"):
+        if len(ok):
+            chosen = ", ".join(f"{k} {n}" for k, n in ok.model_type.value_counts().items())
+            lines.append(f"  chosen by backtest: {chosen}; beating the seasonal naive: "
+                         f"{int((ok.model_type != 'seasonal_naive').sum())} of {len(ok)}")
+        metrics = ["mase", "baseline_mase", "wape", "baseline_wape", "mae", "rmse",
+                   *sorted(c for c in gm.columns if c.startswith("coverage_"))]
+        for m in metrics:
             lines.append(f"  {m:<14} {_dist(ok[m])}")
         for (status, reason), n in gm[gm.status != "ok"].groupby(["status", "reason"]).size().items():
             lines.append(f"  {status}: {reason} × {n}")
@@ -100,9 +189,16 @@ def render(report: RunReport, png: Path | None, summary_file: Path) -> Group:
     if sc:
         missing = sc["groups_without_model"]
         parts.append(Text.from_markup(
-            f"\n[bold]Scoring[/]: {sc['rows_scored']} rows in {sc['groups_scored']} groups with "
-            f"{sc['model_name']} v{sc['model_version']}; groups without a model: {len(missing)}"
+            f"\n[bold]Forecast[/]: {sc['rows_scored']} rows in {sc['groups_scored']} groups with "
+            f"{sc['model_name']} v{sc['model_version']}, the next {sc.get('horizon')} {sc.get('frequency')} periods "
+            f"({sc.get('forecast_from')} to {sc.get('forecast_to')}); groups without a model: {len(missing)}"
             + (f" ({', '.join(missing[:8])}{' …' if len(missing) > 8 else ''})" if missing else "")))
+        lines = [f"  not forecast: {g}: {why}" for g, why in list(sc.get("groups_not_forecast", {}).items())[:10]]
+        stale = sc.get("groups_with_newer_data") or []
+        if stale:
+            lines.append(f"  {len(stale)} group(s) have data newer than their model (retrain): {', '.join(stale[:8])}")
+        if lines:
+            parts.append(Text("\n".join(lines)))
     errors = [r for r in report.tasks if r.error]
     for r in errors:
         parts.append(Text(f"\n{r.job} › {r.key} failed:\n{r.error}", style="red"))
@@ -111,7 +207,7 @@ def render(report: RunReport, png: Path | None, summary_file: Path) -> Group:
         for k, v in r.result.items():
             if k.endswith(("_table", "table_path")) and isinstance(v, str) and v.startswith("/"):
                 where.append(f"  {k:<18}{v}")
-    if png:
+    for png in pngs:
         where.append(f"plot        {png}")
     where.append(f"summary     {summary_file}")
     parts.append(Text("\nWhere to look\n", style="bold") + Text("\n".join(dict.fromkeys(where))))
@@ -122,9 +218,12 @@ def write(report: RunReport, out_dir: Path, console: Console) -> Path:
     """Print the summary, and save it (text) with the metrics plot next to it. Returns the summary file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     gm = group_metrics(report)
-    png = metrics_png(gm, out_dir / "group_metrics.png") if gm is not None else None
+    pngs = []
+    if gm is not None:
+        pngs = [p for p in (metrics_png(gm, out_dir / "group_metrics.png"),
+                            forecast_png(report, gm, out_dir / "forecasts.png")) if p]
     summary_file = out_dir / "summary.txt"
-    body = render(report, png, summary_file)
+    body = render(report, pngs, summary_file)
     console.print(body)
     file_console = Console(file=open(summary_file, "w"), width=120, no_color=True)
     file_console.print(body)

@@ -26,7 +26,8 @@ def _line(ok: bool, text: str) -> str:
 
 
 def forecast_gates(groups: pd.DataFrame, gates: ForecastGates, group_keys: list[str]) -> Decision:
-    """``groups``: one row per group with status, wape and baseline_wape (the group metrics table)."""
+    """``groups``: one row per group with status, model_type, wape and baseline_wape (the group metrics
+    table); the metrics are the rolling-origin backtest's."""
     if groups.empty:
         return Decision(False, [_line(False, "no groups were trained")], {})
     ok = groups[groups.status == "ok"]
@@ -51,6 +52,11 @@ def forecast_gates(groups: pd.DataFrame, gates: ForecastGates, group_keys: list[
         more = f" and {len(worse) - 5} more" if len(worse) > 5 else ""
         reasons.append(_line(False, f"{len(worse)} group(s) worse than baseline WAPE by more than "
                                     f"{gates.max_worse_than_baseline:.0%}: {shown}{more}"))
+    if "model_type" in ok.columns and len(ok):
+        beating = float((ok.model_type != "seasonal_naive").mean())
+        reasons.append(_line(beating >= gates.min_share_beating_baseline,
+                             f"share of trained groups beating the seasonal naive in the backtest {beating:.2f} "
+                             f"(min {gates.min_share_beating_baseline:.2f})"))
     numbers = {"share_ok": share, "median_wape": median, "groups_worse_than_baseline": float(len(worse)),
                "groups": float(len(groups))}
     return Decision(all(r.startswith("pass") for r in reasons), reasons, numbers)

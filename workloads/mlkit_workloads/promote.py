@@ -54,10 +54,11 @@ def run(rt: Runtime, model: str) -> dict:
     decision = decide(rt, model, run_id)
     previous = apply(name, version, decision)
     decided_at = pd.Timestamp.now(tz="UTC")
-    rt.tables.append(TABLES["decisions"], pd.DataFrame([{
+    # Keyed on the training run: a retried promote replaces its decision instead of adding a second one.
+    rt.tables.replace_where(TABLES["decisions"], pd.DataFrame([{
         "decided_at": decided_at, "job": model, "model_name": name, "model_version": version, "run_id": run_id,
         "passed": decision.passed, "reasons": "\n".join(decision.reasons), "numbers": json.dumps(decision.numbers),
-        "previous_champion": previous or "", "env": rt.env}]))
+        "previous_champion": previous or "", "env": rt.env}]), {"run_id": run_id})
     client = MlflowClient()
     client.set_tag(run_id, "promotion", "passed" if decision.passed else "failed")
     client.set_tag(run_id, "promotion.reasons", "\n".join(decision.reasons)[:5000])

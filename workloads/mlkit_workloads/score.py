@@ -1,28 +1,98 @@
-"""score: the champion forecasts the latest rows of every group; groups without a model are reported.
+"""score: the champion forecasts the next ``horizon`` periods of every group it has a model for.
 
-Scoring is ``mapInPandas`` over the meta model: Arrow batches as they come from the window
-(each group's rows together), each row routed to its group's booster through the LRU.
-bench/many_models.py measures it against groupBy().applyInPandas() (a second shuffle, one call
-per group) and mlflow's spark_udf (the same routing behind pyfunc's per-batch input handling) in
-the same run; mapInPandas was the fastest of the three, see bench/README.md.
+Each group's model knows the last period it was trained on and the frequency; the future rows are
+those periods (with the future values of the mapped features, from ``forecast.future_features``,
+when the group's model uses features). Scoring is ``groupBy().applyInPandas()`` over the meta
+model, one call per group (its model loaded through the LRU).
+
+The predictions table keys on (group, target date, model version): a re-run of the same version
+replaces its own rows. Groups without a model, and groups that cannot be forecast (no future
+feature values), are reported with the reason.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from .errors import DataError, WorkloadError
+from .forecast.frequency import future_dates
+from .forecast.meta_model import GroupModels, canonical
 from .runtime import TABLES, Runtime
 from .tracking import check_reachable, require_champion
 
 
-def latest_rows(sdf, keys: list[str], ts: str, periods: int):
-    """The last ``periods`` distinct timestamps of every group."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+def future_rows(models: GroupModels, future: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One row per group and future period (keys, timestamp, step, the features), and the groups
+    that cannot be forecast -> why. ``future``: keys, timestamp (naive UTC) and feature columns."""
+    spec = models.spec
+    keys, ts, feats, freq, horizon = spec["keys"], spec["timestamp"], spec["features"], spec["frequency"], spec["horizon"]
+    frames, cannot = [], {}
+    lookup = None
+    if future is not None and feats:
+        lookup = {k if isinstance(k, tuple) else (k,): g for k, g in future.groupby(keys, sort=False)}
+    for key in models.groups():
+        info = models.group_info(key)
+        last = pd.Timestamp(info["last_ts"])
+        rows = pd.DataFrame({ts: future_dates(last, freq, horizon)})
+        rows.insert(0, "step", np.arange(1, horizon + 1))
+        for k, v in zip(keys, key):
+            rows.insert(0, k, v)
+        if feats:
+            uses = info.get("model_type") == "xgboost"
+            got = lookup.get(tuple(key)) if lookup is not None else None
+            if got is not None:
+                rows = rows.merge(got[[ts, *feats]].drop_duplicates(ts), on=ts, how="left")
+            else:
+                rows = rows.assign(**{f: np.nan for f in feats})
+            if uses and rows[feats].isna().any().any():
+                gap = rows[ts][rows[feats].isna().any(axis=1)].iloc[0]
+                cannot["/".join(key)] = (f"its {info['model_type']} model needs future values of {', '.join(feats)}: "
+                                         + ("no forecast.future_features source is configured" if future is None else
+                                            f"none for {gap.date()} in the future features"))
+                continue
+            rows[feats] = rows[feats].fillna(0.0)  # a model without features ignores them
+        frames.append(rows)
+    cols = [*keys, "step", ts, *feats]
+    return (pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)), cannot
 
-    rank = F.dense_rank().over(Window.partitionBy(*keys).orderBy(F.col(ts).desc()))
-    return sdf.withColumn("_r", rank).where(F.col("_r") <= periods).drop("_r")
+
+def read_future(rt: Runtime, keys: list[str]) -> pd.DataFrame | None:
+    """The future feature values: ``forecast.future_features``, or the synthetic generator's own
+    calendar when the history is synthetic; None when there is none (and no features are mapped)."""
+    cfg = rt.settings.forecast
+    col = cfg.columns
+    if not col.features:
+        return None
+    src = cfg.future_features
+    if src is None and cfg.source.format == "synthetic":
+        from .data.synthetic import future_features
+
+        size = cfg.synthetic
+        pdf = future_features(size.stores, size.items, size.days, size.seed, periods=366)
+    elif src is None:
+        return None
+    elif src.format in ("csv", "parquet"):
+        path = src.path or ""
+        if "://" not in path and not path.startswith("/Volumes") and not Path(path).exists():
+            raise DataError(f"future features {path}", [f"file {path} does not exist (forecast.future_features.path)"])
+        reader = rt.spark.read.option("header", True).option("inferSchema", True)
+        sdf = reader.csv(path) if src.format == "csv" else rt.spark.read.parquet(path)
+        missing = [c for c in [*keys, col.timestamp, *col.features] if c not in sdf.columns]
+        if missing:
+            raise DataError(f"future features {path}", [f"column {c!r} is missing; columns present: "
+                                                        f"{', '.join(sdf.columns)}" for c in missing])
+        pdf = sdf.select(*keys, col.timestamp, *col.features).toPandas()
+    else:
+        raise DataError("forecast.future_features", [f"format {src.format!r} is not supported here: use csv or parquet"])
+    out = pdf[[*keys, col.timestamp, *col.features]].copy()
+    out[keys] = out[keys].astype(str)
+    out[col.timestamp] = pd.to_datetime(out[col.timestamp], utc=True).dt.tz_localize(None)
+    for f in col.features:
+        out[f] = pd.to_numeric(out[f], errors="coerce")
+    return out
 
 
 def run(rt: Runtime) -> dict:
@@ -30,35 +100,64 @@ def run(rt: Runtime) -> dict:
     from pyspark.sql import functions as F
 
     cfg = rt.settings.forecast
-    keys, ts, target = list(cfg.columns.group_keys), cfg.columns.timestamp, cfg.columns.target
+    keys, ts = list(cfg.columns.group_keys), cfg.columns.timestamp
     check_reachable()
     name = cfg.registered_model
     version = require_champion(name)
     uri = f"models:/{name}/{version}"  # pinned: the alias may move while this job runs
     table = TABLES["forecast"]
     data_version = rt.tables.version(table)
-    rt.say(f"scoring {table} v{data_version} with {name} v{version}")
-    cores = rt.spark.sparkContext.defaultParallelism
-    # One window partition per core: the scoring tasks are short and even, so each extra task's
-    # fixed cost (~0.1-0.3 s locally) is pure overhead.
-    rt.spark.conf.set("spark.sql.shuffle.partitions", str(cores))
-    sdf = latest_rows(rt.tables.read_spark(rt.spark, table, data_version), keys, ts, cfg.score_periods)
-    ref = model_ref(rt.spark, mlflow.artifacts.download_artifacts(uri))
-    types = {f.name: f.dataType.simpleString() for f in sdf.schema.fields}
-    schema = ", ".join([*(f"`{c}` {types[c]}" for c in [*keys, ts]), "prediction double", "actual double"])
-    out = (sdf.select(*keys, ts, *cfg.columns.features, F.col(target).cast("double").alias("actual"))
-           .mapInPandas(map_in_pandas_scorer(ref, [*keys, ts, "prediction", "actual"]), schema)
-           .toPandas())
-    out["has_model"] = out.prediction.notna()  # the meta model returns NaN for groups it has no model for
-    missing = out[~out.has_model][keys].drop_duplicates()
-    scored = out[out.has_model].drop(columns=["has_model"]).assign(
-        model_name=name, model_version=version, data_table_version=data_version,
-        scored_at=pd.Timestamp.now(tz="UTC"))
+    local = mlflow.artifacts.download_artifacts(uri)
+    models: GroupModels = worker_models(("path", local))
+    if "frequency" not in models.spec:
+        raise WorkloadError(f"{name} v{version} was trained before forecasts knew their history "
+                            "(no frequency in its bundle): train a new version")
+    rt.say(f"forecasting {models.spec['horizon']} {models.spec['frequency']} periods per group with {name} v{version}")
+    future, cannot = future_rows(models, read_future(rt, keys))
+    # Groups in the data without a model (skipped or failed in training), and groups with newer data
+    # than their model was trained on (the forecast starts after the model's history: retrain).
+    hist = rt.tables.read_spark(rt.spark, table, data_version).groupBy(*keys).agg(F.max(ts).alias("_last")).toPandas()
+    hist[keys] = hist[keys].astype(str)
+    known = {canonical(k) for k in models.groups()}
+    missing = [r for r in hist[keys].itertuples(index=False) if canonical(tuple(r)) not in known]
+    stale = []
+    for r in hist.to_dict("records"):
+        key = tuple(r[k] for k in keys)
+        if canonical(key) in known and pd.Timestamp(r["_last"]).tz_localize(None) > pd.Timestamp(models.group_info(key)["last_ts"]):
+            stale.append("/".join(key))
+    scored = pd.DataFrame()
+    levels = list(models.spec.get("levels", []))
+    bands = [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+    if len(future):
+        cores = rt.spark.sparkContext.defaultParallelism
+        ref = model_ref(rt.spark, local)
+        schema = ", ".join([*(f"`{k}` string" for k in keys), "step int", f"`{ts}` timestamp", "prediction double",
+                            *(f"{b} double" for b in bands), "error string"])
+        # One call per group: a recursive model with features needs all of its periods at once (an
+        # Arrow batch of mapInPandas may cut a group in two).
+        sdf = rt.spark.createDataFrame(future).repartition(cores, *keys)
+        out = (sdf.groupBy(*keys).applyInPandas(group_scorer(ref, [*keys, "step", ts, "prediction", *bands, "error"]),
+                                                schema).toPandas())
+        for r in out[out.error != ""].drop_duplicates(keys).to_dict("records"):
+            cannot["/".join(str(r[k]) for k in keys)] = r["error"]
+        out = out[out.error == ""].drop(columns=["error"])
+        types = {canonical(k): models.group_info(k).get("model_type", "") for k in models.groups()}
+        trained = {canonical(k): models.group_info(k).get("last_ts", "") for k in models.groups()}
+        ck = [canonical(tuple(r)) for r in out[keys].itertuples(index=False)]
+        scored = out.assign(model_type=[types[c] for c in ck],
+                            trained_through=pd.to_datetime([trained[c] for c in ck], utc=True),
+                            model_name=name, model_version=version, data_table_version=data_version,
+                            scored_at=pd.Timestamp.now(tz="UTC"))
+        scored[ts] = pd.to_datetime(scored[ts]).dt.tz_localize("UTC")
     if len(scored):
-        rt.tables.append(TABLES["predictions"], scored)
+        rt.tables.replace_where(TABLES["predictions"], scored, {"model_version": version})
     result = {"model_name": name, "model_version": version, "rows_scored": len(scored),
               "groups_scored": int(scored[keys].drop_duplicates().shape[0]) if len(scored) else 0,
-              "groups_without_model": ["/".join(r) for r in missing.astype(str).itertuples(index=False)],
+              "horizon": int(models.spec["horizon"]), "frequency": models.spec["frequency"],
+              "forecast_from": str(scored[ts].min().date()) if len(scored) else "",
+              "forecast_to": str(scored[ts].max().date()) if len(scored) else "",
+              "groups_without_model": ["/".join(r) for r in missing],
+              "groups_not_forecast": dict(sorted(cannot.items())), "groups_with_newer_data": stale,
               "predictions_table": rt.tables.path(TABLES["predictions"]), "data_table_version": data_version}
     for k, v in result.items():
         rt.context.set(k, v)
@@ -102,9 +201,9 @@ def worker_models(ref: tuple[str, str] | str):
 
 
 def map_in_pandas_scorer(ref, columns: list[str] = ("prediction",)):
-    """mapInPandas: Arrow batches as they come (no shuffle), each row routed to its group's booster
+    """mapInPandas: Arrow batches as they come (no shuffle), each row routed to its group's model
     through the meta model's LRU. Yields ``columns``, taken from the prediction frame (keys,
-    timestamp, prediction) or else from the input rows (e.g. the actual value)."""
+    timestamp, prediction, intervals, error) or else from the input rows (e.g. the step)."""
     columns = list(columns)
 
     def predict(batches):
@@ -112,6 +211,17 @@ def map_in_pandas_scorer(ref, columns: list[str] = ("prediction",)):
         for pdf in batches:
             out = models.predict(pdf)
             yield pd.DataFrame({c: (out[c] if c in out else pdf[c]).to_numpy() for c in columns})
+
+    return predict
+
+
+def group_scorer(ref, columns: list[str]):
+    """applyInPandas: all rows of one group per call; yields ``columns`` like map_in_pandas_scorer."""
+    columns = list(columns)
+
+    def predict(pdf):
+        out = worker_models(ref).predict(pdf)
+        return pd.DataFrame({c: (out[c] if c in out else pdf[c]).to_numpy() for c in columns})
 
     return predict
 

@@ -6,4 +6,5 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A docstring under a field is its description in the JSON schema (editors, `mlkit env schema`).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)

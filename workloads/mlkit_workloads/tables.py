@@ -154,8 +154,9 @@ class DeltaRsStore:
         if not DeltaTable.is_deltatable(self.path(name)):
             return self.append(name, pdf)
         # delta-rs: overwrite with a predicate deletes the matching rows and adds the new ones in one commit.
+        # schema_mode="merge" as in append: new columns (a newer job version's) join the table.
         write_deltalake(self.path(name), to_arrow(pdf), mode="overwrite", predicate=predicate.replace("`", ""),
-                        writer_properties=_writer_properties())
+                        schema_mode="merge", writer_properties=_writer_properties())
         return self.version(name)  # type: ignore[return-value]
 
     def read_spark(self, spark, name: str, version: int | None = None):

@@ -1,7 +1,10 @@
-"""train_many: one tuned model per group with groupBy().applyInPandas(), one MLflow run, one bundle.
+"""train_many: the best of several forecasters per group, chosen by backtest, with
+groupBy().applyInPandas(); one MLflow run, one bundle.
 
-Spark and MLflow stay at the edges: the per-group work is ``forecast.train.train_group`` on a
-pandas frame. Models travel back to the driver as zstd-compressed bytes in the result rows
+The run's frequency is the settings' or inferred from the table's distinct timestamps (and said);
+season, horizon and backtest sizes follow from it (``forecast.frequency.plan``). Spark and MLflow
+stay at the edges: the per-group work is ``forecast.train.train_group`` on a pandas frame. A run
+where no group trained fails with every group's reason and registers nothing. Models travel back to the driver as zstd-compressed bytes in the result rows
 (compressed on the workers, in parallel: ~4x fewer bytes through the collect) and are logged as
 one meta model whose boosters sit in one packed file (per-group log_model calls, or one upload per
 group file, would cost more than the training itself). The signature is built from the table's
@@ -21,23 +24,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .forecast.meta_model import CODEC, ManyModels, compress, write_bundle
-from .forecast.train import METRICS, train_group, utc_now
+from .errors import WorkloadError
+from .forecast.frequency import Plan, infer_frequency, plan
+from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
+from .forecast.train import metric_names, train_group, utc_now
 from .runtime import TABLES, Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# What a loaded bundle needs besides the tracking defaults: the pickled forecasters' libraries.
+MODEL_LIBRARIES = ("scikit-learn", "statsforecast", "mlforecast", "utilsforecast", "coreforecast", "cloudpickle")
 
 
 # What a group's result row holds besides its keys and its model, with Spark-ish types. The UDF
 # sends these as ONE JSON string column (plus keys + the model bytes): measured per group in the
 # Python worker, pandas -> Arrow of a 1-row frame costs ~2.1 ms with 19 columns vs ~0.7 ms with 4,
 # paid 1000 times on the same cores the fits use. The driver expands it back (``expand``).
-RESULT_FIELDS: tuple[tuple[str, str], ...] = (
-    ("status", "string"), ("reason", "string"), ("n_rows", "long"), ("n_train", "long"), ("n_valid", "long"),
-    *((m, "double") for m in METRICS),
-    ("best_params", "string"), ("best_iteration", "long"), ("n_trials", "long"), ("fit_seconds", "double"),
-    ("model_bytes", "long"))
+def result_fields(levels: list[int]) -> tuple[tuple[str, str], ...]:
+    return (("status", "string"), ("reason", "string"), ("n_rows", "long"), ("n_periods", "long"),
+            ("n_filled", "long"), ("first_ts", "string"), ("last_ts", "string"), ("model_type", "string"),
+            *((m, "double") for m in metric_names(levels)),
+            ("candidates", "string"), ("backtest", "string"), ("fit_seconds", "double"), ("model_bytes", "long"))
+
+
 _DTYPES = {"string": object, "long": "int64", "double": "float64"}
 
 
@@ -46,13 +55,17 @@ def result_schema(keys: list[str]) -> str:
     return ", ".join([*(f"`{k}` string" for k in keys), "result string", "model binary"])
 
 
-def make_udf(cfg, keys: list[str]):
-    """The function applyInPandas runs once per group (closure holds only settings)."""
+def make_udf(cfg, keys: list[str], run_plan: Plan):
+    """The function applyInPandas runs once per group (closure holds only settings and the plan)."""
+    import cloudpickle
+
+    names = metric_names(list(cfg.levels))
 
     def fit(key: tuple, pdf: pd.DataFrame) -> pd.DataFrame:
         seed = zlib.crc32("|".join(map(str, key)).encode())  # stable across processes
-        row = train_group(pdf, cfg, seed=seed).row()
-        raw = row.pop("model")
+        row = train_group(pdf, cfg, run_plan, seed=seed).row(names)
+        model = row.pop("model")
+        raw = cloudpickle.dumps(model) if model is not None else None
         row["model_bytes"] = len(raw) if raw else 0
         return pd.DataFrame({**{k: [str(v)] for k, v in zip(keys, key)}, "result": [json.dumps(row)],
                              "model": [compress(raw) if raw else None]})
@@ -60,11 +73,12 @@ def make_udf(cfg, keys: list[str]):
     return fit
 
 
-def expand(raw: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """The collected UDF rows -> one row per group: keys, every RESULT_FIELDS column, model."""
-    names = [n for n, _ in RESULT_FIELDS]
+def expand(raw: pd.DataFrame, keys: list[str], levels: list[int]) -> pd.DataFrame:
+    """The collected UDF rows -> one row per group: keys, every result_fields column, model."""
+    fields = result_fields(levels)
+    names = [n for n, _ in fields]
     info = pd.DataFrame.from_records([json.loads(s) for s in raw["result"]], columns=names)
-    info = info.astype({n: _DTYPES[t] for n, t in RESULT_FIELDS})
+    info = info.astype({n: _DTYPES[t] for n, t in fields})
     out = pd.concat([raw[keys].reset_index(drop=True), info], axis=1)
     out.insert(out.columns.get_loc("model_bytes"), "model", raw["model"].reset_index(drop=True))
     return out
@@ -83,7 +97,25 @@ def _conf(spark, **values: str):
             spark.conf.unset(k) if v is None else spark.conf.set(k, v)
 
 
-def train_groups(spark, sdf, cfg) -> pd.DataFrame:
+def run_plan(spark, sdf, cfg) -> tuple[Plan, str]:
+    """The run's frequency and sizes, and how the frequency was found (for the log and the summary).
+    A frequency that does not fit the settings is a WorkloadError naming the setting."""
+    how = "from the settings"
+    freq = cfg.frequency
+    if freq is None:
+        stamps = sdf.select(cfg.columns.timestamp).distinct().toPandas()[cfg.columns.timestamp]
+        try:
+            freq = infer_frequency(stamps)
+        except ValueError as e:
+            raise WorkloadError(f"forecast.frequency: {e}") from None
+        how = f"inferred from {len(stamps)} distinct timestamps"
+    try:
+        return plan(cfg, freq), how
+    except ValueError as e:
+        raise WorkloadError(f"forecast settings for {freq} data ({how}): {e}") from None
+
+
+def train_groups(spark, sdf, cfg, the_plan: Plan) -> pd.DataFrame:
     """Spark edge: one task per group, one core per model. Returns one row per group."""
     keys = list(cfg.columns.group_keys)
     cores = spark.sparkContext.defaultParallelism
@@ -103,9 +135,9 @@ def train_groups(spark, sdf, cfg) -> pd.DataFrame:
         # ~0.4 s; stage efficiency measured 0.74 vs 0.72 cold. applyInPandas reuses this
         # partitioning (no second shuffle).
         raw = (sdf.select(*cols).repartitionByRange(parts, *keys).groupBy(*keys)
-               .applyInPandas(make_udf(cfg, keys), result_schema(keys))
+               .applyInPandas(make_udf(cfg, keys, the_plan), result_schema(keys))
                .toPandas())
-    return expand(raw, keys)
+    return expand(raw, keys, list(cfg.levels))
 
 
 def summarize(results: pd.DataFrame) -> dict[str, float]:
@@ -113,7 +145,9 @@ def summarize(results: pd.DataFrame) -> dict[str, float]:
     out = {"groups": len(results), "groups_ok": len(ok), "groups_skipped": int((results.status == "skipped").sum()),
            "groups_failed": int((results.status == "failed").sum()),
            "share_ok": len(ok) / len(results) if len(results) else 0.0}
-    for m in ("mae", "rmse", "wape", "baseline_wape"):
+    if len(ok):
+        out["share_beating_baseline"] = float((ok.model_type != "seasonal_naive").mean())
+    for m in ("mae", "rmse", "wape", "mase", "baseline_wape", "baseline_mase"):
         vals = ok[m].dropna()
         if len(vals):
             out[f"median_{m}"] = float(vals.median())
@@ -121,19 +155,31 @@ def summarize(results: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def no_group_trained(results: pd.DataFrame, keys: list[str]) -> str:
+    """The error of a run where no group trained: every group's reason (the first 20), counted by reason."""
+    lines = [f"{'/'.join(str(r[k]) for k in keys)}: {r['status']}: {r['reason']}" for r in results.head(20).to_dict("records")]
+    more = f"\n  ... and {len(results) - 20} more groups" if len(results) > 20 else ""
+    return (f"no group trained ({len(results)} groups), so no model version was registered:\n  "
+            + "\n  ".join(lines) + more)
+
+
 def log_bundle(results: pd.DataFrame, spec: dict, sig, registered_model: str, timings: dict):
-    """Write the ok groups' boosters as one packed bundle and log + register it as one model."""
+    """Write the ok groups' models as one packed bundle and log + register it as one model."""
     import mlflow
 
     keys, trained_at, run_id = spec["keys"], spec["trained_at"], spec["run_id"]
     ok = results[results.status == "ok"]
+    if ok.empty:  # never register a version without a single group model
+        raise WorkloadError(no_group_trained(results, keys))
+    names = metric_names(spec["levels"])
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         bundle = Path(tmp) / "bundle"
         write_bundle(bundle, spec, (
             (tuple(r[k] for k in keys), r["model"],
-             {"status": "ok", "trained_at": trained_at, "run_id": run_id, "bytes": int(r["model_bytes"]),
-              "best_iteration": int(r["best_iteration"]), "metrics": {m: float(r[m]) for m in METRICS}})
+             {"status": "ok", "kind": FORECASTER, "model_type": r["model_type"], "trained_at": trained_at,
+              "run_id": run_id, "bytes": int(r["model_bytes"]), "first_ts": r["first_ts"], "last_ts": r["last_ts"],
+              "metrics": {m: float(r[m]) for m in names}})
             for r in ok.to_dict("records")), packed=True, codec=CODEC)
         timings["bundle_write"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -141,7 +187,7 @@ def log_bundle(results: pd.DataFrame, spec: dict, sig, registered_model: str, ti
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=ManyModels(), artifacts={"bundle": str(bundle)},
-                code_paths=[str(PACKAGE_DIR)], pip_requirements=pip_requirements("scikit-learn"),
+                code_paths=[str(PACKAGE_DIR)], pip_requirements=pip_requirements(*MODEL_LIBRARIES),
                 signature=sig, registered_model_name=registered_model)
         timings["log_model_register"] = time.perf_counter() - t
     return info
@@ -159,8 +205,10 @@ def signature(schema, spec: dict):
 
     types = {f.name: _MLFLOW_TYPES.get(f.dataType.simpleString(), "double") for f in schema.fields}
     ins = [*spec["keys"], spec["timestamp"], *spec["features"]]
+    bands = [ColSpec("double", f"{side}_{lv}") for lv in spec["levels"] for side in ("lo", "hi")]
     outs = [ColSpec("string", k) for k in spec["keys"]] + [ColSpec("datetime", spec["timestamp"]),
-                                                           ColSpec("double", "prediction")]
+                                                           ColSpec("double", "prediction"), *bands,
+                                                           ColSpec("string", "error")]
     return ModelSignature(inputs=Schema([ColSpec(types[c], c) for c in ins]), outputs=Schema(outs))
 
 
@@ -173,40 +221,52 @@ def run(rt: Runtime) -> dict:
     check_reachable()
     experiment(rt, "forecast")
     sdf = rt.tables.read_spark(rt.spark, table, version)
-    rt.say(f"training one model per group of {table} v{version}")
+    the_plan, how = run_plan(rt.spark, sdf, cfg)
+    rt.say(f"frequency {the_plan.freq} ({the_plan.family}, {how}): season {the_plan.season_length}, horizon "
+           f"{the_plan.horizon}, {the_plan.windows} backtest windows; candidates {', '.join(cfg.models)} + seasonal naive")
+    rt.say(f"training the best model per group of {table} v{version}")
     t0 = time.perf_counter()
-    results = train_groups(rt.spark, sdf, cfg)
+    results = train_groups(rt.spark, sdf, cfg, the_plan)
     train_seconds = time.perf_counter() - t0
     trained_at = utc_now()
     summary = summarize(results)
 
     timings: dict[str, float] = {}
+    model_version = ""
     with mlflow.start_run(run_name=f"train_many {rt.env}") as run:
         t1 = time.perf_counter()
         mlflow.log_params({"data_table": table, "data_table_version": version, "data_path": rt.tables.path(table),
-                           "code_version": code_version(), "env": rt.env, "n_trials": cfg.search.n_trials,
-                           "max_rounds": cfg.search.max_rounds, "early_stopping_rounds": cfg.search.early_stopping_rounds,
-                           "group_keys": ",".join(keys), "validation_periods": cfg.validation_periods})
+                           "code_version": code_version(), "env": rt.env, "max_rounds": cfg.search.max_rounds,
+                           "group_keys": ",".join(keys), "models": ",".join(cfg.models),
+                           "frequency_source": how, **the_plan.as_dict()})
         mlflow.log_metrics({**summary, "train_seconds": train_seconds})
-        mlflow.log_table(results.drop(columns=["model"]), "group_metrics.json")
+        mlflow.log_table(results.drop(columns=["model", "backtest"]), "group_metrics.json")
         timings["params_metrics_table"] = time.perf_counter() - t1
+        rows = results.drop(columns=["model"]).assign(
+            run_id=run.info.run_id, model_name=cfg.registered_model, model_version="",
+            data_table_version=version, trained_at=pd.Timestamp(trained_at), frequency=the_plan.freq)
+        if summary["groups_ok"] == 0:  # the reasons stay in the metrics table, nothing is registered
+            rt.tables.replace_where(TABLES["group_metrics"], rows, {"run_id": run.info.run_id})
+            raise WorkloadError(no_group_trained(results, keys))
         spec = {"keys": keys, "timestamp": cfg.columns.timestamp, "features": list(cfg.columns.features),
                 "target": cfg.columns.target, "lru_max_models": cfg.lru_max_models, "lru_max_bytes": cfg.lru_max_bytes,
-                "run_id": run.info.run_id, "trained_at": trained_at.isoformat()}
+                "run_id": run.info.run_id, "trained_at": trained_at.isoformat(), "levels": list(cfg.levels),
+                **the_plan.as_dict()}
         info = log_bundle(results, spec, signature(sdf.schema, spec), cfg.registered_model, timings)
         model_version = str(info.registered_model_version)
         mlflow.set_tags({"model_version": model_version, "job": "forecast"})
         tracking_seconds = time.perf_counter() - t1
         mlflow.log_metric("tracking_seconds", tracking_seconds)
 
-    rows = results.drop(columns=["model"]).assign(
-        run_id=run.info.run_id, model_name=cfg.registered_model, model_version=model_version,
-        data_table_version=version, trained_at=pd.Timestamp(trained_at))
     t2 = time.perf_counter()
-    rt.tables.append(TABLES["group_metrics"], rows)
+    # Keyed on the run: a retried task replaces its own rows instead of adding a second set.
+    rt.tables.replace_where(TABLES["group_metrics"], rows.assign(model_version=model_version),
+                            {"run_id": run.info.run_id})
     timings["metrics_table"] = time.perf_counter() - t2
     out = {"run_id": run.info.run_id, "model_name": cfg.registered_model, "model_version": model_version,
-           **summary, "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),
+           **summary, **the_plan.as_dict(), "frequency_source": how,
+           "columns": {"group_keys": keys, "timestamp": cfg.columns.timestamp, "target": cfg.columns.target},
+           "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),
            "metrics_table": rt.tables.path(TABLES["group_metrics"]),
            "timings": {k: round(v, 3) for k, v in timings.items()}}
     for k, v in out.items():

@@ -1,4 +1,4 @@
-"""The routing meta model: one MLflow model in front of every group's booster.
+"""The routing meta model: one MLflow model in front of every group's fitted forecaster.
 
 Layout of a bundle directory (logged as one artifact, so a run logs one model, not thousands)::
 
@@ -7,7 +7,13 @@ Layout of a bundle directory (logged as one artifact, so a run logs one model, n
     models.bin                                # packed=True: every booster in one file, each at
                                               # {file, offset, length, codec} in the index
 
-train_many writes the packed form with zstd-compressed boosters: one artifact upload instead of
+A group entry of ``"kind": "forecaster"`` holds a pickled :class:`forecast.models.Forecaster`
+(statsforecast or mlforecast, fitted on the group's whole history: it knows its last timestamp and
+frequency, so it forecasts the periods after it); an entry without a kind is a bare XGBoost booster
+on calendar features (bundles of earlier versions, and the serving tests' small bundles). The
+pickles are this job's own artifacts, read only from the registry the job wrote to.
+
+train_many writes the packed form with zstd-compressed models: one artifact upload instead of
 one per group (a thousand small uploads were most of the run's tracking time) and ~4x fewer bytes
 to move; a booster is still read alone (seek + read + decompress, well under a millisecond).
 
@@ -17,8 +23,9 @@ tested alone and reused by the scoring service:
     models = GroupModels(path, max_models=256, max_bytes=512 * 2**20)
     models.groups()                       # [("S01", "I01"), ...]
     models.group_info(("S01", "I01"))     # status, trained_at, run_id, metrics, bytes
-    models.predict_group(("S01", "I01"), df)   # np.ndarray, one prediction per row of df
-    models.predict(df)                    # any mix of groups -> DataFrame with `prediction`
+    models.predict_group(("S01", "I01"), df)   # np.ndarray, one point forecast per row (future dates)
+    models.forecast_group(("S01", "I01"), steps, future)  # ds, mean, lo_80, hi_80, ... after the history
+    models.predict(df)                    # any mix of groups -> keys, timestamp, prediction, intervals, error
     models.cache_info()                   # loaded, bytes, hits, misses, evictions
 
 :class:`ManyModels` is the ``mlflow.pyfunc.PythonModel`` wrapper; ``load_model(uri)
@@ -37,6 +44,8 @@ import numpy as np
 import pandas as pd
 
 from .features import make_features
+from .frequency import steps_ahead
+from .models import Forecaster
 
 GroupKey = tuple[str, ...]
 
@@ -55,6 +64,7 @@ def canonical(key: Any) -> str:
 
 
 PACK = "models.bin"
+FORECASTER = "forecaster"
 CODEC = "zstd"
 _LOCATION = ("file", "offset", "length", "codec")  # where a booster is stored: not part of group_info
 
@@ -139,9 +149,8 @@ class GroupModels:
             raise UnknownGroup(tuple(json.loads(canonical(key))))
         return {k: v for k, v in info.items() if k not in _LOCATION}
 
-    def booster(self, key: Any):
-        import xgboost as xgb
-
+    def model(self, key: Any):
+        """The group's model (a Forecaster, or a Booster for an entry without a kind), through the LRU."""
         ck = canonical(key)
         with self._lock:
             if ck in self._cache:
@@ -152,25 +161,34 @@ class GroupModels:
         if info is None:
             raise UnknownGroup(tuple(json.loads(ck)))
         blob = self._read(info)
-        # nthread=1 in the global (per-thread) config too: loading runs OpenMP regions sized to all
-        # cores otherwise, measured 3-12 ms per booster on a busy 2-core machine vs 0.5 ms.
-        with xgb.config_context(nthread=1):
-            booster = xgb.Booster(params={"nthread": 1}, model_file=blob)
+        if info.get("kind") == FORECASTER:
+            import cloudpickle
+
+            model = cloudpickle.loads(bytes(blob))
+        else:
+            import xgboost as xgb
+
+            # nthread=1 in the global (per-thread) config too: loading runs OpenMP regions sized to all
+            # cores otherwise, measured 3-12 ms per booster on a busy 2-core machine vs 0.5 ms.
+            with xgb.config_context(nthread=1):
+                model = xgb.Booster(params={"nthread": 1}, model_file=blob)
         size = len(blob)
         with self._lock:
             self._stats["misses"] += 1
-            self._cache[ck] = (booster, size)
+            self._cache[ck] = (model, size)
             self._bytes += size
             # Keep at least the model just loaded, even if alone it is over the byte bound.
             while len(self._cache) > 1 and (len(self._cache) > self.max_models or self._bytes > self.max_bytes):
                 _, (_, freed) = self._cache.popitem(last=False)
                 self._bytes -= freed
                 self._stats["evictions"] += 1
-        return booster
+        return model
+
+    booster = model  # the name the serving service and older callers use
 
     def _read(self, info: dict) -> bytearray:
         path = self.directory / info["file"]
-        if "offset" in info:  # packed: read just this booster's bytes
+        if "offset" in info:  # packed: read just this model's bytes
             with open(path, "rb") as f:
                 f.seek(int(info["offset"]))
                 blob = f.read(int(info["length"]))
@@ -183,27 +201,99 @@ class GroupModels:
     def _features(self, df: pd.DataFrame) -> pd.DataFrame:
         return make_features(df, self.spec["timestamp"], self.spec["features"])
 
+    def forecast_group(self, key: Any, steps: int | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The ``steps`` periods (default: the horizon) after the group's history: ds, mean, lo_L, hi_L.
+        ``future``: ds + the features for those periods, when the group's model uses features."""
+        model = self.model(key)
+        if not isinstance(model, Forecaster):
+            raise TypeError(f"group {key!r}: a calendar booster has no history to forecast from")
+        return model.forecast(steps or model.max_steps, future)
+
     def predict_group(self, key: Any, df: pd.DataFrame) -> np.ndarray:
-        return _predict(self.booster(key), self._features(df))
+        """One point forecast per row of ``df`` (its timestamps; its features for a model that uses them).
+        ValueError when a date is not one of the periods the model can forecast."""
+        model = self.model(key)
+        if not isinstance(model, Forecaster):
+            return _predict(model, self._features(df))
+        fc, errors = self._at(key, model, df)
+        if any(errors):
+            raise ValueError(next(e for e in errors if e))
+        return fc["mean"].to_numpy(float)
+
+    def _at(self, key: Any, model: "Forecaster", df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Forecasts at ``df``'s timestamps (NaN rows where not possible) and one error per row ('' if none)."""
+        name = "/".join(map(str, _tuple(key)))
+        dates = _naive_utc(df[self.spec["timestamp"]])
+        steps = steps_ahead(model.last, pd.DatetimeIndex(dates), model.freq)
+        errors = [""] * len(df)
+        for i, (d, k) in enumerate(zip(dates, steps)):
+            if k == 0:
+                errors[i] = f"group {name}: {d.date()} is not after the last trained period {model.last.date()}"
+            elif k < 0:
+                errors[i] = f"group {name}: {d} is not a {model.freq} period"
+            elif k > model.max_steps:
+                errors[i] = (f"group {name}: {d.date()} is {k} periods after the last trained period "
+                             f"{model.last.date()} (at most {model.max_steps})")
+        good = np.array([not e for e in errors], dtype=bool)
+        out = pd.DataFrame(np.nan, index=range(len(df)), columns=["mean", *model_bands(model.levels)])
+        if good.any():
+            future = df.assign(ds=dates.to_numpy())[["ds", *[f for f in model.features if f in df.columns]]]
+            try:
+                fc = model.forecast(int(steps[good].max()), future if model.features else None)
+            except ValueError as e:  # e.g. missing future feature values: every row of the group
+                return out, [f"group {name}: {e}"] * len(df)
+            out.loc[good, :] = fc[out.columns].iloc[steps[good] - 1].to_numpy()
+        return out, errors
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Rows of any groups -> keys, timestamp, prediction (NaN where the group has no model)."""
+        """Rows of any groups -> keys, timestamp, prediction, lo_L/hi_L and error (empty when the row was
+        forecast; else why not: unknown group, a date outside the forecast periods, missing features)."""
         keys, ts = self.keys, self.spec["timestamp"]
         out = df[keys + [ts]].copy()
-        pred = np.full(len(df), np.nan)
+        bands = model_bands(self.spec.get("levels", []))
+        cols = {c: np.full(len(df), np.nan) for c in ["prediction", *bands]}
+        error = np.full(len(df), "", dtype=object)
         if len(df):
-            x = self._features(df)  # once per batch, then sliced by group: cheaper than per group
+            x = None
             for key, rows in df.groupby(keys, sort=False).indices.items():
-                key = key if isinstance(key, tuple) else (key,)
-                if canonical(key) in self._index:
-                    pred[rows] = _predict(self.booster(key), x.iloc[rows])
-        out["prediction"] = pred
+                key = _tuple(key)
+                if canonical(key) not in self._index:
+                    error[rows] = f"no model for group {'/'.join(map(str, key))}"
+                    continue
+                model = self.model(key)
+                if isinstance(model, Forecaster):
+                    fc, errs = self._at(key, model, df.iloc[rows])
+                    cols["prediction"][rows] = fc["mean"].to_numpy(float)
+                    for c in bands:
+                        if c in fc:
+                            cols[c][rows] = fc[c].to_numpy(float)
+                    error[rows] = errs
+                else:
+                    x = self._features(df) if x is None else x  # once per batch, then sliced by group
+                    cols["prediction"][rows] = _predict(model, x.iloc[rows])
+        for c, v in cols.items():
+            out[c] = v
+        out["error"] = error
         return out
 
     def cache_info(self) -> dict:
         with self._lock:
             return {"loaded": len(self._cache), "bytes": self._bytes, **self._stats,
                     "max_models": self.max_models, "max_bytes": self.max_bytes}
+
+
+def model_bands(levels: list[int]) -> list[str]:
+    return [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+
+
+def _tuple(key: Any) -> GroupKey:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _naive_utc(col: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC (how the forecasters keep them; pyfunc hands naive datetimes over)."""
+    out = pd.to_datetime(col, utc=True)
+    return pd.Series(out.dt.tz_localize(None).to_numpy(), index=col.index)
 
 
 def _predict(booster, x: pd.DataFrame) -> np.ndarray:
@@ -221,7 +311,12 @@ except ImportError:  # the pure parts stay importable without MLflow
 
 
 class ManyModels(_Base):  # type: ignore[misc, valid-type]
-    """mlflow.pyfunc model: ``predict`` routes each row to its group's booster."""
+    """mlflow.pyfunc model: ``predict`` routes each row to its group's model.
+
+    Request: rows of the group keys, the timestamp (future periods: 1 to ``horizon`` periods after
+    the group's last trained period, on the frequency's grid) and, when the model was trained with
+    features, their values for those periods. Response: the keys, the timestamp, ``prediction``,
+    ``lo_L``/``hi_L`` per interval level and ``error`` (empty, or why the row has no forecast)."""
 
     models: GroupModels
 
@@ -239,6 +334,9 @@ class ManyModels(_Base):  # type: ignore[misc, valid-type]
     # Conveniences for the serving service: the same API as GroupModels.
     def predict_group(self, key: Any, df: pd.DataFrame) -> np.ndarray:
         return self.models.predict_group(key, df)
+
+    def forecast_group(self, key: Any, steps: int | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        return self.models.forecast_group(key, steps, future)
 
     def groups(self) -> list[GroupKey]:
         return self.models.groups()

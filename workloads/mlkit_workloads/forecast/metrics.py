@@ -1,22 +1,9 @@
-"""Split, error metrics and the naive seasonal baseline: pure pandas/numpy."""
+"""Error metrics and interval coverage of a backtest: pure numpy/pandas."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-
-def time_split(df: pd.DataFrame, timestamp: str, validation_periods: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Time-ordered split: the last ``validation_periods`` distinct timestamps validate, the rest train.
-
-    Never shuffles: a random split would let the model see the future it is judged on.
-    """
-    df = df.sort_values(timestamp, kind="stable")
-    stamps = df[timestamp].drop_duplicates()
-    if len(stamps) <= validation_periods:
-        return df.iloc[:0], df
-    cut = stamps.iloc[-validation_periods]
-    return df[df[timestamp] < cut], df[df[timestamp] >= cut]
 
 
 def mae(y: np.ndarray, p: np.ndarray) -> float:
@@ -34,15 +21,34 @@ def wape(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.abs(y - p).sum() / denom) if denom > 0 else float("nan")
 
 
-def all_metrics(y: np.ndarray, p: np.ndarray, prefix: str = "") -> dict[str, float]:
-    return {f"{prefix}mae": mae(y, p), f"{prefix}rmse": rmse(y, p), f"{prefix}wape": wape(y, p)}
+def seasonal_scale(history: np.ndarray, season: int) -> float:
+    """MASE's denominator: the in-sample MAE of the seasonal naive (y_t vs y_{t-season}) on the
+    history before the backtest. NaN when the history is shorter than a season + 1 or constant."""
+    h = np.asarray(history, float)
+    if len(h) <= season:
+        return float("nan")
+    d = np.mean(np.abs(h[season:] - h[:-season]))
+    return float(d) if d > 0 else float("nan")
 
 
-def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
-    """Repeat the last full season of ``history`` over ``horizon`` steps (last value if shorter)."""
-    history = np.asarray(history, float)
-    if len(history) == 0:
-        raise ValueError("seasonal naive needs at least one observation")
-    last = history[-season:] if len(history) >= season else history[-1:]
-    reps = int(np.ceil(horizon / len(last)))
-    return np.tile(last, reps)[:horizon]
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Share of actuals inside [lo, hi]."""
+    y, lo, hi = (np.asarray(a, float) for a in (y, lo, hi))
+    return float(np.mean((y >= lo) & (y <= hi))) if len(y) else float("nan")
+
+
+def backtest_metrics(cv: pd.DataFrame, levels: list[int], scale: float) -> dict[str, float]:
+    """MAE, RMSE, WAPE, MASE (MAE / ``scale``) and coverage_L of the columns mean, lo_L, hi_L."""
+    y, p = cv.y.to_numpy(float), cv["mean"].to_numpy(float)
+    out = {"mae": mae(y, p), "rmse": rmse(y, p), "wape": wape(y, p)}
+    out["mase"] = out["mae"] / scale if np.isfinite(scale) and scale > 0 else float("nan")
+    for lv in levels:
+        out[f"coverage_{lv}"] = coverage(y, cv[f"lo_{lv}"], cv[f"hi_{lv}"])
+    return out
+
+
+def backtest_cutoffs(last: pd.Timestamp, freq: str, horizon: int, windows: int) -> pd.DatetimeIndex:
+    """The last training period of each rolling-origin window (oldest first): window w forecasts
+    the ``horizon`` periods after its cutoff, and the newest ends at ``last``."""
+    grid = pd.date_range(end=last, periods=windows * horizon + 1, freq=freq)
+    return grid[[w * horizon for w in range(windows)]]
