@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 # cloud side (cdktn, checkov, ...), so there only these modules are collected; every test in
 # them that takes the `spark` fixture is marked `spark`, and test_target_runtime.py checks that
 # each such test lives in one of these.
-SPARK_LEG_MODULES = ("test_workloads_spark.py", "test_monitor_capture.py", "test_target_runtime.py")
+SPARK_LEG_MODULES = ("test_workloads_spark.py", "test_monitor_capture.py", "test_target_runtime.py",
+                     "test_faults.py", "test_ingest_odd_files.py")
 
 
 def _pyspark_version() -> str:

@@ -70,14 +70,6 @@ def _our_server_pid(pid_file: Path, state_dir: Path) -> int | None:
     return pid if str(state_dir / "mlflow.db") in cmdline else None
 
 
-<<<<<<< HEAD
-def ensure(state_dir: Path, port: int, timeout: float = 90.0, python: str | None = None) -> Server:
-    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``.
-
-    ``python``: the interpreter whose MLflow serves (default: this one). The Spark 3.5 test leg's
-    venv has the client only (mlflow-skinny, as on the cluster) and borrows the kit's server.
-    """
-=======
 # A tracking server that stops answering should fail a call in seconds: MLflow's defaults (7 retries,
 # backoff factor 2, 120 s timeout) kept `mlkit run` waiting 257 s before its first error.
 CLIENT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -95,9 +87,12 @@ def server_env(job_execution: bool = False) -> dict[str, str]:
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if job_execution else "false"}
 
 
-def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
-    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``."""
->>>>>>> main
+def ensure(state_dir: Path, port: int, timeout: float = 90.0, python: str | None = None) -> Server:
+    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``.
+
+    ``python``: the interpreter whose MLflow serves (default: this one). The Spark 3.5 test leg's
+    venv has the client only (mlflow-skinny, as on the cluster) and borrows the kit's server.
+    """
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
