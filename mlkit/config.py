@@ -20,6 +20,7 @@ import yaml
 from mlkit_workloads.model_names import check_identifier, full_model_name
 from mlkit_workloads.settings import WorkloadSettings
 from mlkit_workloads.strict import Strict
+from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stacks.naming import MANDATORY_TAGS, NamingError, Names, names_for
@@ -265,7 +266,7 @@ class Databricks(Strict):
     sku: Literal["standard", "premium", "trial"] = "premium"
     no_public_ip: bool = True
     public_network_access: bool = True
-    spark_version: str = "15.4.x-scala2.12"
+    spark_version: str = DATABRICKS_RUNTIME.spark_version
     instance_pools: dict[str, InstancePool] = Field(default_factory=lambda: {"default": InstancePool()})
     cluster_policy: ClusterPolicy = ClusterPolicy()
     job_cluster: JobCluster = JobCluster()
@@ -290,6 +291,11 @@ class Databricks(Strict):
     def _runtime(cls, v: str) -> str:
         if not re.fullmatch(r"\d+\.\d+\.x-(cpu-ml-)?scala2\.\d+", v):
             raise ValueError(f"{v!r} is not a Databricks runtime key like '15.4.x-scala2.12'")
+        if v != DATABRICKS_RUNTIME.spark_version:
+            # The wheel is tested on one runtime's Spark and libraries; another one is untested.
+            raise ValueError(f"{v!r} is not the runtime the workloads are tested on "
+                             f"({DATABRICKS_RUNTIME.spark_version!r}, with {DATABRICKS_RUNTIME.constraints}); "
+                             "to move runtimes change workloads/mlkit_workloads/target_runtime.py")
         return v
 
     @field_validator("notification_emails")

@@ -10,6 +10,7 @@ import pytest
 
 from mlkit.local.runner import run_jobs, settings_for_run
 from mlkit_workloads import ingest
+from mlkit_workloads.compat import PANDAS_2
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import DataError
 from mlkit_workloads.graph import JOBS
@@ -68,7 +69,8 @@ def test_ingest_is_idempotent_and_versioned(spark, tmp_path):
     assert (again["table_version"], again["rows_inserted"]) == (0, 0)
     table = rt.tables.read_pandas(TABLES["forecast"])
     assert len(table) == first["rows_read"] and not table.duplicated(["store", "item", "date"]).any()
-    assert str(table.date.dtype) == "datetime64[us, UTC]"
+    # Stored as microseconds (Delta); pandas < 2 (the runtime's 1.5.3) has nanoseconds only.
+    assert str(table.date.dtype) == ("datetime64[us, UTC]" if PANDAS_2 else "datetime64[ns, UTC]")
     # New rows only: one more day for S1 -> version 1 with exactly one row inserted.
     df = pd.read_csv(csv)
     extra = pd.concat([df, df[df.store == "S1"].tail(1).assign(date="2024-12-31")])
