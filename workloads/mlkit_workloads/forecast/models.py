@@ -8,7 +8,8 @@
   recursive multi-step; each exogenous feature also enters with its previous period's value (the
   model predicts a change, and a promotion's change is "on today" minus "on yesterday");
   conformal prediction intervals (``PredictionIntervals``) from two extra
-  windows of ``horizon`` periods.
+  windows of ``horizon`` periods. Its parameters and tree count come from the group's own search
+  (``tuning.tune``: Optuna, early stopping, on the periods before the first backtest origin).
 
 Each candidate runs alone, so one that fails (too short for its lags, an optimiser that does not
 converge) is recorded and dropped, never the group.
@@ -40,14 +41,17 @@ def lags(season: int) -> list[int]:
     return sorted(set(range(1, min(season, 13) + 1)) | {season})
 
 
-def _mlforecast(plan: Plan, trees: int, seed: int):
+def _mlforecast(plan: Plan, trees: int, seed: int, params: dict | None = None):
+    """``params``: the group's searched XGBoost parameters (``tuning.tune``); none: the defaults."""
     import xgboost as xgb
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean
     from mlforecast.target_transforms import Differences
 
-    model = xgb.XGBRegressor(n_estimators=trees, max_depth=4, learning_rate=0.1, subsample=0.9,
-                             n_jobs=1, random_state=seed % 2**31)
+    from .tuning import DEFAULT
+
+    model = xgb.XGBRegressor(n_estimators=trees, **{**DEFAULT, **(params or {})}, n_jobs=1,
+                             random_state=seed % 2**31)
     return MLForecast(models={"xgboost": model}, freq=plan.freq, lags=lags(plan.season_length),
                       lag_transforms={1: [RollingMean(window_size=plan.season_length)]},
                       date_features=_DATE_FEATURES[plan.family], target_transforms=[Differences([1])])
@@ -84,7 +88,7 @@ def _rename(df: pd.DataFrame, alias: str, levels: list[int]) -> pd.DataFrame:
 
 
 def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels: list[int],
-             trees: int = 100, seed: int = 0) -> pd.DataFrame:
+             trees: int = 100, seed: int = 0, params: dict | None = None) -> pd.DataFrame:
     """Rolling-origin backtest: ``plan.windows`` windows of ``plan.horizon`` periods, refit before each.
     Returns ds, cutoff, y, mean, lo_L, hi_L (one row per backtest period)."""
     with warnings.catch_warnings():
@@ -96,7 +100,7 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
             cv = sf.cross_validation(h=plan.horizon, df=_frame(series, []), n_windows=plan.windows,
                                      step_size=plan.horizon, level=levels)
         else:
-            mlf = _mlforecast(plan, trees, seed)
+            mlf = _mlforecast(plan, trees, seed, params)
             cv = mlf.cross_validation(_frame(series, features), n_windows=plan.windows, h=plan.horizon,
                                       step_size=plan.horizon, static_features=[], as_numpy=True,
                                       prediction_intervals=_intervals(plan), level=levels)
@@ -150,7 +154,7 @@ def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, f
 
 
 def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels: list[int],
-        trees: int = 100, seed: int = 0) -> Forecaster:
+        trees: int = 100, seed: int = 0, params: dict | None = None) -> Forecaster:
     """The chosen model fitted on the whole series (what scores and serves)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -161,7 +165,7 @@ def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels
             fitted.fit(_frame(series, []))
             use = []
         else:
-            fitted = _mlforecast(plan, trees, seed)
+            fitted = _mlforecast(plan, trees, seed, params)
             fitted.fit(_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
             use = features
     last = {f: float(series[f].iloc[-1]) for f in use}
