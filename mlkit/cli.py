@@ -11,7 +11,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import typer  # noqa: E402
 
-from .commands import check, deploy, drift, env, graph, promote, run, serve, synth  # noqa: E402
+from .commands import check, deploy, drift, env, graph, promote, run, serve, stop, synth  # noqa: E402
 
 app = typer.Typer(
     help="mlkit: stand up the ML platform per environment and run its jobs.",
@@ -26,6 +26,7 @@ app.command("check")(check.check)
 app.command("graph")(graph.graph)
 app.command("run")(run.run)
 app.command("serve")(serve.serve)
+app.command("stop")(stop.stop)
 app.command("deploy")(deploy.deploy)
 app.command("promote")(promote.promote)
 app.command("drift")(drift.drift)

@@ -58,7 +58,7 @@ def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tup
 
 
 def register(tracking_uri: str, name: str, bundle: Path, alias: str | None = "champion",
-             train_table: str | None = None, train_version: int | None = None) -> str:
+             train_table: str | None = None, train_version: int | None = None, train_path: str | None = None) -> str:
     """Log the bundle as the training job does and register it; returns the version.
     The process-wide tracking URI is restored afterwards (other tests' fixtures own it)."""
     import mlflow
@@ -69,7 +69,8 @@ def register(tracking_uri: str, name: str, bundle: Path, alias: str | None = "ch
         exp_id = experiment_in(Path(tracking_uri.removeprefix("sqlite:///")).parent)
         with mlflow.start_run(experiment_id=exp_id) as run:
             if train_table:
-                mlflow.log_params({"data_table": train_table, "data_table_version": train_version})
+                mlflow.log_params({"data_table": train_table, "data_table_version": train_version,
+                                   **({"data_path": train_path} if train_path else {})})
             info = mlflow.pyfunc.log_model(name="model", python_model=ManyModels(), artifacts={"bundle": str(bundle)},
                                            pip_requirements=["xgboost", "pandas"], registered_model_name=name)
         version = str(info.registered_model_version)

@@ -116,6 +116,7 @@ def test_monitor_names_missing_inputs(tmp_path, experiment_prefix):
     rt = Runtime(env="local", settings=WorkloadSettings(), spark=None, tables=store, context=LocalTaskContext("m"))
     out = monitor.run(rt)  # nothing served yet: says so, writes nothing, does not fail the job
     assert out["served_rows"] == 0 and "nothing to monitor" in out["note"]
+    assert out["outcome"] == "nothing to compare"  # the runner's task table shows that, not "ok"
     assert not (tmp_path / "tables" / "monitoring_results").exists()
     # An event from a model whose run recorded no training table: the error says which version and why.
     name = f"forecast_norun_{tmp_path.name[-12:]}"
@@ -127,3 +128,31 @@ def test_monitor_names_missing_inputs(tmp_path, experiment_prefix):
         "latency_ms": 1.0}])
     with pytest.raises(WorkloadError, match=f"{name} version {version}: its run .* records no data_table"):
         monitor.run(rt)
+
+
+def test_monitor_finds_training_data_a_data_run_kept_in_its_own_folder(tmp_path, experiment_prefix):
+    """`mlkit run --data` keeps its tables under tables/data-<stem>-<hash>/; the service logs under
+    tables/. The monitor job reads the log where the service writes it and the reference where the
+    model's run recorded it (data_path)."""
+    root = tmp_path / "tables"
+    root.mkdir()
+    data_store = DeltaRsStore(root / "data-sales-0123abcd")
+    table_version = _training_table(data_store)
+    name = f"forecast_datarun_{tmp_path.name[-12:]}"
+    version = register(sqlite_uri(registry_dir()), name, make_bundle(tmp_path / "bundle", 3),
+                       train_table="forecast_sales", train_version=table_version,
+                       train_path=data_store.path("forecast_sales"))
+    store = DeltaRsStore(root)  # the monitor job's tables: where `mlkit serve` writes the inference log
+    train = data_store.read_pandas("forecast_sales", table_version)
+    rows = train[train["item"] == "I00"].head(40)
+    DeltaSink(store.path("inference_log")).send([{
+        "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
+        "model_version": version, "group_key": "S00|I00", "group": {"store": "S00", "item": "I00"},
+        "inputs": [{"date": d.isoformat(), "promo": float(p), "holiday": float(h)}
+                   for d, p, h in zip(rows["date"], rows["promo"], rows["holiday"])],
+        "outputs": [1.0] * len(rows), "latency_ms": 1.0}])
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix))
+    out = monitor.run(Runtime(env="local", settings=settings, spark=None, tables=store, context=LocalTaskContext("m")))
+    assert out["served_rows"] == 40 and out["model_versions"] == [version] and "outcome" not in out
+    text = Path(out["report"]).read_text()
+    assert str(root / "data-sales-0123abcd" / "forecast_sales") in text

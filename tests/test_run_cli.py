@@ -82,3 +82,93 @@ def test_a_stale_pid_file_does_not_make_a_foreign_server_ours(tmp_path) -> None:
     assert _our_server_pid(pid_file, tmp_path) is None
     pid_file.write_text("not a pid")
     assert _our_server_pid(pid_file, tmp_path) is None
+
+
+def test_mlkit_stop_ends_every_server_the_state_dir_started(tmp_path) -> None:
+    """`mlkit stop` finds the servers by the process table (a lost pid file does not hide one); the
+    server runs without MLflow's job runner."""
+    import shutil
+
+    import psutil
+    import yaml
+
+    from mlkit.local import mlflow_server
+
+    envs = tmp_path / "environments"
+    shutil.copytree(ROOT / "environments", envs)
+    local = yaml.safe_load((envs / "local.yaml").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    local["local"].update(state_dir=str(tmp_path / "state"), mlflow_port=port)
+    (envs / "local.yaml").write_text(yaml.safe_dump(local))
+    server = mlflow_server.ensure(tmp_path / "state", port)
+    try:
+        assert psutil.Process(server.pid).environ()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+        assert [s.pid for s in mlflow_server.started_here(tmp_path / "state")] == [server.pid]
+        (tmp_path / "state" / "mlflow-server.pid").unlink()  # lost: the process table still knows it
+        result = CliRunner().invoke(app, ["stop", "--environments", str(envs)])
+        assert result.exit_code == 0, result.output
+        assert f"stopped the MLflow server http://127.0.0.1:{port} (pid {server.pid})" in " ".join(result.output.split())
+        assert mlflow_server.started_here(tmp_path / "state") == [] and not psutil.pid_exists(server.pid)
+        again = CliRunner().invoke(app, ["stop", "--environments", str(envs)])
+        assert again.exit_code == 0 and "no server started from" in again.output
+        cloud = CliRunner().invoke(app, ["stop", "--env", "dev", "--environments", str(envs)])
+        assert cloud.exit_code == 2 and "dev is a cloud environment" in cloud.output
+    finally:
+        mlflow_server.stop(server)
+
+
+def test_training_tags_skip_an_identical_retraining_unless_forced(mlflow_server) -> None:
+    from mlflow import MlflowClient
+
+    from mlkit_workloads.context import LocalTaskContext
+    from mlkit_workloads.runtime import Runtime
+    from mlkit_workloads.settings import WorkloadSettings
+    from mlkit_workloads.tracking import record_training, reuse_training, trained_version, training_tags
+
+    cfg = WorkloadSettings().forecast
+    tags = training_tags(cfg, "/data/forecast_sales", 3)
+    assert tags == training_tags(cfg, "/data/forecast_sales", 3)
+    other_gates = cfg.model_copy(update={"gates": cfg.gates.model_copy(update={"max_median_wape": 0.9})})
+    assert training_tags(other_gates, "/data/forecast_sales", 3) == tags  # gates decide after training
+    more_trials = cfg.model_copy(update={"search": cfg.search.model_copy(update={"n_trials": 99})})
+    assert len({tags["mlkit_training_key"], training_tags(more_trials, "/data/forecast_sales", 3)["mlkit_training_key"],
+                training_tags(cfg, "/data/forecast_sales", 4)["mlkit_training_key"],
+                training_tags(cfg, "/other/forecast_sales", 3)["mlkit_training_key"]}) == 4
+
+    model = "tags_rerun_test"
+    client = MlflowClient()
+    assert trained_version(model, tags) is None  # no such model yet: train
+    client.create_registered_model(model)
+    run = client.create_run(client.create_experiment("/Shared/mlkit-test-tags"))
+    source = f"{run.info.artifact_uri}/model"
+    v1 = client.create_model_version(model, source, run_id=run.info.run_id)
+    client.create_model_version(model, source, run_id=run.info.run_id)  # untagged: never reused
+    record_training(model, v1.version, run.info.run_id, tags)
+    assert trained_version(model, tags).version == v1.version
+    assert client.get_run(run.info.run_id).data.tags["mlkit_training_key"] == tags["mlkit_training_key"]
+
+    said: list[str] = []
+    rt = Runtime("test", WorkloadSettings(), None, None, LocalTaskContext("train_many"), say=said.append)
+    out = reuse_training(rt, model, tags)
+    assert out["outcome"] == "skipped" and out["model_version"] == v1.version and out["run_id"] == run.info.run_id
+    assert rt.context.get("train_many", "model_version") == v1.version  # promote reads it as after a training
+    assert said and "pass --force to train again" in said[0] and "/data/forecast_sales v3" in said[0]
+    rt.force = True
+    assert reuse_training(rt, model, tags) is None
+
+
+def test_the_monitor_job_reads_the_log_where_serve_writes_it_even_after_data(tmp_path) -> None:
+    """`--job all --data x.csv`: the forecast tables move to their own folder, the monitor job still
+    reads the inference log under the environment's tables root; no traffic is its own outcome."""
+    from mlkit.local.runner import run_jobs, settings_for_run, tables_root
+    from mlkit_workloads.settings import WorkloadSettings
+
+    settings = settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv")
+    base = tables_root(WorkloadSettings(), tmp_path)
+    assert settings.tables.root != str(base)
+    report = run_jobs(settings, ["monitor"], None, "test", tmp_path, monitor_root=str(base))
+    (task,) = report.tasks
+    assert task.status == "nothing to compare" and report.ok
+    assert task.result["inference_source"] == str(base / "inference_log")

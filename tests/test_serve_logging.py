@@ -181,3 +181,48 @@ def test_event_hubs_batches_respect_the_message_size_limit():
     assert all(b.size_in_bytes <= 8_000 for b in batches)
     with pytest.raises(ValueError, match="larger than one Event Hubs message"):
         pack([{"request_id": "huge", "x": "z" * 20_000}], lambda: EventDataBatch(max_size_in_bytes=8_000))
+
+
+def test_rejected_requests_are_logged_with_their_status_and_a_wrong_content_type_is_415(tmp_path):
+    from deltalake import write_deltalake
+
+    from mlkit_workloads.serve.sinks import event_table
+
+    log_path = tmp_path / "inference_log"
+    # A table written before the status/error columns existed keeps taking events.
+    old = event_table([{"request_id": "old", "ts": "2024-01-01T00:00:00+00:00", "env": "local", "model_name": MODEL,
+                        "model_version": "1", "group_key": "S00|I00", "group": {"store": "S00", "item": "I00"},
+                        "inputs": [{"date": "2023-12-31", "promo": 0, "holiday": 0}], "outputs": [1.0],
+                        "latency_ms": 1.0}]).drop(["status", "error"])
+    write_deltalake(str(log_path), old)
+    b = _build(tmp_path, DeltaSink(log_path), batch_size=50, flush_seconds=0.1, max_retries=1)
+    with TestClient(b.app) as c:
+        ok = c.post("/v1/predict", json=_body(1), headers={"X-Request-ID": "ok"})
+        wrong_type = c.post("/v1/predict", content=json.dumps(_body(1)), headers={
+            "content-type": "text/plain", "X-Request-ID": "plain"})
+        unknown = c.post("/v1/predict", json={**_body(1), "group": {"store": "NOPE", "item": "I01"}},
+                         headers={"X-Request-ID": "unknown"})
+        bad_field = c.post("/v1/predict", json={"group": {"store": "S00"}, "rows": []}, headers={"X-Request-ID": "bad"})
+        too_big = c.post("/v1/predict", content=b"{" + b" " * (b.settings.max_body_bytes + 10) + b"}",
+                         headers={"content-type": "application/json", "X-Request-ID": "big"})
+    assert ok.status_code == 200
+    assert wrong_type.status_code == 415 and wrong_type.json()["error"]["code"] == "unsupported_media_type"
+    assert "text/plain" in wrong_type.json()["error"]["message"]
+    assert (unknown.status_code, bad_field.status_code, too_big.status_code) == (404, 422, 413)
+    assert b.logger.counts()["delivered"] == 5
+    df = DeltaTable(str(log_path)).to_pandas().set_index("request_id")
+    assert df.loc["ok", "status"] == 200 and df.loc["ok", "n_rows"] == 2
+    got = {rid: (int(df.loc[rid, "status"]), df.loc[rid, "error"]) for rid in ("plain", "unknown", "bad", "big")}
+    assert got == {"plain": (415, "unsupported_media_type"), "unknown": (404, "unknown_group"),
+                   "bad": (422, "invalid_request"), "big": (413, "body_too_large")}
+    assert json.loads(df.loc["unknown", "group"]) == {"store": "NOPE", "item": "I01"}
+    assert df.loc["plain", "inputs"] == "[]" and df.loc["plain", "model_version"] == b.service.current.version
+    assert "old" in df.index  # the older rows are still there, their status empty
+
+    # The monitor job counts only served rows: rejected requests have no inputs or predictions.
+    import pandas as pd
+
+    from mlkit_workloads.monitor.data import served_rows
+
+    rows = served_rows(df.reset_index(), pd.Timestamp("2000-01-01", tz="UTC"), ["store", "item"])
+    assert len(rows) == 2 + 1  # the 200's two rows + the old table's row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Optional
 import typer
 
 from ..config import DEFAULT_DIR, load_environment
-from ..console import UserError, console, user_errors
+from ..console import UserError, console, err, user_errors
 
 
 def run(
@@ -23,15 +24,24 @@ def run(
     items: Optional[int] = typer.Option(None, "--items", help="synthetic data: items per store"),
     days: Optional[int] = typer.Option(None, "--days", help="synthetic data: days of history"),
     stop_server: bool = typer.Option(False, "--stop-server", help="stop the MLflow server at the end if this run started it"),
+    force: bool = typer.Option(False, "--force", help="train again even on a data version already trained with the same settings"),
 ) -> None:
     """Run JOB of ENV locally: MLflow server on 127.0.0.1, Spark local mode, Delta via delta-rs."""
     with user_errors():
-        code = _run(env, job, data, environments, stores, items, days, stop_server)
+        try:
+            code = _run(env, job, data, environments, stores, items, days, stop_server, force)
+        except KeyboardInterrupt:  # before the first task (starting MLflow or Spark) or after the last
+            err.print("interrupted outside any task (starting up or writing the summary); the tables are as the "
+                      "last finished task left them")
+            code = INTERRUPTED
     raise typer.Exit(code)
 
 
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
 def _run(env: str, job: str, data: Path | None, environments: Path, stores: int | None, items: int | None,
-         days: int | None, stop_server: bool) -> int:
+         days: int | None, stop_server: bool, force: bool = False) -> int:
     from mlkit_workloads.graph import JOBS
 
     cfg = load_environment(env, environments)
@@ -52,9 +62,13 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     from ..local.progress import TaskProgress
     from ..local.spark import local_session
 
+    mlflow_server.bound_client_retries()
     runner.quiet_libraries()
     state = Path(cfg.local.state_dir).resolve()
-    settings: WorkloadSettings = runner.settings_for_run(cfg.workloads, state, data)
+    try:
+        settings: WorkloadSettings = runner.settings_for_run(cfg.workloads, state, data)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     size = {k: v for k, v in (("stores", stores), ("items", items), ("days", days)) if v is not None}
     if size:
         try:
@@ -73,14 +87,82 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
         how += f", not started from {state}: runs and models go to that server's store"
     console.print(f"MLflow {server.url} ({how}) · "
                   f"Spark local[{cfg.local.spark_cores}] · ready in {time.perf_counter() - t0:.1f} s")
+    interrupt = runner.InterruptFlag()
+    previous = _on_sigint(spark, interrupt)
+    report = None
     try:
         with TaskProgress(spark, console) as progress:
-            report = runner.run_jobs(settings, jobs, spark, env, state, on_task=progress.task, say=progress.say)
+            report = runner.run_jobs(settings, jobs, spark, env, state, on_task=progress.task, say=progress.say,
+                                     force=force, interrupt=interrupt,
+                                     monitor_root=str(runner.tables_root(cfg.workloads, state)))
+        for t in report.tasks:  # a skipped training, a monitor run with nothing to compare: say it plainly
+            if t.result.get("note") and t.status in runner.OUTCOMES:
+                console.print(f"{t.job} › {t.key}: {t.result['note']}", markup=False)
         out_dir = state / "runs" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         summary.write(report, out_dir, console)
         console.print(f"total {time.perf_counter() - t0:.1f} s")
+    except runner.Interrupted as e:
+        err.print(str(e), markup=False)
     finally:
-        spark.stop()
+        signal.signal(signal.SIGINT, previous)
+        _stop_spark(spark, interrupt.set)
         if stop_server and server.started:
             mlflow_server.stop(server)
+    if report is None:
+        return INTERRUPTED
+    alive = mlflow_server.started_here(state)
+    if alive and not (stop_server and server.started):
+        console.print(f"the MLflow server {server.url} (pid {alive[0].pid}) is still running so the UI stays "
+                      f"browsable; stop it with `mlkit stop --env {env}`")
     return 0 if report.ok else 1
+
+
+def _on_sigint(spark, interrupt) -> object:
+    """Ctrl-C: flag the interrupt, cancel Spark's jobs, raise KeyboardInterrupt in the task.
+
+    pyspark's own handler does the cancel inside the handler, on the main thread's py4j connection,
+    which the interrupted call is still reading ("reentrant call"): here it runs on a thread of its
+    own (its own connection). The flag makes whatever the cancelled job raises read as the
+    interrupt. py4j reports every cut-off call with a traceback (``logging.exception`` on the root
+    and its own loggers): once interrupted, logging is off for the rest of this process, which only
+    stops Spark and exits. A second Ctrl-C while stopping is ignored: the first one is being handled.
+    """
+    import logging
+    import threading
+
+    def handler(signum, frame):
+        if interrupt.set:
+            return
+        interrupt.set = True
+        logging.disable(logging.CRITICAL)  # py4j logs the cut-off calls with tracebacks, on several loggers
+        threading.Thread(target=_cancel_jobs, args=(spark,), daemon=True).start()
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _cancel_jobs(spark) -> None:
+    try:
+        spark.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001 - the gateway may be going away; the task is stopping either way
+        pass
+
+
+def _stop_spark(spark, interrupted: bool = False) -> None:
+    """Stop Spark quietly. After an interrupt the cancelled jobs' tasks are still reporting back:
+    stopping under them makes the scheduler log a RejectedExecutionException stack, so the JVM's
+    log goes quiet and the jobs get a few seconds to drain first; py4j's half-closed gateway
+    connection would log a trace that says nothing the interrupt line did not."""
+    import logging
+
+    for name in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        if interrupted:
+            spark.sparkContext.setLogLevel("OFF")
+            tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + 5
+            while tracker.getActiveJobsIds() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        spark.stop()
+    except Exception:  # noqa: BLE001 - the JVM goes with this process anyway
+        pass

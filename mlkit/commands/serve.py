@@ -35,6 +35,7 @@ def serve(
         from mlkit_workloads.serve.sinks import DeltaSink
 
         from ..local import mlflow_server
+        from ..local.runner import tables_root
 
         ss = cfg.workloads.serving
         port = port or ss.port
@@ -43,8 +44,9 @@ def serve(
         if _taken(port):
             raise UserError(f"port {port} on 127.0.0.1 is in use; pass --port with a free one")
         state = Path(cfg.local.state_dir)
+        mlflow_server.bound_client_retries()  # an alias poll must not hang minutes on a stopped server
         server = mlflow_server.ensure(state, cfg.local.mlflow_port)
-        tables = Path(cfg.workloads.tables.root or state / "tables")
+        tables = tables_root(cfg.workloads, state.resolve())  # where `mlkit run --job monitor` reads it
         log_path = tables / INFERENCE_LOG  # where the monitoring job reads it
         built = build(cfg.workloads, env=cfg.name, cache_dir=state / "serving-cache", tracking_uri=server.url,
                       sink=DeltaSink(log_path), auth=None)

@@ -2,7 +2,12 @@
 
 Started with gunicorn (``--gunicorn-opts ""``): the default uvicorn server adds ~30-40 ms to
 every request here, which a run with hundreds of tracking calls feels. The server runs in its
-own session so it outlives `mlkit run` and the MLflow UI stays browsable; ``stop`` ends it.
+own session so it outlives `mlkit run` and the MLflow UI stays browsable; ``stop`` ends it and
+``stop_all`` ends every server a state dir started (`mlkit stop`).
+
+MLflow's job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION``) is off: mlkit never submits MLflow
+jobs, and the runner's worker processes cost more memory than the server itself
+(``bench/mlflow_server.py`` measures both).
 """
 
 from __future__ import annotations
@@ -65,6 +70,23 @@ def _our_server_pid(pid_file: Path, state_dir: Path) -> int | None:
     return pid if str(state_dir / "mlflow.db") in cmdline else None
 
 
+# A tracking server that stops answering should fail a call in seconds: MLflow's defaults (7 retries,
+# backoff factor 2, 120 s timeout) kept `mlkit run` waiting 257 s before its first error.
+CLIENT_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
+def bound_client_retries() -> None:
+    """Bound this process's MLflow client retries (a value the user exported wins)."""
+    for k, v in CLIENT_HTTP.items():
+        os.environ.setdefault(k, v)
+
+
+def server_env(job_execution: bool = False) -> dict[str, str]:
+    """The server's environment: ours, with MLflow's job runner off unless asked for."""
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if job_execution else "false"}
+
+
 def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
     """Reuse the server answering on ``port``, or start one with its store under ``state_dir``."""
     state_dir = state_dir.resolve()
@@ -82,7 +104,7 @@ def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
            "--artifacts-destination", str(state_dir / "mlartifacts"),
            "--workers", "1", "--gunicorn-opts", ""]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=state_dir)
+                            start_new_session=True, cwd=state_dir, env=server_env())
     pid_file.write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,3 +143,37 @@ def stop(server: Server, timeout: float = 15.0) -> None:
     except ChildProcessError:
         pass
     (server.state_dir / "mlflow-server.pid").unlink(missing_ok=True)
+
+
+def started_here(state_dir: Path) -> list[Server]:
+    """Every live MLflow server whose store is this state dir's sqlite file, pid file or not.
+
+    A server outlives the `mlkit run` that started it (on purpose: the UI stays up); a pid file can
+    be lost (deleted state, a crash between start and write), so the process table is the truth.
+    Session leaders only: a server's gunicorn workers go with their group.
+    """
+    import psutil
+
+    state_dir = state_dir.resolve()
+    store = f"sqlite:///{state_dir / 'mlflow.db'}"
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "mlflow" in " ".join(cmd[:3]) and "server" in cmd and store in cmd:
+            try:
+                if os.getsid(p.pid) != p.pid:
+                    continue
+            except OSError:
+                continue
+            port = cmd[cmd.index("--port") + 1] if "--port" in cmd[:-1] else ""
+            found.append(Server(f"http://127.0.0.1:{port}" if port else "", p.pid, state_dir, started=True))
+    return found
+
+
+def stop_all(state_dir: Path) -> list[Server]:
+    """Stop every server ``started_here`` finds; returns them."""
+    servers = started_here(state_dir)
+    for server in servers:
+        stop(server)
+    (state_dir.resolve() / "mlflow-server.pid").unlink(missing_ok=True)
+    return servers

@@ -37,16 +37,19 @@ class TaskProgress:
 
         def poll() -> None:
             # Spark tasks (one per group partition) are the unit of work we can see from here.
-            tracker = self.spark.sparkContext.statusTracker()
-            while not stop.wait(0.3):
-                for sid in tracker.getActiveStageIds():
-                    info = tracker.getStageInfo(sid)
-                    if info is not None:
-                        seen[sid] = (info.numCompletedTasks, info.numTasks)
-                if seen:
-                    done = sum(d for d, _ in seen.values())
-                    total = sum(t for _, t in seen.values())
-                    self.progress.update(tid, completed=done, total=max(total, 1))
+            try:
+                tracker = self.spark.sparkContext.statusTracker()
+                while not stop.wait(0.3):
+                    for sid in tracker.getActiveStageIds():
+                        info = tracker.getStageInfo(sid)
+                        if info is not None:
+                            seen[sid] = (info.numCompletedTasks, info.numTasks)
+                    if seen:
+                        done = sum(d for d, _ in seen.values())
+                        total = sum(t for _, t in seen.values())
+                        self.progress.update(tid, completed=done, total=max(total, 1))
+            except Exception:  # noqa: BLE001 - the gateway closing (interrupt, stop) only ends the bar's updates
+                return
 
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()

@@ -113,10 +113,11 @@ def _runtime(args: argparse.Namespace, entry_point: str) -> Runtime:
     if not root:
         raise WorkloadError("workloads.tables.root is not set in the environment (where the Delta tables live)")
     if _on_databricks():
-        return Runtime(args.env, settings, spark, SparkDeltaStore(spark, root), DatabricksTaskContext(), say=print)
+        return Runtime(args.env, settings, spark, SparkDeltaStore(spark, root), DatabricksTaskContext(), say=print,
+                       force=args.force)
     ctx_file = Path(args.context_file) if args.context_file else Path(root) / "_task_values.json"
     return Runtime(args.env, settings, spark, DeltaRsStore(root), LocalTaskContext(task_key(entry_point), ctx_file),
-                   say=print)
+                   say=print, force=args.force)
 
 
 def main(entry_point: str, argv: list[str] | None = None) -> int:
@@ -127,6 +128,8 @@ def main(entry_point: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--tables-root", default=None, help="overrides workloads.tables.root")
     parser.add_argument("--context-file", default=None, help="off Databricks: JSON file of task values")
     parser.add_argument("--run-id", default=None, help="job run id (for the logs; Databricks passes it)")
+    parser.add_argument("--force", action="store_true",
+                        help="train again even on a data version already trained with the same settings")
     for n in names:
         parser.add_argument(f"--{n.replace('_', '-')}", required=True)
     args = parser.parse_args(argv)
@@ -136,6 +139,9 @@ def main(entry_point: str, argv: list[str] | None = None) -> int:
     except WorkloadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"interrupted during {entry_point} (tables keep their last committed version)", file=sys.stderr)
+        return 130
     print(result)
     return 0
 

@@ -49,16 +49,33 @@ def _type_ok(kind: str, spark_type: str) -> bool:
     return True
 
 
-def check_schema(dtypes: dict[str, str], spec: Spec) -> list[str]:
-    """Missing columns and columns of the wrong type (pure: Spark type names in, messages out)."""
-    problems = []
+def _printable(name: str) -> bool:
+    return name.isprintable() and len(name) <= 200
+
+
+def check_schema(dtypes: dict[str, str], spec: Spec, empty: frozenset[str] = frozenset()) -> list[str]:
+    """Missing columns and columns of the wrong type (pure: Spark type names in, messages out).
+
+    A header that is not text (a binary file read as CSV) is one problem, and its bytes are never
+    echoed; the columns present are listed once, after the missing ones. ``empty``: columns with
+    no value in any row (Spark reads those as strings: "has no values" is the accurate reason).
+    """
+    if dtypes and not all(_printable(c) for c in dtypes):
+        return ["the header row is not text (is this a binary file? give CSV with a header row, or parquet)"]
+    problems, missing = [], []
     for name, kind in spec.columns.items():
         if name not in dtypes:
             near = [c for c in dtypes if c.lower() == name.lower()]
             hint = f" (found {near[0]!r}: column names are case-sensitive)" if near else ""
-            problems.append(f"column {name!r} is missing{hint}; columns present: {', '.join(dtypes) or 'none'}")
+            missing.append(name)
+            problems.append(f"column {name!r} is missing{hint}")
+        elif name in empty:
+            problems.append(f"column {name!r} has no values (every row is empty)")
         elif not _type_ok(kind, dtypes[name]):
             problems.append(f"column {name!r} must be {kind} but is {dtypes[name]}")
+    if missing:
+        shown = list(dtypes)[:30]
+        problems.append(f"columns present: {', '.join(shown) or 'none'}" + (" …" if len(dtypes) > 30 else ""))
     return problems
 
 
@@ -140,12 +157,20 @@ def conform(sdf, spec: Spec, where: str):
 
     if not sdf.columns or sdf.limit(1).count() == 0:
         raise DataError(where, ["the source is empty (no rows)"])
-    problems = check_schema(dict(sdf.dtypes), spec)
+    dtypes = dict(sdf.dtypes)
+    present = [c for c in spec.columns if c in dtypes]
+    empty = frozenset()
+    if present and all(_printable(c) for c in dtypes):
+        row = sdf.select(*(F.count(F.col(c)).alias(c) for c in present)).first()
+        empty = frozenset(c for c in present if row[c] == 0)
+    problems = check_schema(dtypes, spec, empty)
     if problems:
         # For a column that should be numeric but was read as text, show the first offending row.
         for name, kind in spec.columns.items():
-            if kind == "numeric" and dict(sdf.dtypes).get(name) == "string":
-                problems.append(_first_bad(sdf, name, "double"))
+            if kind == "numeric" and dtypes.get(name) == "string" and name not in empty:
+                detail = _first_bad(sdf, name, "double")
+                if detail:
+                    problems.append(detail)
         raise DataError(where, problems)
 
     out = sdf.select(*spec.columns)
@@ -166,7 +191,10 @@ def conform(sdf, spec: Spec, where: str):
                 detail = _first_bad(sdf, name, "timestamp") if kind == "timestamp" else ""
                 problems.append(f"column {name!r}: {bad} row(s) {what}" + (f"; {detail}" if detail else ""))
     if spec.keys:
-        dupes = out.groupBy(*spec.keys).count().where("count > 1")
+        # Rows with an empty or unparseable key are reported above; as keys they would all be None
+        # and show up as a spurious duplicate too.
+        keyed = out.where(" AND ".join(f"`{k}` IS NOT NULL" for k in spec.keys))
+        dupes = keyed.groupBy(*spec.keys).count().where("count > 1")
         n = dupes.count()
         if n:
             ex = dupes.first()

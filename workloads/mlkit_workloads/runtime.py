@@ -31,6 +31,8 @@ class Runtime:
     context: TaskContext
     # Called with a short status line; the local runner shows it next to its progress bar.
     say: Callable[[str], None] = field(default=lambda msg: None)
+    # Train again even when this data version was already trained with the same settings.
+    force: bool = False
 
 
 def code_version() -> str:

@@ -12,7 +12,7 @@ import time
 from .classifier.model import best_threshold, build, evaluate, split, suggest, with_threshold, xy
 from .errors import DataError
 from .runtime import Runtime, code_version, experiment
-from .tracking import check_reachable, pip_requirements
+from .tracking import check_reachable, pip_requirements, record_training, reuse_training, training_tags
 
 
 def make_objective(cfg, x_fit, y_fit, x_val, y_val, tracking_uri: str):
@@ -33,6 +33,24 @@ def make_objective(cfg, x_fit, y_fit, x_val, y_val, tracking_uri: str):
     return objective
 
 
+def fail_open_runs(parent_run_id: str) -> None:
+    """Mark the study's run and its still-running trial runs FAILED (the study opened them through
+    its storage, not through ``mlflow.start_run``, so nothing else ends them). Best effort: with the
+    tracking server gone they cannot be reached at all."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        parent = client.get_run(parent_run_id)
+        children = client.search_runs([parent.info.experiment_id],
+                                      f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'")
+        for r in [*children, parent]:
+            if r.info.status == "RUNNING":
+                client.set_terminated(r.info.run_id, "FAILED")
+    except Exception:  # noqa: BLE001 - the original error is what the user needs to see
+        pass
+
+
 def run(rt: Runtime) -> dict:
     import mlflow
     import optuna
@@ -42,6 +60,13 @@ def run(rt: Runtime) -> dict:
     cfg = rt.settings.classifier
     table, version = rt.context.get("ingest", "table"), int(rt.context.get("ingest", "table_version"))
     check_reachable()
+    trained_on = training_tags(cfg, rt.tables.path(table), version)
+    skipped = reuse_training(rt, cfg.registered_model, trained_on)
+    if skipped is not None:  # the numbers the summary shows come from the run that trained it
+        prior = mlflow.MlflowClient().get_run(skipped["run_id"]).data
+        skipped.update({"trials": int(prior.params.get("n_trials", 0)),
+                        **{k: round(v, 4) for k, v in prior.metrics.items() if k.startswith("test_")}})
+        return skipped
     exp_id = experiment(rt, "classifier")
     df = rt.tables.read_pandas(table, version)
     x, y = xy(df, cfg)
@@ -59,9 +84,13 @@ def run(rt: Runtime) -> dict:
     study = MlflowSparkStudy(study_name, MlflowStorage(experiment_id=exp_id),
                              sampler=optuna.samplers.TPESampler(seed=42), direction="maximize")
     t0 = time.perf_counter()
-    study.optimize(make_objective(cfg, x_fit, y_fit, x_val, y_val, mlflow.get_tracking_uri()),
-                   n_trials=cfg.search.n_trials, n_jobs=min(cores, cfg.search.n_trials),
-                   timeout=cfg.search.timeout_seconds)
+    try:
+        study.optimize(make_objective(cfg, x_fit, y_fit, x_val, y_val, mlflow.get_tracking_uri()),
+                       n_trials=cfg.search.n_trials, n_jobs=min(cores, cfg.search.n_trials),
+                       timeout=cfg.search.timeout_seconds)
+    except BaseException:  # an interrupt or a failed trial: the study's runs must not stay RUNNING
+        fail_open_runs(study._study_id)
+        raise
     search_seconds = time.perf_counter() - t0
     best = study.best_trial
     parent_run_id = study._study_id  # the study's run: the trials' parent
@@ -83,6 +112,7 @@ def run(rt: Runtime) -> dict:
             pip_requirements=pip_requirements("scikit-learn", "imbalanced-learn", "cloudpickle"),
             input_example=x_test.head(5), registered_model_name=cfg.registered_model)
         mlflow.set_tags({"model_version": str(info.registered_model_version), "job": "classifier"})
+    record_training(cfg.registered_model, str(info.registered_model_version), parent_run_id, trained_on)
     out = {"run_id": parent_run_id, "model_name": cfg.registered_model,
            "model_version": str(info.registered_model_version), "trials": len(study.trials),
            "best_params": best.params, **{f"test_{k}": round(v, 4) for k, v in test.items()},

@@ -39,6 +39,8 @@ def served_rows(events: pd.DataFrame, since: pd.Timestamp, keys: list[str]) -> p
     if events.empty:
         return pd.DataFrame()
     events = events[pd.to_datetime(events["ts"], utc=True) >= since]
+    if "status" in events:  # rejected requests are logged too (no inputs, no predictions): not served rows
+        events = events[events["status"].fillna(200).astype(int) == 200]
     out: list[dict] = []
     for ev in events.itertuples(index=False):
         group = json.loads(ev.group)
@@ -59,11 +61,29 @@ def training_reference(tables, name: str, version: str) -> tuple[pd.DataFrame, s
     if not table or table_version is None:
         raise WorkloadError(f"{name} version {version}: its run {mv.run_id} records no data_table/"
                             "data_table_version, so its training data cannot be found")
-    try:
-        return tables.read_pandas(table, int(table_version)), f"{table} v{table_version}"
-    except FileNotFoundError:
-        raise WorkloadError(f"{name} version {version} was trained on {table} v{table_version}, "
-                            f"which is not under {tables.root}") from None
+    # The run records where the table was (data_path): a `--data` run keeps its tables in a folder
+    # of their own, so the monitor job's tables root (where the service logs) is not always it.
+    where = [(tables, table)]
+    recorded = params.get("data_path")
+    if recorded and recorded.rstrip("/") != tables.path(table).rstrip("/"):
+        parent, _, leaf = recorded.rstrip("/").rpartition("/")
+        where.insert(0, (_store_at(tables, parent), leaf))
+    for store, name_in_store in where:
+        try:
+            return store.read_pandas(name_in_store, int(table_version)), f"{store.path(name_in_store)} v{table_version}"
+        except FileNotFoundError:
+            continue
+    raise WorkloadError(f"{name} version {version} was trained on {table} v{table_version} "
+                        f"({recorded or 'no path recorded'}), which is not there any more nor under {tables.root}")
+
+
+def _store_at(tables, root: str):
+    """A store of the same kind as ``tables`` rooted elsewhere (local delta-rs, or Delta on Spark)."""
+    from ..tables import SparkDeltaStore
+
+    if isinstance(tables, SparkDeltaStore):
+        return SparkDeltaStore(tables.spark, root)
+    return type(tables)(root)
 
 
 def version_models(name: str, version: str, directory: Path | None = None) -> GroupModels:

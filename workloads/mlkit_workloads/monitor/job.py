@@ -75,12 +75,13 @@ def run(rt: Runtime) -> dict:
     events, source = logged_events(rt, ms, since)
     served = served_rows(events, since, keys)
     if served.empty:
-        # Not an error: a service with no traffic has no drift to report. Nothing is written.
+        # Not an error, and not "ok" either: a service with no traffic has no drift to report, and the
+        # task table says "nothing to compare" rather than a pass. Nothing is written.
         note = (f"no inferences logged in the last {ms.window_days} day(s) in {source} "
                 "(locally: `mlkit serve --env local` and send requests); nothing to monitor")
         rt.say(note)
-        out = {"served_rows": 0, "model_versions": [], "drifted_features": [], "drifted_groups": [], "note": note,
-               "inference_source": source}
+        out = {"outcome": "nothing to compare", "served_rows": 0, "model_versions": [], "drifted_features": [],
+               "drifted_groups": [], "note": note, "inference_source": source}
         for k, v in out.items():
             rt.context.set(k, v)
         return out

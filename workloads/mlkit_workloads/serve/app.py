@@ -10,9 +10,7 @@ thread pool, so a cold group load never stalls the event loop for other groups' 
 import datetime as dt
 import logging
 import math
-import re
 import time
-import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,14 +25,13 @@ from ..forecast.meta_model import UnknownGroup, canonical
 from .auth import ApiKeys
 from .inference_log import InferenceLogger
 from .metrics import render_metrics
-from .middleware import BodyLimit, StatusCounter, StatusCounts
+from .middleware import BodyLimit, RejectedLog, StatusCounter, StatusCounts, request_id
 from .schema import ErrorResponse, ModelInfo, Schemas
 from .service import GroupLoadFailed, ModelService, NotReady
 from .settings import ServingSettings
 
 log = logging.getLogger("mlkit.serve")
 GROUP_PATH = r"^[^/]+(/[^/]+){%d}$"
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class ApiError(Exception):
@@ -64,7 +61,8 @@ def _finite(v: Any) -> Any:
 
 ERRORS = {code: {"model": ErrorResponse, "description": desc} for code, desc in (
     (401, "missing or invalid bearer token"), (404, "unknown group (the message names it)"),
-    (413, "body or batch over the configured limit"), (422, "malformed body or wrong type (names the field)"),
+    (413, "body or batch over the configured limit"), (415, "the body is not sent as application/json"),
+    (422, "malformed body or wrong type (names the field)"),
     (503, "not ready, or this group's model failed to load (others keep serving)"))}
 
 
@@ -111,6 +109,11 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError):
+        if request.method == "POST" and not _is_json(request.headers.get("content-type")):
+            # FastAPI reads a non-JSON body as bytes and reports "Input should be a valid dictionary".
+            given = request.headers.get("content-type", "")[:80]
+            return _error_response(ApiError(415, "unsupported_media_type", f"content-type {given!r}: send the "
+                                            "body as application/json", field="content-type"))
         errors = e.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
         field = _field(first["loc"])
@@ -134,8 +137,7 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
               summary="Predict for one or many rows of one group")
     async def predict(body: S.PredictRequest, request: Request):  # type: ignore[valid-type]
         started = time.perf_counter()
-        rid = request.headers.get("x-request-id", "")
-        rid = rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+        rid = request_id(None, request.headers.get("x-request-id", ""))
         if len(body.rows) > settings.max_batch_rows:
             raise ApiError(413, "batch_too_large",
                            f"{len(body.rows)} rows; the limit is {settings.max_batch_rows} per request", field="rows")
@@ -209,7 +211,22 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
         return PlainTextResponse(render_metrics(counts, service, logger),
                                  media_type="text/plain; version=0.0.4")
 
-    # Added last = outermost: the counter also sees the 413s that the body limit answers itself.
+    # Added last = outermost: the counter and the rejected-request log also see the 413s that the
+    # body limit answers itself.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if logger is not None:
+        app.add_middleware(RejectedLog, offer=logger.offer, env=env, model=lambda: _serving(service))
     app.add_middleware(StatusCounter, counts=counts)
     return app
+
+
+def _serving(service: ModelService) -> tuple[str, str]:
+    return (service.current.name, service.current.version) if service.ready else (service.source.name, "")
+
+
+def _is_json(content_type: str | None) -> bool:
+    """No content type is read as JSON (FastAPI does); otherwise application/json or any +json type."""
+    if not content_type:
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))

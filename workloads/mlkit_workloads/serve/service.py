@@ -115,10 +115,12 @@ class ModelService:
             except Exception:  # the poller must outlive any single failure
                 log.exception("alias poll crashed; retrying in %.0f s", self.poll_seconds)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.5) -> None:
+        """Stop polling. The poller is a daemon thread: a poll stuck on an unreachable registry (MLflow's
+        own retries) is not waited for beyond ``wait``, so shutting down never hangs on the registry."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=wait)
 
     # ------------------------------------------------------------------ groups
     def _lock_for(self, version: str, ck: str) -> threading.Lock:

@@ -14,8 +14,10 @@ from typing import Any, Callable, Iterable
 from .inference_log import to_json
 
 # Column -> how it is stored. Nested inputs/outputs stay JSON text: the feature set is per model.
+# ``status``: the HTTP status answered (200, or the rejection: 401/404/413/415/422/503); a rejected
+# request is logged with its status and error code, without its body (inputs/outputs are empty).
 EVENT_COLUMNS = ("request_id", "ts", "env", "model_name", "model_version", "group_key", "group", "n_rows",
-                 "inputs", "outputs", "latency_ms")
+                 "inputs", "outputs", "latency_ms", "status", "error")
 
 
 def event_table(events: list[dict[str, Any]]):
@@ -34,6 +36,8 @@ def event_table(events: list[dict[str, Any]]):
         "inputs": pa.array([json.dumps(e["inputs"], default=str) for e in events], pa.string()),
         "outputs": pa.array([json.dumps(e["outputs"]) for e in events], pa.string()),
         "latency_ms": pa.array([float(e["latency_ms"]) for e in events], pa.float64()),
+        "status": pa.array([int(e.get("status", 200)) for e in events], pa.int32()),
+        "error": pa.array([e.get("error") for e in events], pa.string()),
     })
 
 
@@ -48,7 +52,8 @@ class DeltaSink:
     def send(self, events: list[dict[str, Any]]) -> None:
         from deltalake import write_deltalake
 
-        write_deltalake(self.path, event_table(events), mode="append")
+        # merge: a table written before the status/error columns existed takes them on (older rows: null)
+        write_deltalake(self.path, event_table(events), mode="append", schema_mode="merge")
 
     def close(self) -> None:
         pass

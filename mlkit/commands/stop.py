@@ -1,0 +1,33 @@
+"""`mlkit stop --env local`: stop every background server a local environment's state dir started.
+
+`mlkit run` and `mlkit serve` leave the MLflow server running on purpose (the UI stays browsable,
+the next run starts faster); this is the one command that ends it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import DEFAULT_DIR, load_environment
+from ..console import UserError, console, user_errors
+
+
+def stop(
+    env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
+    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+) -> None:
+    """Stop the MLflow server(s) ENV's state dir started (the store and the runs stay on disk)."""
+    with user_errors():
+        cfg = load_environment(env, environments)
+        if cfg.kind != "local":
+            raise UserError(f"{env} is a cloud environment; `mlkit stop` stops the local servers of a local one")
+        from ..local import mlflow_server
+
+        state = Path(cfg.local.state_dir).resolve()
+        stopped = mlflow_server.stop_all(state)
+        if not stopped:
+            console.print(f"no server started from {state} is running")
+        for s in stopped:
+            console.print(f"stopped the MLflow server {s.url or ''} (pid {s.pid}); its store stays in {state}")
