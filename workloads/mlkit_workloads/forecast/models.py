@@ -41,16 +41,18 @@ def lags(season: int) -> list[int]:
     return sorted(set(range(1, min(season, 13) + 1)) | {season})
 
 
-def _mlforecast(plan: Plan, trees: int, seed: int, params: dict | None = None):
+# The XGBoost candidate's parameters before tuning (and trial 0 of every search, ``tuning.tune``).
+XGB_DEFAULT = {"max_depth": 4, "learning_rate": 0.1, "min_child_weight": 1.0, "subsample": 0.9, "reg_lambda": 1.0}
+
+
+def mlforecast_model(plan: Plan, trees: int, seed: int, params: dict | None = None):
     """``params``: the group's searched XGBoost parameters (``tuning.tune``); none: the defaults."""
     import xgboost as xgb
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean
     from mlforecast.target_transforms import Differences
 
-    from .tuning import DEFAULT
-
-    model = xgb.XGBRegressor(n_estimators=trees, **{**DEFAULT, **(params or {})}, n_jobs=1,
+    model = xgb.XGBRegressor(n_estimators=trees, **{**XGB_DEFAULT, **(params or {})}, n_jobs=1,
                              random_state=seed % 2**31)
     return MLForecast(models={"xgboost": model}, freq=plan.freq, lags=lags(plan.season_length),
                       lag_transforms={1: [RollingMean(window_size=plan.season_length)]},
@@ -76,7 +78,7 @@ def _with_previous(x: pd.DataFrame, features: list[str], before: dict[str, float
     return out
 
 
-def _frame(series: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+def long_frame(series: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return _with_previous(series[["ds", "y", *features]], features).assign(unique_id="g")
 
 
@@ -97,11 +99,11 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
             from statsforecast import StatsForecast
 
             sf = StatsForecast(models=[_stats_model(kind, plan.season_length)], freq=plan.freq, n_jobs=1)
-            cv = sf.cross_validation(h=plan.horizon, df=_frame(series, []), n_windows=plan.windows,
+            cv = sf.cross_validation(h=plan.horizon, df=long_frame(series, []), n_windows=plan.windows,
                                      step_size=plan.horizon, level=levels)
         else:
-            mlf = _mlforecast(plan, trees, seed, params)
-            cv = mlf.cross_validation(_frame(series, features), n_windows=plan.windows, h=plan.horizon,
+            mlf = mlforecast_model(plan, trees, seed, params)
+            cv = mlf.cross_validation(long_frame(series, features), n_windows=plan.windows, h=plan.horizon,
                                       step_size=plan.horizon, static_features=[], as_numpy=True,
                                       prediction_intervals=_intervals(plan), level=levels)
     return _rename(cv, kind, levels)
@@ -162,11 +164,11 @@ def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels
             from statsforecast import StatsForecast
 
             fitted = StatsForecast(models=[_stats_model(kind, plan.season_length)], freq=plan.freq, n_jobs=1)
-            fitted.fit(_frame(series, []))
+            fitted.fit(long_frame(series, []))
             use = []
         else:
-            fitted = _mlforecast(plan, trees, seed, params)
-            fitted.fit(_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
+            fitted = mlforecast_model(plan, trees, seed, params)
+            fitted.fit(long_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
             use = features
     last = {f: float(series[f].iloc[-1]) for f in use}
     return Forecaster(kind, fitted, plan, series.ds.iloc[-1], use, levels, last)

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .frequency import Plan
-
-# The candidate's parameters before tuning (and trial 0 of every search).
-DEFAULT = {"max_depth": 4, "learning_rate": 0.1, "min_child_weight": 1.0, "subsample": 0.9, "reg_lambda": 1.0}
+from .models import XGB_DEFAULT as DEFAULT
+from .models import long_frame, mlforecast_model
 
 
 def suggest(trial) -> dict:
@@ -66,12 +65,10 @@ def tuning_history(series: pd.DataFrame, plan: Plan) -> pd.DataFrame:
 def feature_matrix(series: pd.DataFrame, features: list[str], plan: Plan) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """mlforecast's own rows for ``series`` (lags, rolling mean, calendar, exogenous + previous values,
     differenced target): X, y and ds, in time order, rows without full lags dropped."""
-    from .models import _frame, _mlforecast
-
-    mlf = _mlforecast(plan, 1, 0)
+    mlf = mlforecast_model(plan, 1, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prep = mlf.preprocess(_frame(series, features), static_features=[], dropna=True)
+        prep = mlf.preprocess(long_frame(series, features), static_features=[], dropna=True)
     prep = prep.sort_values("ds", kind="stable")
     cols = list(mlf.ts.features_order_)
     return prep[cols].astype(float), prep["y"].astype(float), prep["ds"]
