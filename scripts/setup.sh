@@ -41,4 +41,14 @@ if ! command -v dot >/dev/null; then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
   fi
 fi
+# The CDK Terrain CLI (scripts/cdktn) with the Node >= 22.19 it needs, both from the npm registry
+# into .tools/cdktn (pinned by its package-lock.json); skipped while that lock is what is installed.
+cdktn_lock=.tools/cdktn/package-lock.json cdktn_stamp=.tools/cdktn/node_modules/.mlkit-installed
+if ! cmp -s "$cdktn_lock" "$cdktn_stamp" 2>/dev/null; then
+  if command -v npm >/dev/null; then
+    (cd .tools/cdktn && npm ci --no-audit --no-fund --loglevel=error) && cp "$cdktn_lock" "$cdktn_stamp"
+  else
+    echo "note: npm not found, scripts/cdktn not installed (mlkit itself does not need it)" >&2
+  fi
+fi
 echo "mlkit set up: .venv/bin/mlkit"

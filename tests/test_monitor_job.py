@@ -121,6 +121,7 @@ def test_monitor_names_missing_inputs(tmp_path, experiment_prefix):
     # An event from a model whose run recorded no training table: the error says which version and why.
     name = f"forecast_norun_{tmp_path.name[-12:]}"
     version = register(sqlite_uri(registry_dir()), name, make_bundle(tmp_path / "bundle", 1))
+    name = f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
     DeltaSink(store.path("inference_log")).send([{
         "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
         "model_version": version, "group_key": json.dumps(["S00", "I00"]), "group": {"store": "S00", "item": "I00"},

@@ -51,7 +51,7 @@ def test_predict_one_row_matches_the_meta_model(client, built):
     r = client.post("/v1/predict", json=_body())
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == {"name": MODEL, "version": built.service.current.version}
+    assert body["model"] == {"name": f"mlk_local.ml.{MODEL}", "version": built.service.current.version}
     assert body["group"] == {"store": "S00", "item": "I01"}
     # Same numbers as the meta model's own routing on the same rows (features built the same way).
     models = GroupModels(built.service.current.models.directory)  # a fresh instance, own cache
