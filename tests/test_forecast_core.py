@@ -16,7 +16,8 @@ from mlkit_workloads.forecast.meta_model import CODEC, FORECASTER, GroupModels, 
 from mlkit_workloads.forecast.metrics import backtest_cutoffs, coverage, seasonal_scale
 from mlkit_workloads.forecast.models import backtest
 from mlkit_workloads.forecast.series import SeriesProblem, prepare
-from mlkit_workloads.forecast.train import metric_names, train_group
+from mlkit_workloads.forecast.train import SEARCH_FIELDS, metric_names, train_group
+from mlkit_workloads.forecast.tuning import DEFAULT, feature_matrix, split, tune, tuning_history, xgb_params
 from mlkit_workloads.settings import Forecast
 from mlkit_workloads.train_many import no_group_trained
 
@@ -187,12 +188,85 @@ def test_train_group_statuses_and_candidates():
     assert len(ok.backtest) == 36 and ok.last_ts == "2014-12-01T00:00:00"
     row = ok.row(metric_names([80, 95]))
     assert set(metric_names([80, 95])) <= set(row) and json.loads(row["candidates"])["auto_ets"]["mae"] > 0
+    assert {n for n, _ in SEARCH_FIELDS} <= set(row) and row["search_trials"] == MONTHLY.search.n_trials
+    assert set(json.loads(row["search_params"])) == set(DEFAULT) and 1 <= row["search_best_iteration"] <= 30
+    assert row["search_val_mae"] > 0
     short = train_group(monthly_series(40), MONTHLY, p)
     assert (short.status, short.reason) == ("skipped", "too few periods (40 < 60: 3 backtest windows of 12 + 24 "
                                                        "to train on)")
     assert train_group(monthly_series(120).assign(value=5.0), MONTHLY, p).reason == "constant target (nothing to learn)"
     broken = train_group(monthly_series(120).assign(month="not a date"), MONTHLY, p)
     assert broken.status == "failed" and broken.reason.startswith(("ValueError", "DateParseError"))
+
+
+# ------------------------------------------------------------------ the XGBoost candidate's search
+
+
+def budget(**kw):
+    return Forecast.model_validate({"search": {"n_trials": 6, "max_rounds": 200, "early_stopping_rounds": 10,
+                                               **kw}}).search
+
+
+def validation_mae(params: dict, trees: int, s: pd.DataFrame, p) -> float:
+    """An XGBoost with ``params`` and exactly ``trees`` trees (no early stopping) on the validation slice."""
+    import xgboost as xgb
+
+    x, y, ds = feature_matrix(tuning_history(s, p), [], p)
+    (x_fit, y_fit), (x_val, y_val), _ = split(x, y, ds, p.horizon)
+    booster = xgb.train(xgb_params(params, 0), xgb.DMatrix(x_fit, label=y_fit), trees)
+    return float(np.mean(np.abs(booster.predict(xgb.DMatrix(x_val)) - y_val.to_numpy())))
+
+
+def test_search_is_deterministic_for_a_seed():
+    s, p = prepare(monthly_series(150), "month", "value", [], "MS").frame, plan(MONTHLY, "MS")
+    a, b = tune(s, [], p, budget(), seed=3), tune(s, [], p, budget(), seed=3)
+    assert (a.params, a.best_iteration, a.val_mae, a.trials) == (b.params, b.best_iteration, b.val_mae, b.trials)
+    assert a.trials == 6 and set(a.params) == set(DEFAULT)
+
+
+def test_early_stopping_stops_before_max_rounds_where_more_trees_overfit():
+    """White noise around a constant level: after a few trees every extra tree fits noise."""
+    rng = np.random.default_rng(5)
+    n = 200
+    df = pd.DataFrame({"region": "R1", "month": pd.date_range("1990-01-01", periods=n, freq="MS"),
+                       "value": 100 + rng.normal(0, 5, n)})
+    s, p = prepare(df, "month", "value", [], "MS").frame, plan(MONTHLY, "MS")
+    t = tune(s, [], p, budget(n_trials=3, max_rounds=300))
+    assert t.best_iteration + 10 < 300  # stopped: 10 rounds without improvement came long before the cap
+    assert validation_mae(t.params, 300, s, p) > t.val_mae  # and the full 300 trees are worse: overfit
+
+
+def test_tuned_candidate_is_at_least_as_good_as_the_untuned_default_on_validation():
+    s, p = prepare(monthly_series(150, seed=2), "month", "value", [], "MS").frame, plan(MONTHLY, "MS")
+    t = tune(s, [], p, budget(max_rounds=100))
+    untuned = validation_mae(DEFAULT, 100, s, p)  # the candidate before the search: defaults, all trees
+    assert t.val_mae <= untuned + 1e-9 and t.val_mae <= t.default_val_mae
+    # The best params and iteration define the candidate: refitting them gives the search's score.
+    assert validation_mae(t.params, t.best_iteration, s, p) == pytest.approx(t.val_mae, rel=1e-5)
+
+
+def test_tuning_sees_no_backtest_period():
+    s, p = prepare(monthly_series(150), "month", "value", [], "MS").frame, plan(MONTHLY, "MS")
+    t = tune(s, [], p, budget(n_trials=3))
+    first_origin = backtest_cutoffs(s.ds.iloc[-1], "MS", p.horizon, p.windows)[0]
+    first_backtested = future_dates(first_origin, "MS", 1)[0]
+    assert t.val_end == first_origin < first_backtested
+    assert list(pd.date_range(t.val_start, t.val_end, freq="MS")) == list(future_dates(
+        first_origin - pd.DateOffset(months=p.horizon), "MS", p.horizon))  # the last horizon periods before it
+    # Proof by change: wreck every backtested value; the search's result does not move.
+    wrecked = s.copy()
+    wrecked.loc[wrecked.ds >= first_backtested, "y"] *= 10
+    w = tune(wrecked, [], p, budget(n_trials=3))
+    assert (w.params, w.best_iteration, w.val_mae) == (t.params, t.best_iteration, t.val_mae)
+
+
+def test_a_failing_search_drops_only_the_xgboost_candidate():
+    p = plan(MONTHLY, "MS")
+    res = train_group(monthly_series(60), MONTHLY, p)  # long enough to backtest, too short to also tune
+    assert res.status == "ok" and res.model_type in ("seasonal_naive", "auto_ets")
+    assert res.candidates["xgboost"]["error"].startswith("search: ValueError: too few feature rows to tune on")
+    row = res.row(metric_names([80, 95]))
+    assert (row["search_trials"], row["search_params"], row["search_best_iteration"]) == (0, "", 0)
 
 
 def test_no_group_trained_names_every_group_reason():

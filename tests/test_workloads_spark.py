@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def sales_csv(path: Path) -> Path:
 def small_settings(**gates) -> WorkloadSettings:
     return WorkloadSettings.model_validate({
         "forecast": {"min_train_periods": 60, "horizon": 7, "backtest_windows": 2, "models": ["auto_theta", "xgboost"],
-                     "search": {"max_rounds": 60},
+                     "search": {"n_trials": 3, "max_rounds": 60, "early_stopping_rounds": 5},
                      # 3 series of weekly pattern + promotions: the seasonal naive is hard to beat on them.
                      "gates": {"min_share_ok": 0.4, "max_median_wape": 0.5, "min_share_beating_baseline": 0.3,
                                **gates}},
@@ -143,6 +144,13 @@ def test_train_many_statuses_and_tracking(forecast_run):
     assert reasons["S5"].startswith("too few periods (40 < 74") and "missing" in reasons["S6"]
     assert res["frequency"] == "D" and res["frequency_source"] == "inferred from 150 distinct timestamps"
     assert set(metrics.model_type[metrics.status == "ok"]) <= {"seasonal_naive", "auto_theta", "xgboost"}
+    # The XGBoost candidate's per-group search: trials run, best params, best iteration, validation MAE.
+    ok = metrics[metrics.status == "ok"]
+    assert {"search_trials", "search_params", "search_best_iteration", "search_val_mae", "search_seconds"} <= set(metrics)
+    assert (ok.search_trials == 3).all() and (metrics.search_trials[metrics.status == "skipped"] == 0).all()
+    assert all(set(json.loads(p)) == {"max_depth", "learning_rate", "min_child_weight", "subsample", "reg_lambda"}
+               for p in ok.search_params)
+    assert ok.search_best_iteration.between(1, 60).all() and (ok.search_val_mae > 0).all()
     assert (metrics.run_id == res["run_id"]).all() and metrics.model_version.nunique() == 1
     run = mlflow.get_run(res["run_id"])
     assert run.data.params["data_table_version"] == "0" and "+" in run.data.params["code_version"]

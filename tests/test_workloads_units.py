@@ -269,6 +269,8 @@ def test_udf_rows_expand_to_one_typed_row_per_group():
     assert list(out.columns) == ["store", "item", *names[:-1], "model", "model_bytes"]
     assert list(out.status) == ["ok", "skipped"] and out.item.tolist() == ["I1", "I2"]
     assert out.n_rows.dtype == "int64" and out.mae.dtype == "float64" and out.coverage_95.dtype == "float64"
+    assert out.search_trials.tolist() == [SMALL.search.n_trials, 0] and out.search_best_iteration.dtype == "int64"
+    assert json.loads(out.search_params.iloc[0])["max_depth"] >= 2 and out.search_params.iloc[1] == ""
     ok = out.iloc[0]
     assert ok.n_rows == 120 and ok.model_type in ("seasonal_naive", "auto_theta", "xgboost") and ok.mase > 0
     model = cloudpickle.loads(decompress(ok.model, int(ok.model_bytes)))

@@ -72,16 +72,21 @@ class ForecastColumns(Strict):
 
 
 class SearchBudget(Strict):
-    """How hard to search for a model's hyperparameters."""
+    """How hard to search for a model's hyperparameters (Optuna, TPE sampler)."""
 
     n_trials: int = Field(default=8, ge=1, le=1000)
-    """Optuna trials (classifier: one child run each)."""
+    """Optuna trials. Forecast: per group, for its XGBoost candidate, each trial one XGBoost fit with
+    early stopping (the first trial is the untuned default). Classifier: one child run each."""
     timeout_seconds: float | None = Field(default=None, gt=0)
-    """Stop the search after this many seconds (none: no time limit)."""
+    """Stop a search after this many seconds even if `n_trials` are not done (forecast: per group).
+    None: no time limit. With a limit the number of trials, and so the result, can vary between runs."""
     max_rounds: int = Field(default=100, ge=1, le=10000)
-    """Most boosting rounds (trees) per XGBoost model; the forecast's tree model uses exactly this many."""
+    """Most boosting rounds (trees) per XGBoost fit. Forecast: early stopping picks the group's tree
+    count up to this. Classifier: the largest tree count the search tries."""
     early_stopping_rounds: int = Field(default=10, ge=1)
-    """Classifier: stop adding trees after this many rounds without improvement."""
+    """Forecast: stop adding trees in a trial after this many rounds without a better validation MAE
+    (the validation slice: the last `horizon` periods before the first backtest window). The
+    classifier does not stop early (it searches the tree count)."""
 
 
 class ForecastGates(Strict):
@@ -160,7 +165,7 @@ class Forecast(Strict):
     None: the synthetic generator's own calendar for source `synthetic`, else none (groups whose model
     needs features are then reported as not forecast)."""
     search: SearchBudget = SearchBudget()
-    """Tree model size (`max_rounds` trees)."""
+    """Per-group hyperparameter search of the XGBoost candidate (trials, time limit, trees, early stopping)."""
     gates: ForecastGates = ForecastGates()
     """Promotion gates."""
     registered_model: str = "forecast"

@@ -27,7 +27,7 @@ import pandas as pd
 from .errors import WorkloadError
 from .forecast.frequency import Plan, infer_frequency, plan
 from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
-from .forecast.train import metric_names, train_group, utc_now
+from .forecast.train import SEARCH_FIELDS, metric_names, train_group, utc_now
 from .model_names import full_model_name
 from .runtime import TABLES, Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements
@@ -45,7 +45,8 @@ def result_fields(levels: list[int]) -> tuple[tuple[str, str], ...]:
     return (("status", "string"), ("reason", "string"), ("n_rows", "long"), ("n_periods", "long"),
             ("n_filled", "long"), ("first_ts", "string"), ("last_ts", "string"), ("model_type", "string"),
             *((m, "double") for m in metric_names(levels)),
-            ("candidates", "string"), ("backtest", "string"), ("fit_seconds", "double"), ("model_bytes", "long"))
+            ("candidates", "string"), ("backtest", "string"), ("fit_seconds", "double"), *SEARCH_FIELDS,
+            ("model_bytes", "long"))
 
 
 _DTYPES = {"string": object, "long": "int64", "double": "float64"}
@@ -148,6 +149,10 @@ def summarize(results: pd.DataFrame) -> dict[str, float]:
            "share_ok": len(ok) / len(results) if len(results) else 0.0}
     if len(ok):
         out["share_beating_baseline"] = float((ok.model_type != "seasonal_naive").mean())
+    searched = results[results.search_trials > 0]
+    if len(searched):  # the XGBoost candidate's per-group search
+        out["search_seconds_total"] = float(searched.search_seconds.sum())
+        out["median_search_best_iteration"] = float(searched.search_best_iteration.median())
     for m in ("mae", "rmse", "wape", "mase", "baseline_wape", "baseline_mase"):
         vals = ok[m].dropna()
         if len(vals):
@@ -238,6 +243,8 @@ def run(rt: Runtime) -> dict:
         t1 = time.perf_counter()
         mlflow.log_params({"data_table": table, "data_table_version": version, "data_path": rt.tables.path(table),
                            "code_version": code_version(), "env": rt.env, "max_rounds": cfg.search.max_rounds,
+                           "n_trials": cfg.search.n_trials, "early_stopping_rounds": cfg.search.early_stopping_rounds,
+                           "search_timeout_seconds": cfg.search.timeout_seconds,
                            "group_keys": ",".join(keys), "models": ",".join(cfg.models),
                            "frequency_source": how, **the_plan.as_dict()})
         mlflow.log_metrics({**summary, "train_seconds": train_seconds})

@@ -8,7 +8,8 @@
   recursive multi-step; each exogenous feature also enters with its previous period's value (the
   model predicts a change, and a promotion's change is "on today" minus "on yesterday");
   conformal prediction intervals (``PredictionIntervals``) from two extra
-  windows of ``horizon`` periods.
+  windows of ``horizon`` periods. Its parameters and tree count come from the group's own search
+  (``tuning.tune``: Optuna, early stopping, on the periods before the first backtest origin).
 
 Each candidate runs alone, so one that fails (too short for its lags, an optimiser that does not
 converge) is recorded and dropped, never the group.
@@ -40,14 +41,19 @@ def lags(season: int) -> list[int]:
     return sorted(set(range(1, min(season, 13) + 1)) | {season})
 
 
-def _mlforecast(plan: Plan, trees: int, seed: int):
+# The XGBoost candidate's parameters before tuning (and trial 0 of every search, ``tuning.tune``).
+XGB_DEFAULT = {"max_depth": 4, "learning_rate": 0.1, "min_child_weight": 1.0, "subsample": 0.9, "reg_lambda": 1.0}
+
+
+def mlforecast_model(plan: Plan, trees: int, seed: int, params: dict | None = None):
+    """``params``: the group's searched XGBoost parameters (``tuning.tune``); none: the defaults."""
     import xgboost as xgb
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean
     from mlforecast.target_transforms import Differences
 
-    model = xgb.XGBRegressor(n_estimators=trees, max_depth=4, learning_rate=0.1, subsample=0.9,
-                             n_jobs=1, random_state=seed % 2**31)
+    model = xgb.XGBRegressor(n_estimators=trees, **{**XGB_DEFAULT, **(params or {})}, n_jobs=1,
+                             random_state=seed % 2**31)
     return MLForecast(models={"xgboost": model}, freq=plan.freq, lags=lags(plan.season_length),
                       lag_transforms={1: [RollingMean(window_size=plan.season_length)]},
                       date_features=_DATE_FEATURES[plan.family], target_transforms=[Differences([1])])
@@ -72,7 +78,7 @@ def _with_previous(x: pd.DataFrame, features: list[str], before: dict[str, float
     return out
 
 
-def _frame(series: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+def long_frame(series: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return _with_previous(series[["ds", "y", *features]], features).assign(unique_id="g")
 
 
@@ -84,7 +90,7 @@ def _rename(df: pd.DataFrame, alias: str, levels: list[int]) -> pd.DataFrame:
 
 
 def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels: list[int],
-             trees: int = 100, seed: int = 0) -> pd.DataFrame:
+             trees: int = 100, seed: int = 0, params: dict | None = None) -> pd.DataFrame:
     """Rolling-origin backtest: ``plan.windows`` windows of ``plan.horizon`` periods, refit before each.
     Returns ds, cutoff, y, mean, lo_L, hi_L (one row per backtest period)."""
     with warnings.catch_warnings():
@@ -93,11 +99,11 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
             from statsforecast import StatsForecast
 
             sf = StatsForecast(models=[_stats_model(kind, plan.season_length)], freq=plan.freq, n_jobs=1)
-            cv = sf.cross_validation(h=plan.horizon, df=_frame(series, []), n_windows=plan.windows,
+            cv = sf.cross_validation(h=plan.horizon, df=long_frame(series, []), n_windows=plan.windows,
                                      step_size=plan.horizon, level=levels)
         else:
-            mlf = _mlforecast(plan, trees, seed)
-            cv = mlf.cross_validation(_frame(series, features), n_windows=plan.windows, h=plan.horizon,
+            mlf = mlforecast_model(plan, trees, seed, params)
+            cv = mlf.cross_validation(long_frame(series, features), n_windows=plan.windows, h=plan.horizon,
                                       step_size=plan.horizon, static_features=[], as_numpy=True,
                                       prediction_intervals=_intervals(plan), level=levels)
     return _rename(cv, kind, levels)
@@ -150,7 +156,7 @@ def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, f
 
 
 def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels: list[int],
-        trees: int = 100, seed: int = 0) -> Forecaster:
+        trees: int = 100, seed: int = 0, params: dict | None = None) -> Forecaster:
     """The chosen model fitted on the whole series (what scores and serves)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -158,11 +164,11 @@ def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels
             from statsforecast import StatsForecast
 
             fitted = StatsForecast(models=[_stats_model(kind, plan.season_length)], freq=plan.freq, n_jobs=1)
-            fitted.fit(_frame(series, []))
+            fitted.fit(long_frame(series, []))
             use = []
         else:
-            fitted = _mlforecast(plan, trees, seed)
-            fitted.fit(_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
+            fitted = mlforecast_model(plan, trees, seed, params)
+            fitted.fit(long_frame(series, features), static_features=[], as_numpy=True, prediction_intervals=_intervals(plan))
             use = features
     last = {f: float(series[f].iloc[-1]) for f in use}
     return Forecaster(kind, fitted, plan, series.ds.iloc[-1], use, levels, last)

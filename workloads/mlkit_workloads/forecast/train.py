@@ -1,7 +1,8 @@
 """Train one group: pure pandas in, one result row out. Runs inside applyInPandas.
 
-prepare the series (trim, grid, gap policy) -> rolling-origin backtest of every candidate ->
-the candidate with the lowest backtest MAE wins -> refit it on the whole series.
+prepare the series (trim, grid, gap policy) -> the XGBoost candidate's hyperparameter search
+(``tuning.tune``, on the periods before the first backtest origin) -> rolling-origin backtest of every
+candidate -> the candidate with the lowest backtest MAE wins -> refit it on the whole series.
 
 Every outcome is a status, never an exception: ``ok``, ``skipped`` (nothing worth training) or
 ``failed`` (something broke). One group's failure must not fail the Spark task.
@@ -22,6 +23,9 @@ from .frequency import Plan
 from .metrics import backtest_metrics, seasonal_scale
 from .models import BASELINE, backtest, candidates, fit
 from .series import SeriesProblem, prepare
+from .tuning import Tuned, tune
+
+TUNED = "xgboost"  # the candidate whose hyperparameters are searched per group
 
 BASE_METRICS = ("mae", "rmse", "wape", "mase")
 
@@ -29,6 +33,12 @@ BASE_METRICS = ("mae", "rmse", "wape", "mase")
 def metric_names(levels: list[int]) -> tuple[str, ...]:
     """The per-group metric columns: the winner's, its interval coverage, then the baseline's."""
     return (*BASE_METRICS, *(f"coverage_{lv}" for lv in levels), *(f"baseline_{m}" for m in BASE_METRICS))
+
+
+# The XGBoost candidate's search, per group (0 / "" / NaN when it did not run or failed; the
+# failure's reason is in ``candidates``).
+SEARCH_FIELDS = (("search_trials", "long"), ("search_params", "string"), ("search_best_iteration", "long"),
+                 ("search_val_mae", "double"), ("search_seconds", "double"))
 
 
 @dataclass
@@ -45,6 +55,7 @@ class GroupResult:
     candidates: dict = field(default_factory=dict)  # model -> backtest metrics, or {"error": ...}
     backtest: list = field(default_factory=list)  # the winner's backtest: [ds, cutoff, y, mean, lo, hi]
     fit_seconds: float = 0.0
+    search: Tuned | None = None  # the XGBoost candidate's search
     model: object | None = None  # the fitted Forecaster
 
     def row(self, names: tuple[str, ...]) -> dict:
@@ -53,7 +64,9 @@ class GroupResult:
         out["candidates"] = json.dumps(self.candidates)
         out["backtest"] = json.dumps(self.backtest)
         out["model"] = self.model
-        del out["metrics"]
+        del out["metrics"], out["search"]
+        found = self.search.as_row() if self.search else {}
+        out.update({n: found.get(n, {"long": 0, "string": "", "double": float("nan")}[t]) for n, t in SEARCH_FIELDS})
         return out
 
 
@@ -93,9 +106,18 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
     scale = seasonal_scale(frame.y.to_numpy()[: len(frame) - plan.windows * plan.horizon], plan.season_length)
     scores: dict[str, dict] = {}
     cvs: dict[str, pd.DataFrame] = {}
+    tuned: Tuned | None = None
     for kind in candidates(list(cfg.models)):
+        size, params = trees, None
+        if kind == TUNED:
+            try:
+                tuned = tune(frame, list(col.features), plan, cfg.search, seed)
+            except Exception as e:  # noqa: BLE001 - a failed search drops this candidate only
+                scores[kind] = {"error": f"search: {_why(e)}"}
+                continue
+            size, params = tuned.best_iteration, tuned.params
         try:
-            cv = backtest(kind, frame, list(col.features), plan, levels, trees, seed)
+            cv = backtest(kind, frame, list(col.features), plan, levels, size, seed, params)
             if cv["mean"].isna().any() or len(cv) != plan.windows * plan.horizon:
                 raise ValueError(f"{int(cv['mean'].isna().sum())} empty forecasts in {len(cv)} backtest periods")
             cvs[kind], scores[kind] = cv, backtest_metrics(cv, levels, scale)
@@ -104,10 +126,11 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
     if not cvs:
         base.status, base.reason = "failed", "every candidate failed: " + "; ".join(
             f"{k}: {v['error']}" for k, v in scores.items())[:480]
-        base.candidates = scores
+        base.candidates, base.search = scores, tuned
         return base
     winner = min(cvs, key=lambda k: (scores[k]["mae"], k != BASELINE))  # a tie goes to the baseline
-    model = fit(winner, frame, list(col.features), plan, levels, trees, seed)
+    size, params = (tuned.best_iteration, tuned.params) if winner == TUNED and tuned else (trees, None)
+    model = fit(winner, frame, list(col.features), plan, levels, size, seed, params)
     metrics = dict(scores[winner])
     if BASELINE in scores and "error" not in scores[BASELINE]:
         metrics.update({f"baseline_{m}": scores[BASELINE][m] for m in BASE_METRICS})
@@ -117,7 +140,8 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
           zip(cv.ds, cv.cutoff, cv.y, cv["mean"], cv[f"lo_{top}"], cv[f"hi_{top}"])]
     return GroupResult("ok", "", n_rows=len(pdf), n_periods=len(frame), n_filled=s.filled,
                        first_ts=base.first_ts, last_ts=base.last_ts, model_type=winner, metrics=metrics,
-                       candidates=scores, backtest=bt, fit_seconds=time.perf_counter() - started, model=model)
+                       candidates=scores, backtest=bt, fit_seconds=time.perf_counter() - started, search=tuned,
+                       model=model)
 
 
 def utc_now() -> datetime:
