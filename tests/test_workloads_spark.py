@@ -287,8 +287,16 @@ def test_monthly_csv_trains_every_series_and_forecasts_past_its_end(spark, mlflo
     assert preds.month.max() == pd.Timestamp("2025-12-01", tz="UTC")
     # Most series beat the seasonal naive in the backtest, and the gates passed.
     assert (metrics.model_type != "seasonal_naive").mean() >= 0.5 and report.result("forecast", "promote")["passed"]
-    # A second run: a new model version with its own set of predictions, the first set untouched.
-    again = run_jobs(settings, ["forecast"], spark, "test", tmp_path)
+    # An identical re-run (same data version, same settings) skips training: no new version, and
+    # its score task replaces the version's predictions instead of adding a second set.
+    same = run_jobs(settings, ["forecast"], spark, "test", tmp_path)
+    assert same.ok, [t.error for t in same.tasks]
+    assert same.result("forecast", "train_many")["outcome"] == "skipped"
+    assert same.result("forecast", "train_many")["model_version"] == sc["model_version"]
+    assert len(store.read_pandas(TABLES["predictions"])) == 96
+    assert len(store.read_pandas(TABLES["group_metrics"])) == 8
+    # Forced: a new model version with its own set of predictions, the first set untouched.
+    again = run_jobs(settings, ["forecast"], spark, "test", tmp_path, force=True)
     assert again.ok, [t.error for t in again.tasks]
     preds = store.read_pandas(TABLES["predictions"])
     assert preds.groupby("model_version").size().to_dict() == {sc["model_version"]: 96,

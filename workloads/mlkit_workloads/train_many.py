@@ -30,7 +30,7 @@ from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_
 from .forecast.train import SEARCH_FIELDS, metric_names, train_group, utc_now
 from .model_names import full_model_name
 from .runtime import TABLES, Runtime, code_version, experiment
-from .tracking import check_reachable, pip_requirements
+from .tracking import check_reachable, pip_requirements, record_training, reuse_training, training_tags
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # What a loaded bundle needs besides the tracking defaults: the pickled forecasters' libraries.
@@ -225,6 +225,11 @@ def run(rt: Runtime) -> dict:
     keys = list(cfg.columns.group_keys)
     table, version = rt.context.get("ingest", "table"), int(rt.context.get("ingest", "table_version"))
     check_reachable()
+    model_name = full_model_name(rt.settings.tracking.registry, cfg.registered_model)
+    trained_on = training_tags(cfg, rt.tables.path(table), version)
+    skipped = reuse_training(rt, model_name, trained_on)
+    if skipped is not None:
+        return _as_trained_before(rt, skipped, keys)
     experiment(rt, "forecast")
     sdf = rt.tables.read_spark(rt.spark, table, version)
     the_plan, how = run_plan(rt.spark, sdf, cfg)
@@ -251,7 +256,7 @@ def run(rt: Runtime) -> dict:
         mlflow.log_table(results.drop(columns=["model", "backtest"]), "group_metrics.json")
         timings["params_metrics_table"] = time.perf_counter() - t1
         rows = results.drop(columns=["model"]).assign(
-            run_id=run.info.run_id, model_name=full_model_name(rt.settings.tracking.registry, cfg.registered_model), model_version="",
+            run_id=run.info.run_id, model_name=model_name, model_version="",
             data_table_version=version, trained_at=pd.Timestamp(trained_at), frequency=the_plan.freq)
         if summary["groups_ok"] == 0:  # the reasons stay in the metrics table, nothing is registered
             rt.tables.replace_where(TABLES["group_metrics"], rows, {"run_id": run.info.run_id})
@@ -260,18 +265,19 @@ def run(rt: Runtime) -> dict:
                 "target": cfg.columns.target, "lru_max_models": cfg.lru_max_models, "lru_max_bytes": cfg.lru_max_bytes,
                 "run_id": run.info.run_id, "trained_at": trained_at.isoformat(), "levels": list(cfg.levels),
                 **the_plan.as_dict()}
-        info = log_bundle(results, spec, signature(sdf.schema, spec), full_model_name(rt.settings.tracking.registry, cfg.registered_model), timings)
+        info = log_bundle(results, spec, signature(sdf.schema, spec), model_name, timings)
         model_version = str(info.registered_model_version)
         mlflow.set_tags({"model_version": model_version, "job": "forecast"})
         tracking_seconds = time.perf_counter() - t1
         mlflow.log_metric("tracking_seconds", tracking_seconds)
 
+    record_training(model_name, model_version, run.info.run_id, trained_on)  # last: a run stopped before it trains again
     t2 = time.perf_counter()
     # Keyed on the run: a retried task replaces its own rows instead of adding a second set.
     rt.tables.replace_where(TABLES["group_metrics"], rows.assign(model_version=model_version),
                             {"run_id": run.info.run_id})
     timings["metrics_table"] = time.perf_counter() - t2
-    out = {"run_id": run.info.run_id, "model_name": full_model_name(rt.settings.tracking.registry, cfg.registered_model), "model_version": model_version,
+    out = {"run_id": run.info.run_id, "model_name": model_name, "model_version": model_version,
            **summary, **the_plan.as_dict(), "frequency_source": how,
            "columns": {"group_keys": keys, "timestamp": cfg.columns.timestamp, "target": cfg.columns.target},
            "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),
@@ -280,3 +286,21 @@ def run(rt: Runtime) -> dict:
     for k, v in out.items():
         rt.context.set(k, v)
     return out
+
+
+def _as_trained_before(rt: Runtime, skipped: dict, keys: list[str]) -> dict:
+    """A skipped training reports what the run that trained the version found (its plan and group
+    counts), so promote, score and the summary read the same task values as after a training."""
+    import mlflow
+
+    cfg = rt.settings.forecast
+    prior = mlflow.MlflowClient().get_run(skipped["run_id"]).data
+    plan_keys = ("season_length", "horizon", "backtest_windows", "min_train_periods")
+    skipped.update({"frequency": prior.params.get("frequency"), "frequency_source": prior.params.get("frequency_source"),
+                    **{k: int(prior.params[k]) for k in plan_keys if k in prior.params},
+                    **{k: int(v) if k.startswith("groups_") else v for k, v in prior.metrics.items()},
+                    "columns": {"group_keys": keys, "timestamp": cfg.columns.timestamp, "target": cfg.columns.target},
+                    "metrics_table": rt.tables.path(TABLES["group_metrics"])})
+    for k, v in skipped.items():
+        rt.context.set(k, v)
+    return skipped
