@@ -125,15 +125,32 @@ def test_promotion_in_one_metastore_copies_the_version_into_the_target_catalog(u
     assert sum(1 for n, _ in registry.versions if n == "mlk_prod.ml.forecast") == 1
 
 
+@pytest.fixture()
+def adls_clients(monkeypatch):
+    """MLflow's Data Lake client factory, recording the account each client is for and failing at
+    once: nothing leaves this machine, and no SDK retry loop runs against an unreachable account."""
+    from mlflow.store.artifact import azure_data_lake_artifact_repo as repo
+
+    asked: list[str] = []
+
+    def refuse(account_url, credential):
+        asked.append(account_url.split("?")[0])
+        raise ConnectionError(f"{account_url.split('?')[0]}: needs a subscription (test)")
+
+    monkeypatch.setattr(repo, "_get_data_lake_client", refuse)
+    return asked
+
+
 @pytest.mark.slow
-def test_customer_hosted_storage_is_where_the_stand_in_stops(uc) -> None:
+def test_customer_hosted_storage_is_where_the_stand_in_stops(uc, adls_clients) -> None:
     registry = uc("CUSTOMER_HOSTED", "abfss://models@stmlkdevweu.dfs.core.windows.net/unity-catalog")
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(Exception):
         train("mlk_dev.ml.forecast")
     seen = routes(registry)
     assert "POST /model-versions/generate-temporary-credentials" in seen
     assert "POST /model-versions/finalize" not in seen  # the upload to ADLS failed first
     assert registry.versions[("mlk_dev.ml.forecast", "1")]["status"] == "PENDING_REGISTRATION"
-    # Writing to ADLS with the SAS needs azure-storage-file-datalake (mlflow[databricks]), which the kit does not
-    # install; with it, the next request would go to stmlkdevweu.dfs.core.windows.net, unreachable here.
-    assert "Unable to import necessary dependencies to access model version files in Unity Catalog" in str(exc.value)
+    # With the SAS it was handed, MLflow's client writes the files through the Data Lake SDK
+    # (azure-storage-file-datalake, in the wheel) to the catalog's storage account: the next request
+    # goes to stmlkdevweu.dfs.core.windows.net, which needs a subscription.
+    assert set(adls_clients) == {"https://stmlkdevweu.dfs.core.windows.net"}
