@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from ..settings import WorkloadSettings
 from .auth import ApiKeys, key_vault_fetch
 from .inference_log import InferenceLogger, Sink
@@ -45,8 +47,9 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
                             token=token)
     service = ModelService(source, list(cols.group_keys), list(cols.features), cols.timestamp,
                            ss.lru_max_models, ss.lru_max_bytes, ss.alias_poll_seconds, ss.preload_groups).start()
-    example = service.current.models.groups()[0] if service.ready and service.current.models.groups() else None
-    schemas = Schemas(list(cols.group_keys), cols.timestamp, list(cols.features), ss.max_batch_rows, example)
+    example, dates, levels = example_request(service)
+    schemas = Schemas(list(cols.group_keys), cols.timestamp, list(cols.features), ss.max_batch_rows, example,
+                      dates, levels)
     logger = None
     if sink is not None and ss.inference_log.enabled:
         il = ss.inference_log
@@ -54,6 +57,21 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
                                  il.retry_backoff_seconds).start()
     app = create_app(service, schemas, ss, env=env, alias=ss.alias, auth=auth, logger=logger)
     return Built(app, service, logger, ss)
+
+
+def example_request(service: ModelService, periods: int = 3) -> tuple[tuple | None, list[str] | None, list[int]]:
+    """A served group and the first periods after its last trained period (the OpenAPI example)."""
+    if not service.ready or not service.current.models.groups():
+        return None, None, []
+    models = service.current.models
+    group = models.groups()[0]
+    info, spec = models.group_info(group), models.spec
+    if not info.get("last_ts") or not spec.get("frequency"):  # a bundle of calendar boosters: any date
+        return group, None, list(spec.get("levels") or [])
+    from ..forecast.frequency import future_dates
+
+    dates = future_dates(pd.Timestamp(info["last_ts"]), spec["frequency"], min(periods, int(spec["horizon"])))
+    return group, [f"{d.date().isoformat()}T00:00:00Z" for d in dates], list(spec["levels"])
 
 
 def _required_env(name: str, why: str) -> str:
