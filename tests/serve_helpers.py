@@ -214,3 +214,51 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def group_metrics(name: str, version: str, n_groups: int, level: float = 10.0, rounds: int = 40) -> pd.DataFrame:
+    """The group-metrics rows train_many writes for a bundle of ``make_bundle`` (the monitor job reads
+    each group's backtest predictions from them)."""
+    import json
+
+    rows = []
+    for key in group_keys(n_groups):
+        _, r = trained(kind_of(key), level, rounds)
+        rows.append({"store": key[0], "item": key[1], "status": "ok", "model_type": r.model_type,
+                     "backtest": json.dumps(r.backtest), "model_name": name, "model_version": str(version)})
+    return pd.DataFrame(rows)
+
+
+def training_table(store) -> int:
+    """The training table of the monitor tests: three groups' series."""
+    frames = []
+    for i, item in enumerate(["I00", "I01", "I02"]):
+        frames.append(training_frame(seed=i).assign(store="S00", item=item))
+    return store.append("forecast_sales", pd.concat(frames, ignore_index=True))
+
+
+def serve_shifted_traffic(client) -> None:
+    """12 requests per group of the 7 periods after the history. I00 (XGBoost): promo and holiday as
+    often as in training; I02 (XGBoost): promo on in every period; I01 (statsforecast): dates only."""
+    rng = np.random.default_rng(5)
+    for item in ("I00", "I01", "I02"):
+        for _ in range(12):
+            rows = [{"date": d} for d in future(HORIZON)]
+            if item != "I01":
+                for row in rows:
+                    row.update(promo=1.0 if item == "I02" else float(rng.random() < 0.3),
+                               holiday=float(rng.random() < 0.05))
+            r = client.post("/v1/predict", json={"group": {"store": "S00", "item": item}, "rows": rows})
+            assert r.status_code == 200, r.text
+
+
+def registered_with_metrics(store, name: str, table_version: int, **kw) -> str:
+    """A 3-group bundle registered as trained on ``forecast_sales`` v``table_version``, with the
+    group-metrics rows (backtests) its training run would have written."""
+    import tempfile
+
+    bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3)
+    version = register(sqlite_uri(registry_dir()), name, bundle, train_table="forecast_sales",
+                       train_version=table_version, **kw)
+    store.append("forecast_group_metrics", group_metrics(name, version, 3))
+    return version
