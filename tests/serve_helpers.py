@@ -54,12 +54,12 @@ def future(n: int = 1, start: int = 1) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def trained(kind: str = XGB, level: float = 10.0, rounds: int = 40, seed: int = 0):
+def trained(kind: str = XGB, level: float = 10.0, rounds: int = 40, seed: int = 0, n_days: int = DAYS):
     """(pickled model, its train_group result) for one group's series, trained once per session."""
     import cloudpickle
 
     cfg = forecast_settings(kind, rounds)
-    result = train_group(training_frame(seed=seed, level=level), cfg, plan(cfg, "D"), seed=seed)
+    result = train_group(training_frame(n_days, seed=seed, level=level), cfg, plan(cfg, "D"), seed=seed)
     assert result.status == "ok", (kind, result.reason, result.candidates)
     assert (result.model_type == "xgboost") == (kind == XGB), (kind, result.model_type, result.candidates)
     return cloudpickle.dumps(result.model), result
@@ -79,14 +79,15 @@ def kind_of(key: tuple[str, str]) -> str:
     return XGB if int(key[1][1:]) % 2 == 0 else STATS
 
 
-def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tuple = (), rounds: int = 40) -> Path:
-    """A bundle of ``n_groups`` groups (XGBoost on even items, statsforecast on odd ones); ``broken``
-    keys get bytes that do not unpickle."""
+def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tuple = (), rounds: int = 40,
+                n_days: int = DAYS) -> Path:
+    """A bundle of ``n_groups`` groups (XGBoost on even items, statsforecast on odd ones), trained on
+    ``n_days`` days from START; ``broken`` keys get bytes that do not unpickle."""
     names = metric_names([80, 95])
 
     def groups():
         for i, key in enumerate(group_keys(n_groups)):
-            raw, r = trained(kind_of(key), level, rounds)
+            raw, r = trained(kind_of(key), level, rounds, n_days=n_days)
             raw = b"not a model" if key in broken else raw
             yield key, compress(raw), {
                 "status": "ok", "kind": FORECASTER, "model_type": r.model_type, "trained_at": TRAINED_AT,

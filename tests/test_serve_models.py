@@ -144,3 +144,24 @@ def test_preload_warms_the_first_groups(tmp_path, preload):
     registered("forecast_preload", 5)
     b = _build(tmp_path, registered_model="forecast_preload", preload_groups=preload)
     assert b.service.current.models.cache_info()["loaded"] == preload
+
+
+def test_the_openapi_example_follows_the_served_version(tmp_path):
+    """After a retrain on a longer history moves the alias, the example asks for the new version's next
+    periods (the old ones are now in its trained history), and it is still a request that works."""
+    name = "forecast_example_move"
+    registered(name, 2)
+    b = _build(tmp_path, registered_model=name, alias_poll_seconds=60)
+    with TestClient(b.app) as c:
+        before = c.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]["examples"][0]
+        assert [r["date"][:10] for r in before["rows"]] == future(3)
+        bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 2, n_days=130)
+        register(sqlite_uri(registry_dir()), name, bundle)
+        assert b.service.refresh()
+        spec = c.get("/openapi.json").json()["components"]["schemas"]
+        after = spec["PredictRequest"]["examples"][0]
+        assert [r["date"][:10] for r in after["rows"]] == future(3, start=11)
+        assert spec["Row"]["examples"][0]["date"] == after["rows"][0]["date"]
+        r = c.post("/v1/predict", json=after)
+        assert r.status_code == 200, r.text
+        assert c.post("/v1/predict", json=before).status_code == 422  # its dates are history now

@@ -26,7 +26,7 @@ from .auth import ApiKeys
 from .inference_log import InferenceLogger
 from .metrics import render_metrics
 from .middleware import BodyLimit, RejectedLog, StatusCounter, StatusCounts, request_id
-from .schema import ErrorResponse, ModelInfo, Schemas
+from .schema import ErrorResponse, ModelInfo, Schemas, example_request
 from .service import GroupLoadFailed, ModelService, NotReady, RowError
 from .settings import ServingSettings
 
@@ -227,6 +227,20 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
     def metrics():
         return PlainTextResponse(render_metrics(counts, service, logger),
                                  media_type="text/plain; version=0.0.4")
+
+    # The example is a request for the served version (its group's next periods): regenerated when the
+    # alias moves, so a client can still send it as it is after a retrain.
+    generate = app.openapi
+    example_of = {"version": service.current.version if service.ready else None}
+
+    def openapi() -> dict:
+        version = service.current.version if service.ready else None
+        if version is not None and version != example_of["version"]:
+            S.set_example(*example_request(service.current.models)[:2])
+            example_of["version"], app.openapi_schema = version, None
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # Added last = outermost: the counter and the rejected-request log also see the 413s that the
     # body limit answers itself.

@@ -14,13 +14,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from ..settings import WorkloadSettings
 from .auth import ApiKeys, key_vault_fetch
 from .inference_log import InferenceLogger, Sink
 from .registry import EntraDatabricksToken, RegistrySource
-from .schema import Schemas
+from .schema import Schemas, example_request
 from .service import ModelService
 from .settings import ServingSettings
 
@@ -47,7 +45,7 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
                             token=token)
     service = ModelService(source, list(cols.group_keys), list(cols.features), cols.timestamp,
                            ss.lru_max_models, ss.lru_max_bytes, ss.alias_poll_seconds, ss.preload_groups).start()
-    example, dates, levels = example_request(service)
+    example, dates, levels = example_request(service.current.models) if service.ready else (None, None, [])
     schemas = Schemas(list(cols.group_keys), cols.timestamp, list(cols.features), ss.max_batch_rows, example,
                       dates, levels)
     logger = None
@@ -57,21 +55,6 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
                                  il.retry_backoff_seconds).start()
     app = create_app(service, schemas, ss, env=env, alias=ss.alias, auth=auth, logger=logger)
     return Built(app, service, logger, ss)
-
-
-def example_request(service: ModelService, periods: int = 3) -> tuple[tuple | None, list[str] | None, list[int]]:
-    """A served group and the first periods after its last trained period (the OpenAPI example)."""
-    if not service.ready or not service.current.models.groups():
-        return None, None, []
-    models = service.current.models
-    group = models.groups()[0]
-    info, spec = models.group_info(group), models.spec
-    if not info.get("last_ts") or not spec.get("frequency"):  # a bundle of calendar boosters: any date
-        return group, None, list(spec.get("levels") or [])
-    from ..forecast.frequency import future_dates
-
-    dates = future_dates(pd.Timestamp(info["last_ts"]), spec["frequency"], min(periods, int(spec["horizon"])))
-    return group, [f"{d.date().isoformat()}T00:00:00Z" for d in dates], list(spec["levels"])
 
 
 def _required_env(name: str, why: str) -> str:

@@ -81,6 +81,23 @@ class ModelInfo(BaseModel):
     model_bytes: int | None = None
 
 
+def example_request(models, periods: int = 3) -> tuple[tuple | None, list[str] | None, list[int]]:
+    """A served group and the first periods after its last trained period (the OpenAPI example):
+    a request a client can send as it is. ``models``: a version's GroupModels."""
+    groups = models.groups()
+    if not groups:
+        return None, None, []
+    info, spec = models.group_info(groups[0]), models.spec
+    if not info.get("last_ts") or not spec.get("frequency"):  # a bundle of calendar boosters: any date
+        return groups[0], None, list(spec.get("levels") or [])
+    import pandas as pd
+
+    from ..forecast.frequency import future_dates
+
+    dates = future_dates(pd.Timestamp(info["last_ts"]), spec["frequency"], min(periods, int(spec["horizon"])))
+    return groups[0], [f"{d.date().isoformat()}T00:00:00Z" for d in dates], list(spec["levels"])
+
+
 class Schemas:
     """The generated models plus the column mapping between aliases and attribute names."""
 
@@ -93,9 +110,11 @@ class Schemas:
         self.key_attr = {k: f"k{i}" for i, k in enumerate(keys)}
         self.feature_attr = {f: f"f{i}" for i, f in enumerate(features)}
         self.example_group = tuple(example_group) if example_group else tuple(f"{k}-1" for k in keys)
+        # Mutable on purpose: set_example puts a newly served version's group and dates in place.
         group_example = dict(zip(keys, self.example_group))
         dates = example_dates or [f"{dt.date.today().isoformat()}T00:00:00Z"]
         row_examples = [{timestamp: d, **{f: 0.0 for f in features}} for d in dates]
+        self._examples = (group_example, row_examples)
         bands = [f"{side}_{lv}" for lv in (levels or [80, 95]) for side in ("lo", "hi")]
         strict = ConfigDict(extra="forbid", populate_by_name=False)
 
@@ -123,6 +142,20 @@ class Schemas:
             intervals=(dict[str, list[float | None]], Field(
                 description=f"prediction interval bounds per row, in order: {', '.join(bands)} (lo_L/hi_L: the "
                             "L % interval); empty for a model without intervals")))
+
+    def set_example(self, group: tuple[str, ...] | None, dates: list[str] | None) -> None:
+        """The OpenAPI example for another served version (the generated models read it at schema time)."""
+        group_example, row_examples = self._examples
+        if group:
+            group_example.update(zip(self.keys, group))
+        if dates:  # in place: the Row model's example is the first of these dicts
+            template = {k: v for k, v in row_examples[0].items() if k != self.timestamp}
+            for i, d in enumerate(dates):
+                if i < len(row_examples):
+                    row_examples[i][self.timestamp] = d
+                else:
+                    row_examples.append({self.timestamp: d, **template})
+            del row_examples[len(dates):]
 
     def group_key(self, req: Any) -> tuple[str, ...]:
         return tuple(getattr(req.group, self.key_attr[k]) for k in self.keys)
