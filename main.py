@@ -27,7 +27,8 @@ def main() -> None:
     # The policy gate runs as in `mlkit synth`; MLKIT_NO_POLICY=1 is the --no-policy of this entry point.
     gate = None if os.environ.get("MLKIT_NO_POLICY") == "1" else PolicyGate(str(environments))
     with user_errors():
-        summaries = synthesize(load_all(environments), outdir, stack_hook=gate.hook if gate else None)
+        summaries = synthesize(load_all(environments), outdir, stack_hook=gate.hook if gate else None,
+                               environments=environments)
         verdict = gate.enforce(outdir) if gate else None
         if verdict and verdict.refused:
             raise UserError(verdict.message(), exit_code=1)

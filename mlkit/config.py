@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from mlkit_workloads.model_names import check_identifier, full_model_name
 from mlkit_workloads.settings import WorkloadSettings
 from mlkit_workloads.strict import Strict
+from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stacks.naming import MANDATORY_TAGS, NamingError, Names, names_for
@@ -264,7 +266,7 @@ class Databricks(Strict):
     sku: Literal["standard", "premium", "trial"] = "premium"
     no_public_ip: bool = True
     public_network_access: bool = True
-    spark_version: str = "15.4.x-scala2.12"
+    spark_version: str = DATABRICKS_RUNTIME.spark_version
     instance_pools: dict[str, InstancePool] = Field(default_factory=lambda: {"default": InstancePool()})
     cluster_policy: ClusterPolicy = ClusterPolicy()
     job_cluster: JobCluster = JobCluster()
@@ -272,6 +274,10 @@ class Databricks(Strict):
     metastore_id: str | None = Field(
         default=None, description="Unity Catalog metastore (UUID) to assign the workspace to; unset: the "
                                   "workspace is already assigned (e.g. automatically, to its region's metastore)")
+    create_catalog: bool = Field(
+        default=False, description="true: the workspace stack creates the catalog of workloads.tracking.registry "
+                                   "(bound to this workspace, managed storage in the models container) and owns its "
+                                   "grants; false: the catalog exists and only USE_CATALOG is added to it")
 
     @field_validator("metastore_id")
     @classmethod
@@ -285,6 +291,11 @@ class Databricks(Strict):
     def _runtime(cls, v: str) -> str:
         if not re.fullmatch(r"\d+\.\d+\.x-(cpu-ml-)?scala2\.\d+", v):
             raise ValueError(f"{v!r} is not a Databricks runtime key like '15.4.x-scala2.12'")
+        if v != DATABRICKS_RUNTIME.spark_version:
+            # The wheel is tested on one runtime's Spark and libraries; another one is untested.
+            raise ValueError(f"{v!r} is not the runtime the workloads are tested on "
+                             f"({DATABRICKS_RUNTIME.spark_version!r}, with {DATABRICKS_RUNTIME.constraints}); "
+                             "to move runtimes change workloads/mlkit_workloads/target_runtime.py")
         return v
 
     @field_validator("notification_emails")
@@ -425,41 +436,54 @@ class EnvironmentConfig(Strict):
     @model_validator(mode="after")
     def _cloud_needs(self) -> "EnvironmentConfig":
         if self.tags.get("environment") not in (None, self.name):
-            raise ValueError(f"tags.environment is {self.tags['environment']!r} but the environment is {self.name!r}")
+            raise FieldProblem("tags.environment", f"tags.environment is {self.tags['environment']!r} but the environment is {self.name!r}")
         if self.kind == "cloud":
             missing = [f for f in ("subscription_id", "tenant_id", "backend", "principals") if getattr(self, f) is None]
             if missing:
-                raise ValueError(f"a cloud environment needs {', '.join(missing)}")
+                raise FieldProblem(missing[0], f"a cloud environment needs {', '.join(missing)}")
             groups = self.principals.groups if self.principals else {}
             for g in self.key_vault.grants:
                 if g.principal.startswith("group:") and g.principal[6:] not in groups:
-                    raise ValueError(f"key_vault grant names {g.principal!r} but principals.groups has no such group")
+                    raise FieldProblem("key_vault.grants", f"key_vault grant names {g.principal!r} but principals.groups has no such group")
                 if g.principal == "databricks" and not (self.principals and self.principals.databricks):
-                    raise ValueError("key_vault grant for 'databricks' needs principals.databricks")
+                    raise FieldProblem("key_vault.grants", "key_vault grant for 'databricks' needs principals.databricks")
             if self.aks.admin_group and self.aks.admin_group not in groups:
-                raise ValueError(f"aks.admin_group {self.aks.admin_group!r} is not in principals.groups")
+                raise FieldProblem("aks.admin_group", f"aks.admin_group {self.aks.admin_group!r} is not in principals.groups")
             if self.databricks.job_cluster.pool not in self.databricks.instance_pools:
-                raise ValueError(f"databricks.job_cluster.pool {self.databricks.job_cluster.pool!r} "
+                raise FieldProblem("databricks.job_cluster.pool", f"databricks.job_cluster.pool {self.databricks.job_cluster.pool!r} "
                                  f"is not one of instance_pools ({', '.join(self.databricks.instance_pools)})")
             for pname, pool in self.databricks.instance_pools.items():
                 if pool.node_type not in self.databricks.cluster_policy.allowed_node_types:
-                    raise ValueError(f"instance pool {pname!r} uses {pool.node_type!r}, "
+                    raise FieldProblem(f"databricks.instance_pools.{pname}.node_type", f"instance pool {pname!r} uses {pool.node_type!r}, "
                                      f"which cluster_policy.allowed_node_types does not allow")
             if not self.storage.public_network_access and not self.network.private:
                 # false means a deny-by-default firewall that only private endpoints and trusted Azure
                 # services pass: the clusters and the scoring service need those endpoints.
-                raise ValueError("storage.public_network_access: false needs network.private: true "
+                raise FieldProblem("storage.public_network_access", "storage.public_network_access: false needs network.private: true "
                                  "(its firewall admits only private endpoints and trusted Azure services: the jobs' "
                                  "clusters and the scoring service would have no way to reach the account)")
             if not self.container_registry.public_network_access and not self.network.private:
-                raise ValueError("container_registry.public_network_access: false needs network.private: true "
+                raise FieldProblem("container_registry.public_network_access", "container_registry.public_network_access: false needs network.private: true "
                                  "(AKS pulls the scoring image through the registry's private endpoint)")
             if not self.databricks.public_network_access and not self.network.private:
-                raise ValueError("databricks.public_network_access: false needs network.private: true "
+                raise FieldProblem("databricks.public_network_access", "databricks.public_network_access: false needs network.private: true "
                                  "(Azure requires VNet injection and a private endpoint for it)")
             if self.databricks.job_cluster.max_workers > self.databricks.cluster_policy.max_workers:
-                raise ValueError("databricks.job_cluster.max_workers is above cluster_policy.max_workers")
+                raise FieldProblem("databricks.job_cluster.max_workers", "databricks.job_cluster.max_workers is above cluster_policy.max_workers")
         return self
+
+    @property
+    def registered_models(self) -> dict[str, str]:
+        """Job -> full Unity Catalog name (``catalog.schema.model``) of the model it registers."""
+        registry = self.workloads.tracking.registry
+        return {job: full_model_name(registry, getattr(self.workloads, job).registered_model)
+                for job in ("forecast", "classifier")}
+
+    @property
+    def served_model(self) -> str:
+        """Full name of the model the scoring service loads (the rule of mlkit_workloads.serve.runner.build)."""
+        ws = self.workloads
+        return full_model_name(ws.tracking.registry, ws.serving.registered_model or ws.forecast.registered_model)
 
     @property
     def names(self) -> Names:
@@ -470,7 +494,45 @@ class EnvironmentConfig(Strict):
         return self.kind == "cloud"
 
 
+def model_name_problems(cfg: EnvironmentConfig) -> list[tuple[str, str]]:
+    """(field, message) for model names that are not valid Unity Catalog names, clash, or are unnamed."""
+    ws, out = cfg.workloads, []
+    fields = {"workloads.forecast.registered_model": ws.forecast.registered_model,
+              "workloads.classifier.registered_model": ws.classifier.registered_model}
+    if ws.serving.registered_model is not None:
+        fields["workloads.serving.registered_model"] = ws.serving.registered_model
+    for f, value in fields.items():
+        try:
+            check_identifier(value, "model")
+        except ValueError as e:
+            out.append((f, f"{e} (it becomes the last part of catalog.schema.model)"))
+    if ws.forecast.registered_model == ws.classifier.registered_model:
+        out.append(("workloads.classifier.registered_model",
+                    f"{ws.classifier.registered_model!r} is the forecast job's model too: each job needs its own"))
+    served = ws.serving.registered_model
+    if served is not None and served not in (ws.forecast.registered_model, ws.classifier.registered_model):
+        out.append(("workloads.serving.registered_model", f"{served!r} is registered by no job (forecast registers "
+                    f"{ws.forecast.registered_model!r}, classifier {ws.classifier.registered_model!r})"))
+    registry = ws.tracking.registry
+    if cfg.is_cloud:
+        for part in ("catalog", "schema_"):
+            if part not in registry.model_fields_set:
+                out.append((f"workloads.tracking.registry.{part.rstrip('_')}",
+                            "a cloud environment names the Unity Catalog catalog and schema of its models "
+                            "(e.g. catalog: mlk_dev, schema: ml)"))
+    return out
+
+
 # --------------------------------------------------------------------------- loading
+
+
+class FieldProblem(ValueError):
+    """A cross-field check's error that names the field it is about (pydantic reports the whole
+    model's checks at the model, which would print as the file with no field and no line)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class _Origin:
@@ -508,9 +570,13 @@ def _construct(node: yaml.Node, file: str, path: str, origin: _Origin) -> Any:
 def _read_yaml(path: Path, origin: _Origin) -> dict[str, Any]:
     file = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError([ConfigProblem(file, "", f"cannot read: {e.strerror}")]) from None
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, "", f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                                                   f"{e.start}): save the file as UTF-8", line)]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
@@ -565,8 +631,8 @@ def environment_names(directory: Path = DEFAULT_DIR) -> list[str]:
     names = []
     for p in sorted(directory.glob("*.yaml")):
         try:
-            head = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError:
+            head = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):  # loading it reports the problem with its line
             head = {}
         if not (isinstance(head, dict) and head.get("abstract") is True):
             names.append(p.stem)
@@ -619,6 +685,9 @@ def load_environment(name: str, directory: Path | str = DEFAULT_DIR, env: dict[s
     except ValidationError as e:
         for err in e.errors():
             dotted = ".".join(str(p) for p in err["loc"])
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldProblem):  # a cross-field check: report it at its field
+                dotted = ".".join(x for x in (dotted, cause.field) if x)
             src = origin.find(dotted)
             f, line = src if src else (file, None)
             msg = err["msg"].removeprefix("Value error, ")
@@ -628,6 +697,11 @@ def load_environment(name: str, directory: Path | str = DEFAULT_DIR, env: dict[s
                 msg = "required field is missing"
             problems.append(ConfigProblem(f, dotted, msg, line))
         raise ConfigError(problems) from None
+    for dotted, message in model_name_problems(cfg):
+        src = origin.find(dotted)
+        problems.append(ConfigProblem(src[0] if src else file, dotted, message, src[1] if src else None))
+    if problems:
+        raise ConfigError(problems)
     try:
         cfg.names.validate()
     except NamingError as e:

@@ -41,4 +41,26 @@ if ! command -v dot >/dev/null; then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
   fi
 fi
+# The CDK Terrain CLI (scripts/cdktn) with the Node >= 22.19 it needs, both from the npm registry
+# into .tools/cdktn (pinned by its package-lock.json); skipped while that lock is what is installed.
+cdktn_lock=.tools/cdktn/package-lock.json cdktn_stamp=.tools/cdktn/node_modules/.mlkit-installed
+if ! cmp -s "$cdktn_lock" "$cdktn_stamp" 2>/dev/null; then
+  if command -v npm >/dev/null; then
+    (cd .tools/cdktn && npm ci --no-audit --no-fund --loglevel=error) && cp "$cdktn_lock" "$cdktn_stamp"
+  else
+    echo "note: npm not found, scripts/cdktn not installed (mlkit itself does not need it)" >&2
+  fi
+fi
+
+# The second test leg (.ci/run): the workloads on the Spark and libraries of the Databricks runtime
+# the jobs run on (mlkit_workloads/target_runtime.py names it and its constraints file). The
+# workloads install under those constraints, so a dependency range the runtime cannot satisfy
+# fails here; the kit itself goes in without its dependencies (the tests use its local runner).
+# pyspark 3.5 is a 317 MB sdist: pip's wheel cache keeps a re-run fast.
+SPARK35_CONSTRAINTS=$(.venv/bin/python -c 'from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME as r; print(r.constraints)')
+[ -x .venv-spark35/bin/python ] || "$PY" -m venv .venv-spark35
+pip_in .venv-spark35 "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+pip_in .venv-spark35 -c "$SPARK35_CONSTRAINTS" -c requirements/spark35-lock.txt -r requirements/spark35-tests.txt -e workloads
+pip_in .venv-spark35 --no-deps -r requirements/data-no-deps.txt
+pip_in .venv-spark35 --no-deps --no-build-isolation -e .
 echo "mlkit set up: .venv/bin/mlkit"

@@ -21,9 +21,11 @@ from mlkit.config import EnvironmentConfig
 
 from .naming import wheel_filename
 from .platform_stack import PlatformStack
+from .release_gate import ReleaseGate, expectation_for
 from .serving_stack import ServingStack
 from .workspace_stack import WorkspaceStack
 
+REPO = Path(__file__).resolve().parent.parent  # the git checkout the stacks are synthesized from
 StackHook = Callable[[TerraformStack, EnvironmentConfig], None]
 
 
@@ -43,17 +45,25 @@ def wheel_source(outdir: str | Path, stack_name: str, wheel_dir: Path | None = N
 
 
 def build_app(configs: dict[str, EnvironmentConfig], outdir: str, stack_hook: StackHook | None = None,
-              wheel_dir: Path | None = None) -> App:
-    """Build (not synthesize) the app. ``stack_hook(stack, cfg)`` runs for each stack once it is built."""
+              wheel_dir: Path | None = None, environments: Path | None = None) -> App:
+    """Build (not synthesize) the app. ``stack_hook(stack, cfg)`` runs for each stack once it is built.
+
+    ``environments``: where the release locks are; prod-like stacks then refuse, at ``terraform plan``,
+    to deploy anything their lock does not pin (stacks/release_gate.py)."""
     app = App(outdir=str(outdir))
     for name in sorted(configs):
         cfg = configs[name]
         if not cfg.is_cloud:
             continue
+        release = expectation_for(cfg, environments, REPO)
+        wheels = {n: wheel_source(outdir, n, wheel_dir) for n in
+                  (cfg.names.platform_stack, cfg.names.workspace_stack, cfg.names.serving_stack)}
         platform = PlatformStack(app, cfg)
-        workspace = WorkspaceStack(app, cfg, platform,
-                                   wheel_source(outdir, cfg.names.workspace_stack, wheel_dir))
-        serving = ServingStack(app, cfg, platform)
+        workspace = WorkspaceStack(app, cfg, platform, wheels[cfg.names.workspace_stack])
+        serving = ServingStack(app, cfg, platform, release, wheels[cfg.names.serving_stack])
+        if release is not None:
+            for stack in (platform, workspace):
+                ReleaseGate(stack, "release-gate", release, wheel_source=wheels[stack.node.id])
         if stack_hook is not None:
             for stack in (platform, workspace, serving):
                 stack_hook(stack, cfg)

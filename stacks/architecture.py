@@ -185,6 +185,7 @@ TYPES: dict[str, Kind] = {
     "data.azurerm_kubernetes_cluster": HIDDEN,
     "data.azurerm_client_config": HIDDEN,
     "data.databricks_current_user": HIDDEN,
+    "terraform_data": HIDDEN,  # the release-lock gate of prod-like stacks (stacks/release_gate.py): a check
     # network
     _NETWORK: box("network", "Virtual network", "azure.network.VirtualNetworks"),
     "azurerm_subnet": part(_NETWORK, "subnet"),

@@ -6,25 +6,28 @@ reads its API server address and CA certificate (public values), and the token c
 ``kubelogin`` at plan/apply time with the deployer's own Entra ID login (the cluster has local
 accounts disabled, so there is no admin kubeconfig to leak).
 
-The image ``<acr>/mlkit-scoring:<workloads version>`` must be in the registry before apply:
-``mlkit deploy`` builds it in the cloud with ACR Tasks just before this stack (no Docker engine
-needed) and checks that this stack's ``scoring_image`` output names the same repository and tag.
+The Deployment runs ``<acr>/mlkit-scoring@<digest>``, never a tag, so a rebuild under the same tag
+cannot change what runs. The digest is the Terraform variable ``scoring_image_digest``: ``mlkit
+deploy`` builds the image with ACR Tasks just before this stack and passes the digest it recorded;
+in a prod-like environment its default is the digest the release lock pins, and any other value
+fails the plan (stacks/release_gate.py). ``cdktn deploy <env>-serving --var scoring_image_digest=sha256:...``
+works the same way.
 """
 
 from __future__ import annotations
 
-from cdktn import Fn, TerraformOutput, TerraformStack
+from cdktn import Fn, TerraformOutput, TerraformStack, TerraformVariable, TerraformVariableValidationConfig
 from cdktn_provider_azurerm.data_azurerm_kubernetes_cluster import DataAzurermKubernetesCluster
 from cdktn_provider_azurerm.provider import AzurermProvider, AzurermProviderFeatures
 from cdktn_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 from constructs import Construct
-from mlkit_workloads import __version__ as workloads_version
 
 from mlkit.config import EnvironmentConfig
 
 from .backend import attach_backend
 from .errors import StackInputError
 from .naming import Names, tags_for
+from .release_gate import ReleaseExpectation, ReleaseGate
 from .platform_stack import PlatformStack
 from .serving.scoring import ScoringService, ScoringServiceProps
 from .settings_resolution import resolve_workload_settings
@@ -35,12 +38,16 @@ OUTPUT_SCORING_URL = "scoring_service_url"
 OUTPUT_SCORING_IMAGE = Names.scoring_image_output
 
 
-def scoring_image(login_server: str, names: Names) -> str:
-    return f"{login_server}/{names.scoring_image_ref(workloads_version)}"
+DIGEST_VARIABLE = "scoring_image_digest"
+
+
+def scoring_image(login_server: str, names: Names, digest: str) -> str:
+    return f"{login_server}/{names.scoring_image_repository}@{digest}"
 
 
 class ServingStack(TerraformStack):
-    def __init__(self, scope: Construct, cfg: EnvironmentConfig, platform: PlatformStack):
+    def __init__(self, scope: Construct, cfg: EnvironmentConfig, platform: PlatformStack,
+                 release: ReleaseExpectation | None = None, wheel_source: str = ""):
         names: Names = cfg.names
         super().__init__(scope, names.serving_stack)
         self.cfg = cfg
@@ -66,8 +73,19 @@ class ServingStack(TerraformStack):
                 args=["get-token", "--login", "azurecli", "--server-id", AKS_AAD_SERVER_APP_ID])],
         )
 
+        self.image_digest = TerraformVariable(
+            self, DIGEST_VARIABLE, type="string", nullable=False,
+            default=release.image_digest if release and release.image_digest else None,
+            description="sha256:... of the scoring image (mlkit deploy passes the one its ACR build recorded; "
+                        "prod-like: the release lock's)",
+            validation=[TerraformVariableValidationConfig(
+                condition=f"${{can(regex(\"^sha256:[0-9a-f]{{64}}$\", var.{DIGEST_VARIABLE}))}}",
+                error_message="scoring_image_digest must be an image digest like sha256:<64 hex digits>")])
+        if release is not None:
+            ReleaseGate(self, "release-gate", release, wheel_source=wheel_source,
+                        image_variable=DIGEST_VARIABLE)
         k8s = ss.kubernetes
-        image = scoring_image(platform.registry.login_server, names)
+        image = scoring_image(platform.registry.login_server, names, self.image_digest.string_value)
         self.scoring = ScoringService(self, "scoring", ScoringServiceProps(
             env=cfg.name, namespace=names.scoring_namespace, service_account=names.scoring_service_account,
             app=names.scoring_app, image=image, workload_client_id=platform.scoring_identity.client_id,
@@ -77,9 +95,10 @@ class ServingStack(TerraformStack):
                 "MLKIT_EVENTHUB_NAMESPACE": f"{names.eventhub_namespace}.servicebus.windows.net",
                 "MLKIT_EVENTHUB_NAME": names.eventhub_inference_logs,
                 "MLKIT_MODEL_CACHE": "/tmp/mlkit-models",
-                # The registry is the workspace's MLflow; DATABRICKS_HOST names it (see the report).
+                # Runs in the workspace's MLflow, models in Unity Catalog (catalog.schema.model names);
+                # DATABRICKS_HOST names the workspace both go through.
                 "MLFLOW_TRACKING_URI": "databricks",
-                "MLFLOW_REGISTRY_URI": "databricks",
+                "MLFLOW_REGISTRY_URI": "databricks-uc",
                 "DATABRICKS_HOST": platform.workspace.url,
             },
             cpu_request=k8s.cpu_request, cpu_limit=k8s.cpu_limit, memory_request=k8s.memory_request,
@@ -92,4 +111,4 @@ class ServingStack(TerraformStack):
                         value=f"http://{names.scoring_app}.{names.scoring_namespace}.svc.cluster.local",
                         description="in-cluster URL of the scoring service (bearer API key required)")
         TerraformOutput(self, OUTPUT_SCORING_IMAGE, value=image, static_id=True,
-                        description="image the deployment runs; `mlkit deploy` builds and pushes it first")
+                        description="image the deployment runs, by digest; `mlkit deploy` builds and pushes it first")

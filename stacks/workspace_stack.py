@@ -7,7 +7,6 @@ from cdktn_provider_databricks.provider import DatabricksProvider
 from constructs import Construct
 from mlkit_workloads import __version__ as workloads_version
 from mlkit_workloads import graph
-from mlkit_workloads.settings import WorkloadSettings
 
 from mlkit.config import EnvironmentConfig
 
@@ -21,17 +20,12 @@ from .workspace.data_access import DataAccessProps, UnityCatalogDataAccess
 from .workspace.experiments import TrackingExperiment, TrackingExperimentProps
 from .workspace.files import SettingsFile, SettingsFileProps, WheelFile, WheelFileProps
 from .workspace.jobs import GraphJob, GraphJobProps, JobClusterSpec, ScheduleSpec
-from .workspace.model_access import ModelAccessProps, ModelRegistryAccess
+from .workspace.model_access import ModelAccessProps, UnityCatalogModels
 from .workspace.policy import JobClusterPolicy, JobClusterPolicyProps
 from .workspace.pools import WorkerPool, WorkerPoolProps
 from .workspace.secret_scope import KeyVaultSecretScope, KeyVaultSecretScopeProps
 
 OUTPUT_JOB_IDS = "job_ids"
-
-
-def served_model(ws: WorkloadSettings) -> str:
-    """The registered model the scoring service loads (the rule of mlkit_workloads.serve.runner.build)."""
-    return ws.serving.registered_model or ws.forecast.registered_model
 
 
 class WorkspaceStack(TerraformStack):
@@ -88,6 +82,19 @@ class WorkspaceStack(TerraformStack):
             principal_application_id=run_as, workspace_id=platform.workspace.workspace.workspace_id,
             metastore_id=dbx.metastore_id))
 
+        # The models live in Unity Catalog (MLflow's databricks-uc registry); the jobs register versions
+        # as their owner, the scoring service loads its champion as its own identity.
+        registry, ws = cfg.workloads.tracking.registry, cfg.workloads
+        shorts = {getattr(ws, job).registered_model: full for job, full in cfg.registered_models.items()}
+        self.model_access = UnityCatalogModels(self, "models", ModelAccessProps(
+            catalog=registry.catalog, schema=registry.schema_, models=shorts,
+            served=(ws.serving.registered_model or ws.forecast.registered_model,),
+            owner_application_id=run_as, scoring_application_id=platform.scoring_identity.client_id,
+            scoring_display_name=names.scoring_principal, create_catalog=dbx.create_catalog,
+            catalog_storage_root=names.abfss_url("models", "unity-catalog").rstrip("/"),
+            catalog_after=(self.data_access.locations["models"],),
+            tags=tags, comment=f"Managed by mlkit ({cfg.name})"))
+
         cluster = JobClusterSpec(
             key=names.job_cluster_key, instance_pool_id=job_pool.id, policy_id=self.policy.id,
             spark_version=dbx.spark_version, min_workers=dbx.job_cluster.min_workers,
@@ -104,15 +111,10 @@ class WorkspaceStack(TerraformStack):
                 schedule=ScheduleSpec(schedule.quartz_cron, schedule.timezone, schedule.paused) if schedule else None,
                 notification_emails=tuple(dbx.notification_emails), timeout_seconds=cfg.jobs.timeout_seconds,
                 max_concurrent_runs=cfg.jobs.max_concurrent_runs, max_retries=cfg.jobs.max_retries, tags=tags,
-                # A run can only start once the wheel and the settings it reads are uploaded, and
-                # can reach the data lake once the grants exist.
-                after=(self.wheel.file, self.settings_file.file, *self.data_access.grants.values())))
-
-        # The scoring service reads its champion from this workspace's registry as its own identity.
-        self.model_access = ModelRegistryAccess(self, "model-access", ModelAccessProps(
-            application_id=platform.scoring_identity.client_id, display_name=names.scoring_principal,
-            models=(cfg.workloads.forecast.registered_model, cfg.workloads.classifier.registered_model),
-            readable=(served_model(cfg.workloads),), tags=tags))
+                # A run can only start once the wheel and the settings it reads are uploaded, can reach
+                # the data lake once the grants exist, and can register once its models exist.
+                after=(self.wheel.file, self.settings_file.file, *self.data_access.grants.values(),
+                       *self.model_access.dependables)))
 
         TerraformOutput(self, OUTPUT_JOB_IDS, value={k: j.id for k, j in self.jobs.items()},
                         description="Databricks job id per job of the workloads graph", static_id=True)

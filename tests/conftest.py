@@ -8,13 +8,52 @@ from __future__ import annotations
 
 import os
 import socket
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The second leg (.ci/run): the same tests in .venv-spark35, on the Databricks runtime's Spark and
+# libraries (scripts/setup.sh). That venv has the workloads and a test harness, not the kit's
+# cloud side (cdktn, checkov, ...), so there only these modules are collected; every test in
+# them that takes the `spark` fixture is marked `spark`, and test_target_runtime.py checks that
+# each such test lives in one of these.
+SPARK_LEG_MODULES = ("test_workloads_spark.py", "test_monitor_capture.py", "test_target_runtime.py",
+                     "test_ingest_odd_files.py")
+# Spark tests of the kit's command line (`mlkit run` in a subprocess), not of the wheel: first leg only.
+KIT_SPARK_MODULES = ("test_faults.py",)
+
+
+def _pyspark_version() -> str:
+    try:
+        return version("pyspark")
+    except PackageNotFoundError:
+        return ""
+
+
+ON_TARGET_RUNTIME = _pyspark_version().startswith(DATABRICKS_RUNTIME.spark_minor + ".")
+collect_ignore = ([p.name for p in Path(__file__).parent.glob("test_*.py") if p.name not in SPARK_LEG_MODULES]
+                  if ON_TARGET_RUNTIME else [])
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+
+
+def pytest_report_header(config):
+    if ON_TARGET_RUNTIME:
+        return (f"second leg: pyspark {_pyspark_version()} with the libraries of {DATABRICKS_RUNTIME.spark_version} "
+                f"({DATABRICKS_RUNTIME.constraints}); modules: {', '.join(SPARK_LEG_MODULES)}")
+    return None
 
 
 def free_port() -> int:
@@ -41,7 +80,8 @@ def mlflow_server(tmp_path_factory):
     from mlkit.local import mlflow_server as srv
 
     state = Path(tmp_path_factory.mktemp("mlflow"))
-    server = srv.ensure(state, free_port())
+    # The second leg has MLflow's client only (mlflow-skinny, as the cluster); the kit's venv serves.
+    server = srv.ensure(state, free_port(), python=str(REPO / ".venv/bin/python") if ON_TARGET_RUNTIME else None)
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = server.url
     mlflow.set_tracking_uri(server.url)

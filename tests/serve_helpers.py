@@ -117,8 +117,13 @@ def calendar_bundle(directory: Path, n_groups: int, level: float = 10.0) -> Path
 def register(tracking_uri: str, name: str, bundle: Path, alias: str | None = "champion",
              train_table: str | None = None, train_version: int | None = None, train_path: str | None = None) -> str:
     """Log the bundle as the training job does and register it; returns the version.
-    The process-wide tracking URI is restored afterwards (other tests' fixtures own it)."""
+    ``name`` is the short model name; it is registered under its full name in the default registry
+    (catalog.schema.name, what the scoring service loads). The process-wide tracking URI is restored
+    afterwards (other tests' fixtures own it)."""
     import mlflow
+    from mlkit_workloads.model_names import ModelRegistry, full_model_name
+
+    name = full_model_name(ModelRegistry(), name)
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
@@ -222,6 +227,9 @@ def group_metrics(name: str, version: str, n_groups: int, level: float = 10.0, r
     each group's backtest predictions from them)."""
     import json
 
+    from mlkit_workloads.model_names import ModelRegistry, full_model_name
+
+    name = full_model_name(ModelRegistry(), name)  # as train_many writes it: the registered (full) name
     rows = []
     for key in group_keys(n_groups):
         _, r = trained(kind_of(key), level, rounds)

@@ -174,7 +174,9 @@ def test_graph_command_draws_the_architecture(out, tmp_path) -> None:
     result = runner.invoke(app, ["graph", "--env", "prod", "--environments", str(ENVIRONMENTS), "--synth-dir",
                                  str(out), "--format", "png", "--out", str(target)])
     assert result.exit_code == 0, result.output
-    assert re.search(r"\d+ boxes, \d+ edges \(from 99 resources, 179 references\)", result.output)
+    # prod: 99 before Unity Catalog (-2 workspace models, -1 permissions, +schema, 2 models, 4 grants) and the
+    # release gates (+1 per stack)
+    assert re.search(r"\d+ boxes, \d+ edges \(from 106 resources, 204 references\)", result.output)
     _png_size(target.read_bytes())
 
 

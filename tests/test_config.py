@@ -273,3 +273,36 @@ def test_data_access_ids_resolve_from_the_ci_environment() -> None:
     assert (cfg.principals.deployer_application_id, cfg.databricks.metastore_id) == (app_id, metastore)
     # Object id and application id are different properties of the same principal.
     assert cfg.principals.deployer != app_id
+
+
+def test_every_environment_names_its_unity_catalog_models() -> None:
+    cfgs = load_all(ENVS, env={})
+    names = {e: c.registered_models for e, c in cfgs.items()}
+    assert names["dev"] == {"forecast": "mlk_dev.ml.forecast", "classifier": "mlk_dev.ml.classifier"}
+    assert names["local"]["forecast"] == "mlk_local.ml.forecast"  # the same three levels on sqlite
+    catalogs = {c.workloads.tracking.registry.catalog for c in cfgs.values()}
+    assert len(catalogs) == len(cfgs)  # one catalog per environment: promotion copies between them
+    assert cfgs["prod"].served_model == "mlk_prod.ml.forecast"
+
+
+@pytest.mark.parametrize("old,new,field,needle", [
+    ("      catalog: mlk_dev\n", "      catalog: Mlk-Dev\n", "workloads.tracking.registry.catalog",
+     "not a Unity Catalog catalog name"),
+    ("      schema: ml\n", "      schema: ml.models\n", "workloads.tracking.registry.schema",
+     "not a Unity Catalog schema name"),
+    ("      schema: ml\n", "", "workloads.tracking.registry.schema", "a cloud environment names the Unity Catalog"),
+    ("  tracking:\n", "  forecast:\n    registered_model: sales/forecast\n  tracking:\n",
+     "workloads.forecast.registered_model", "last part of catalog.schema.model"),
+    ("  tracking:\n", "  classifier:\n    registered_model: forecast\n  tracking:\n",
+     "workloads.classifier.registered_model", "is the forecast job's model too"),
+    ("  tracking:\n", "  serving:\n    registered_model: churn\n  tracking:\n",
+     "workloads.serving.registered_model", "registered by no job"),
+])
+def test_bad_model_registry_names_file_line_and_field(envdir: Path, old: str, new: str, field: str,
+                                                      needle: str) -> None:
+    text = (envdir / "dev.yaml").read_text()
+    assert old in text
+    (envdir / "dev.yaml").write_text(text.replace(old, new, 1))
+    (p,) = problems_of("dev", envdir)
+    assert p.file.endswith("dev.yaml") and p.field == field and needle in p.message, p
+    assert p.line is not None

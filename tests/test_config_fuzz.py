@@ -97,7 +97,7 @@ def textual(draw):
     if op == "truncate":
         return stem, data[: draw(st.integers(0, len(data)))]
     at = draw(st.integers(0, len(data)))
-    # Text, not raw bytes: a file that is not UTF-8 is a known config.py bug (xfail test below).
+    # Text, not raw bytes: the not-UTF-8 case has its own test below.
     return stem, data[:at] + draw(st.text(min_size=1, max_size=8)).encode() + data[at:]
 
 
@@ -106,8 +106,8 @@ TOP_FIELDS = sorted({k for text in FILES.values() for k in (yaml.safe_load(text)
 
 
 def _names_a_field(message: str) -> bool:
-    """Known config.py gap (xfail test below): the environment-wide checks report field '' and no line,
-    naming the field(s) only inside the message. Accepted here so the fuzzing finds everything else."""
+    """A check that spans several fields may name them only in its message (e.g. "a cloud environment
+    needs subscription_id, tenant_id" is reported at the first); accept a field named there too."""
     return any(re.search(rf"\b{re.escape(f)}\b", message) for f in TOP_FIELDS)
 
 
@@ -149,17 +149,10 @@ def test_yaml_oddities_fail_with_file_and_field(case):
     _check(*case)
 
 
-@pytest.mark.xfail(strict=True, reason="config.py bug found by this fuzzing: a file that is not UTF-8 raises "
-                   "UnicodeDecodeError out of _read_yaml (Path.read_text) instead of a ConfigError naming the file; "
-                   "environment_names() reads the files the same way. Fix in config.py (integrator).")
 def test_a_file_that_is_not_utf8_is_a_config_error():
     _check("local", b"\x80" + FILES["local"].encode())
 
 
-@pytest.mark.xfail(strict=True, reason="config.py gap found by this fuzzing: the environment-wide checks "
-                   "(EnvironmentConfig._cloud_needs: missing subscription_id/tenant_id/backend/principals, "
-                   "tags.environment, key_vault grants) report field '' and no line, printed as '<file>'; "
-                   "they should set the field (and its line). Fix in config.py (integrator).")
 def test_a_missing_cloud_field_is_reported_under_its_field():
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "environments"

@@ -128,9 +128,10 @@ def registry(uri: str) -> dict[str, object]:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     out: dict[str, object] = {}
     for model in (FORECAST, CLASSIFIER):
-        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{model}'"))
+        full = f"mlk_local.ml.{model}"  # registered under its catalog.schema.model name
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{full}'"))
         try:
-            aliases = dict(client.get_registered_model(model).aliases)
+            aliases = dict(client.get_registered_model(full).aliases)
         except Exception:  # noqa: BLE001 - not registered yet
             aliases = {}
         out[model] = (versions, aliases)
@@ -465,17 +466,17 @@ def test_an_identical_classifier_rerun_skips_training_and_moves_nothing(spark, m
     first = run_jobs(settings, ["classifier"], spark, "test", tmp_path)
     assert first.ok, [t.error for t in first.tasks]
     client = MlflowClient()
-    versions = [v.version for v in client.search_model_versions("name = 'classifier_rerun'")]
-    champion = client.get_model_version_by_alias("classifier_rerun", "champion").version
+    versions = [v.version for v in client.search_model_versions("name = 'mlk_local.ml.classifier_rerun'")]
+    champion = client.get_model_version_by_alias("mlk_local.ml.classifier_rerun", "champion").version
     tables = table_versions(Path(settings.tables.root))
 
     again = run_jobs(settings, ["classifier"], spark, "test", tmp_path)
     statuses = {t.key: t.status for t in again.tasks}
     assert statuses == {"ingest": "ok", "train_classifier": "skipped", "promote": "ok"} and again.ok
     note = again.result("classifier", "train_classifier")["note"]
-    assert note.startswith(f"skipped training: classifier_rerun v{versions[0]} was already trained on ")
+    assert note.startswith(f"skipped training: mlk_local.ml.classifier_rerun v{versions[0]} was already trained on ")
     assert "pass --force to train again" in note
-    assert [v.version for v in client.search_model_versions("name = 'classifier_rerun'")] == versions
-    assert client.get_model_version_by_alias("classifier_rerun", "champion").version == champion
+    assert [v.version for v in client.search_model_versions("name = 'mlk_local.ml.classifier_rerun'")] == versions
+    assert client.get_model_version_by_alias("mlk_local.ml.classifier_rerun", "champion").version == champion
     after = table_versions(Path(settings.tables.root))
     assert after["classifier_data"] == tables["classifier_data"]  # ingest merged nothing new

@@ -110,6 +110,7 @@ def test_monitor_names_missing_inputs(tmp_path, experiment_prefix):
     # An event from a model whose run recorded no training table: the error says which version and why.
     name = f"forecast_norun_{tmp_path.name[-12:]}"
     version = register(sqlite_uri(registry_dir()), name, make_bundle(tmp_path / "bundle", 1))
+    name = f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
     DeltaSink(store.path("inference_log")).send([{
         "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
         "model_version": version, "group_key": json.dumps(["S00", "I00"]), "group": {"store": "S00", "item": "I00"},
@@ -129,6 +130,7 @@ def test_monitor_finds_training_data_a_data_run_kept_in_its_own_folder(tmp_path,
     table_version = training_table(data_store)
     name = f"forecast_datarun_{tmp_path.name[-12:]}"
     version = registered_with_metrics(data_store, name, table_version, train_path=data_store.path("forecast_sales"))
+    name = f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
     store = DeltaRsStore(root)  # the monitor job's tables: where `mlkit serve` writes the inference log
     DeltaSink(store.path("inference_log")).send([{
         "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,

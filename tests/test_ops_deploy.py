@@ -142,7 +142,15 @@ def test_prod_like_apply_needs_a_matching_release_lock(tmp_path, steps, wheel):
     sha = git_repo(repo)
     with pytest.raises(UserError, match=r"(?s)refusing to apply to ciprod.*ciprod.lock.json does not exist"):
         run(tmp_path / "a", steps, env="ciprod", environments=envs, repo=repo)
-    lock = ReleaseLock("ciprod", "ci", "run-1", sha, wheel.path.name, "0" * 64, [ModelPin("m", "1", None, "approved")])
+    wrong_models = ReleaseLock("ciprod", "ci", "run-1", sha, wheel.path.name, wheel.sha256,
+                               [ModelPin("mlk_ci.ml.forecast", "1", None, "passed", target="mlk_ci.ml.forecast")])
+    write_lock(lock_path(envs, "ciprod"), wrong_models)
+    with pytest.raises(UserError, match=r"(?s)the lock pins models mlk_ci.ml.forecast, the environment registers "
+                                        r"mlk_ciprod.ml.classifier, mlk_ciprod.ml.forecast.*pins no scoring image"):
+        run(tmp_path / "b0", steps, env="ciprod", environments=envs, repo=repo)
+    pins = [ModelPin(f"mlk_ci.ml.{m}", "1", None, "passed", target=f"mlk_ciprod.ml.{m}") for m in ("forecast", "classifier")]
+    lock = ReleaseLock("ciprod", "ci", "run-1", sha, wheel.path.name, "0" * 64, pins,
+                       scoring_image_digest="sha256:" + "ab" * 32)
     write_lock(lock_path(envs, "ciprod"), lock)
     with pytest.raises(UserError, match="wheel sha256 is .* the lock pins 0000"):
         run(tmp_path / "b", steps, env="ciprod", environments=envs, repo=repo)

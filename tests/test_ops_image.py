@@ -251,7 +251,10 @@ def steps_for(wheel, image_step):
                  image=lambda cfg, image: image_step(image=image))
 
 
-def run(tmp_path, steps, plan_only=False, image=IMAGE):
+RUNS = "mlkit-scoring@${var.scoring_image_digest}"  # what the synthesized serving stack runs
+
+
+def run(tmp_path, steps, plan_only=False, image=RUNS):
     cdktf = add_serving_stack(make_cdktf_out(tmp_path / "cdktf.out", "ci"), "ci", image)
     tf = Terraform(find_terraform(TERRAFORM))
     report = deploy(CI, environments=ENVIRONMENTS, out=tmp_path / "out", repo=tmp_path, steps=steps, tf=tf,
@@ -273,6 +276,10 @@ def test_deploy_builds_the_image_before_the_serving_stack_and_records_the_digest
     assert report.image.status == "built" and report.ok
     record = json.loads((tmp_path / "out/release.json").read_text())
     assert record["scoring_image"] == f"{REGISTRY}.azurecr.io/mlkit-scoring:0.0.1@{DIGEST}"
+    state = json.loads((cdktf / "stacks/ci-serving/terraform.tfstate").read_text())
+    deployed, = [r for r in state["resources"] if r["type"] == "terraform_data"]
+    assert deployed["instances"][0]["attributes"]["input"]["value"]["image"] == \
+        f"crci.azurecr.io/mlkit-scoring@{DIGEST}"  # the digest the build recorded, passed to the plan
     summary = json.loads((tmp_path / "out/deploy.json").read_text())["scoring_image"]
     assert summary == {"image": IMAGE, "status": "built", "detail": "", "registry": f"{REGISTRY}.azurecr.io",
                        "digest": DIGEST, "run_id": "cb1"}
@@ -316,7 +323,7 @@ def test_missing_kubelogin_stops_before_any_terraform(tmp_path, acr, wheel, monk
 
 @tf_only
 def test_stale_synth_of_the_serving_stack_is_refused(tmp_path, acr, wheel, kubelogin):
-    with pytest.raises(UserError, match=r"runs 'crci.azurecr.io/mlkit-scoring:9.9.9', but this deploy builds "
-                                        r"mlkit-scoring:0.0.1 .*re-synth"):
+    with pytest.raises(UserError, match=r"runs 'crci.azurecr.io/mlkit-scoring:9.9.9', not <registry>/mlkit-scoring"
+                                        r"@\$\{var.scoring_image_digest\} .*re-synth"):
         run(tmp_path, steps_for(wheel, acr), image="mlkit-scoring:9.9.9")
     assert not list(tmp_path.rglob("terraform.tfstate"))

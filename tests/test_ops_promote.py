@@ -73,8 +73,10 @@ def env_files(tmp_path: Path, a: str, b: str) -> Path:
     d = tmp_path / "envs"
     d.mkdir()
     # The environment names its models (workloads.*.registered_model): <env>fc and <env>cl here.
-    base = (ENVIRONMENTS / "ci.yaml").read_text() + (
-        f"workloads: {{forecast: {{registered_model: {a}fc}}, classifier: {{registered_model: {a}cl}}}}\n")
+    # Both in catalog c, schema s (one metastore), so a model keeps its full name c.s.<name> in B.
+    base = (ENVIRONMENTS / "ci.yaml").read_text().split("workloads:")[0] + (
+        f"workloads: {{forecast: {{registered_model: {a}fc}}, classifier: {{registered_model: {a}cl}}, "
+        "tracking: {registry: {catalog: c, schema: s}}}\n")
     (d / f"{a}.yaml").write_text(base.replace("environment: ci", f"environment: {a}"))
     (d / f"{b}.yaml").write_text(base.replace("environment: ci", f"environment: {b}") + "prod_like: true\n"
                                  "aks: {vm_size: Standard_D8ds_v5, min_count: 2, max_count: 6}\n"
@@ -115,7 +117,8 @@ def train(c, env: str, model: str, passed: bool, weights: str, tmp_path: Path) -
 
 
 def release(c, cfg, sha: str) -> str:
-    return record_release(c, release_experiment(cfg), ReleaseRecord(cfg.name, sha, "w.whl", sha[:1] * 64, ["x"]))
+    return record_release(c, release_experiment(cfg), ReleaseRecord(
+        cfg.name, sha, "w.whl", sha[:1] * 64, ["x"], scoring_image=f"cr.azurecr.io/mlkit-scoring:1@sha256:{sha[:1] * 64}"))
 
 
 def run_promote(envs, a, b, uris, **kw):
@@ -136,47 +139,50 @@ def test_approved_release_is_locked_copied_and_championed_then_idempotent(server
 
     envs = env_files(tmp_path, "appa", "appb")
     src = client(servers[0])
-    ver = train(src, "appa", "appafc", True, "v1-weights", tmp_path)
-    train(src, "appa", "appacl", True, "cl", tmp_path)
+    ver = train(src, "appa", "c.s.appafc", True, "v1-weights", tmp_path)
+    train(src, "appa", "c.s.appacl", True, "cl", tmp_path)
     rid = release(src, load_environment("appa", envs), "a" * 40)
     res = run_promote(envs, "appa", "appb", servers)
     lock = read_lock(lock_path(envs, "appb"))
     assert res.lock_written and lock.source_release_id == rid and lock.git_sha == "a" * 40
     pin = lock.models[1]
-    assert [m.name for m in lock.models] == ["appacl", "appafc"]
-    assert (pin.name, pin.version, pin.gate_decision, pin.data_table_version) == ("appafc", ver, "passed", "7")
+    assert [m.name for m in lock.models] == ["c.s.appacl", "c.s.appafc"]
+    # What the target's stacks check at plan time: each model's full name there, the source release's image.
+    assert [m.target for m in lock.models] == ["c.s.appacl", "c.s.appafc"]
+    assert lock.scoring_image_digest == "sha256:" + "a" * 64
+    assert (pin.name, pin.version, pin.gate_decision, pin.data_table_version) == ("c.s.appafc", ver, "passed", "7")
     assert pin.metrics == {"median_wape": 0.12}
     dst = client(servers[1])
-    champ = dst.get_model_version_by_alias("appafc", "champion")
-    assert champ.tags[PROMOTED_FROM] == f"appa/appafc/{ver}"
+    champ = dst.get_model_version_by_alias("c.s.appafc", "champion")
+    assert champ.tags[PROMOTED_FROM] == f"appa/c.s.appafc/{ver}"
     # The artifacts really moved: read them back from B's registry.
-    where = dst.get_model_version_download_uri("appafc", champ.version)
+    where = dst.get_model_version_download_uri("c.s.appafc", champ.version)
     local = mlflow.artifacts.download_artifacts(artifact_uri=where, dst_path=str(tmp_path / "dl"),
                                                 tracking_uri=servers[1])
     assert json.loads((Path(local) / "weights.json").read_text()) == {"w": "v1-weights"}
     before = lock_path(envs, "appb").read_bytes()
     again = run_promote(envs, "appa", "appb", servers)
     assert not again.lock_written and lock_path(envs, "appb").read_bytes() == before
-    assert all(c["reused"] for c in again.copies) and len(dst.search_model_versions("name='appafc'")) == 1
+    assert all(c["reused"] for c in again.copies) and len(dst.search_model_versions("name='c.s.appafc'")) == 1
 
 
 def test_failed_gate_is_refused_with_its_reasons(servers, tmp_path):
     envs = env_files(tmp_path, "gata", "gatb")
     src = client(servers[0])
-    train(src, "gata", "gatacl", True, "ok", tmp_path)
-    ver = train(src, "gata", "gatafc", False, "bad", tmp_path)
-    src.set_registered_model_alias("gatafc", "champion", ver)  # moved by hand despite the failed gate
+    train(src, "gata", "c.s.gatacl", True, "ok", tmp_path)
+    ver = train(src, "gata", "c.s.gatafc", False, "bad", tmp_path)
+    src.set_registered_model_alias("c.s.gatafc", "champion", ver)  # moved by hand despite the failed gate
     release(src, load_environment("gata", envs), "b" * 40)
-    with pytest.raises(PromotionRefused, match=r"gata gatafc v1: gate decision is 'failed', not 'passed': "
+    with pytest.raises(PromotionRefused, match=r"gata c.s.gatafc v1: gate decision is 'failed', not 'passed': "
                                                r"median WAPE 0.900"):
         run_promote(envs, "gata", "gatb", servers)
     assert not lock_path(envs, "gatb").exists()
-    assert client(servers[1]).search_model_versions("name='gatacl'") == []
+    assert client(servers[1]).search_model_versions("name='c.s.gatacl'") == []
 
 
 def test_unknown_release_is_refused(servers, tmp_path):
     envs = env_files(tmp_path, "unka", "unkb")
-    train(client(servers[0]), "unka", "unkafc", True, "w", tmp_path)
+    train(client(servers[0]), "unka", "c.s.unkafc", True, "w", tmp_path)
     with pytest.raises(PromotionRefused, match="unka's release is unknown: no release record in /Shared/mlk/unka/"):
         run_promote(envs, "unka", "unkb", servers)
 
@@ -185,23 +191,23 @@ def test_stale_lock_is_refused_until_updated(servers, tmp_path):
     envs = env_files(tmp_path, "stla", "stlb")
     src = client(servers[0])
     cfg = load_environment("stla", envs)
-    train(src, "stla", "stlafc", True, "one", tmp_path)
-    train(src, "stla", "stlacl", True, "cl", tmp_path)
+    train(src, "stla", "c.s.stlafc", True, "one", tmp_path)
+    train(src, "stla", "c.s.stlacl", True, "cl", tmp_path)
     release(src, cfg, "c" * 40)
     run_promote(envs, "stla", "stlb", servers)
     # stla moves on (new deploy, new champion) after stlb's lock was reviewed.
-    v2 = train(src, "stla", "stlafc", True, "two", tmp_path)
+    v2 = train(src, "stla", "c.s.stlafc", True, "two", tmp_path)
     release(src, cfg, "d" * 40)
-    stale = (r"stlb.lock.json is stale: it pins stla release .* \(git cccccccccccc, stlacl v1, stlafc v1\), "
-             r"stla's current release is .* \(git dddddddddddd, stlacl v1, stlafc v2\)")
+    stale = (r"stlb.lock.json is stale: it pins stla release .* \(git cccccccccccc, c.s.stlacl v1, c.s.stlafc v1\), "
+             r"stla's current release is .* \(git dddddddddddd, c.s.stlacl v1, c.s.stlafc v2\)")
     with pytest.raises(PromotionRefused, match=stale):
         run_promote(envs, "stla", "stlb", servers)
-    assert client(servers[1]).get_model_version_by_alias("stlafc", "champion").tags[PROMOTED_FROM] == "stla/stlafc/1"
+    assert client(servers[1]).get_model_version_by_alias("c.s.stlafc", "champion").tags[PROMOTED_FROM] == "stla/c.s.stlafc/1"
     res = run_promote(envs, "stla", "stlb", servers, update_lock=True)
     assert res.lock_written and read_lock(lock_path(envs, "stlb")).git_sha == "d" * 40
     dst = client(servers[1])
-    assert dst.get_model_version_by_alias("stlafc", "champion").tags[PROMOTED_FROM] == f"stla/stlafc/{v2}"
-    assert dst.get_model_version_by_alias("stlafc", "previous_champion").version == "1"
+    assert dst.get_model_version_by_alias("c.s.stlafc", "champion").tags[PROMOTED_FROM] == f"stla/c.s.stlafc/{v2}"
+    assert dst.get_model_version_by_alias("c.s.stlafc", "previous_champion").version == "1"
 
 
 def test_promote_bad_or_unreachable_registry_is_a_message(tmp_path) -> None:

@@ -56,7 +56,7 @@ def test_predict_matches_the_meta_model_with_intervals(client, built, item):
     r = client.post("/v1/predict", json=_body(item=item, rows=rows))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == {"name": MODEL, "version": built.service.current.version}
+    assert body["model"] == {"name": f"mlk_local.ml.{MODEL}", "version": built.service.current.version}
     assert body["group"] == {"store": "S00", "item": item}
     assert body["model_type"] == ("xgboost" if item == "I00" else built.service.current.models.group_info(
         ("S00", item))["model_type"]) and body["model_type"] in ("xgboost", "auto_ets", "seasonal_naive")

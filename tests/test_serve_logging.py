@@ -53,7 +53,7 @@ def test_events_land_in_the_local_delta_table(tmp_path):
     df = DeltaTable(str(tmp_path / "inference_log")).to_pandas().sort_values("request_id")
     assert sorted(df.request_id) == sorted(ids)
     row = df[df.request_id == "r1"].iloc[0]
-    assert row.model_name == MODEL and row.model_version == b.service.current.version
+    assert row.model_name == f"mlk_local.ml.{MODEL}" and row.model_version == b.service.current.version
     assert json.loads(row.group) == {"store": "S00", "item": "I01"} and row.n_rows == 2
     inputs = json.loads(row.inputs)
     assert inputs[0]["promo"] == 1.0 and inputs[1]["holiday"] is None and inputs[0]["date"].startswith(future()[0])

@@ -136,7 +136,7 @@ def test_a_bad_new_version_leaves_the_old_one_serving(tmp_path):
     assert f"version {v2}" in b.service.status and "still serving version " + v1 in b.service.status
     with TestClient(b.app) as c:
         assert c.post("/v1/predict", json=_body()).json()["model"]["version"] == v1
-    mlflow.MlflowClient(sqlite_uri(registry_dir())).set_registered_model_alias(name, "champion", v1)
+    mlflow.MlflowClient(sqlite_uri(registry_dir())).set_registered_model_alias(f"mlk_local.ml.{name}", "champion", v1)
 
 
 @pytest.mark.parametrize("preload", [0, 2])

@@ -189,8 +189,11 @@ def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> N
     cfg = synthesized["configs"][env]
     names = cfg.names
     ws = cfg.workloads
+    # Unity Catalog names come from the environment file (workloads.tracking.registry), checked at load.
+    registry = ws.tracking.registry
     expected = _expected_names(names, cfg.network.private,
-                               (ws.forecast.registered_model, ws.classifier.registered_model))
+                               (ws.forecast.registered_model, ws.classifier.registered_model, registry.schema_,
+                                *([registry.catalog] if cfg.databricks.create_catalog else [])))
     seen = set()
     for kind in ("platform", "workspace"):
         for rtype, items in synthesized["docs"][f"{env}-{kind}"]["resource"].items():
@@ -267,15 +270,20 @@ def test_scoring_identity_reads_only_the_served_model_in_the_registry(synthesize
     assert sp["display_name"] == cfg.names.scoring_principal
     assert (sp["allow_cluster_create"], sp["allow_instance_pool_create"], sp["databricks_sql_access"]) == (False,) * 3
     assert not {"workspace_access", "force", "external_id"} & set(sp)
-    models = {m["name"]: a for a, m in workspace["resource"]["databricks_mlflow_model"].items()}
-    assert set(models) == {cfg.workloads.forecast.registered_model, cfg.workloads.classifier.registered_model}
+    # Unity Catalog models (MLflow's databricks-uc registry), never the legacy workspace registry.
+    assert "databricks_mlflow_model" not in workspace["resource"] and "databricks_permissions" not in workspace["resource"]
+    registry = cfg.workloads.tracking.registry
+    models = {f"{registry.catalog}.{registry.schema_}.{m['name']}": a
+              for a, m in workspace["resource"]["databricks_registered_model"].items()}
+    assert set(models) == set(cfg.registered_models.values())
+    assert all(m["owner"] == cfg.principals.deployer_application_id
+               for m in resources(workspace, "databricks_registered_model"))
     sp_address = next(iter(workspace["resource"]["databricks_service_principal"]))
-    perms = resources(workspace, "databricks_permissions")
-    assert perms == [{"//": perms[0]["//"],
-                      "registered_model_id": f"${{databricks_mlflow_model.{models['forecast']}.registered_model_id}}",
-                      "access_control": [{"permission_level": "CAN_READ", "service_principal_name":
-                                          f"${{databricks_service_principal.{sp_address}.application_id}}"}]}]
-    # The jobs run as the deploying principal (kept CAN_MANAGE by the provider), named explicitly.
+    model_grants = [g for g in resources(workspace, "databricks_grants") if "model" in g]
+    assert [(g["model"], g["grant"]) for g in model_grants] == [
+        (f"${{databricks_registered_model.{models[cfg.served_model]}.id}}",
+         [{"principal": f"${{databricks_service_principal.{sp_address}.application_id}}", "privileges": ["EXECUTE"]}])]
+    # The jobs run as the deploying principal (the models' owner: it registers versions, moves aliases).
     assert all(j["run_as"] == {"service_principal_name": cfg.principals.deployer_application_id}
                for j in resources(workspace, "databricks_job"))
 

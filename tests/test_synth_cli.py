@@ -122,3 +122,20 @@ def test_main_py_reports_config_errors_with_file_and_field(tmp_path) -> None:
     assert "prod.yaml" in proc.stderr and "databricks.job_cluster.max_workers" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_synth_of_one_environment_keeps_the_others_in_the_manifest(tmp_path) -> None:
+    import json
+
+    out, envs = tmp_path / "cdktf.out", str(REPO / "environments")
+    for env in ("dev", "staging"):
+        result = runner.invoke(app, ["synth", "--env", env, "--environments", envs, "--out", str(out), "--no-policy"])
+        assert result.exit_code == 0, result.output
+    stacks = json.loads((out / "manifest.json").read_text())["stacks"]
+    assert sorted(stacks) == sorted(f"{e}-{k}" for e in ("dev", "staging") for k in ("platform", "serving", "workspace"))
+    assert stacks["dev-serving"]["dependencies"] == ["dev-platform"]
+    # A stack whose directory is gone is not resurrected from the old manifest.
+    shutil.rmtree(out / "stacks" / "dev-serving")
+    result = runner.invoke(app, ["synth", "--env", "staging", "--environments", envs, "--out", str(out), "--no-policy"])
+    assert result.exit_code == 0, result.output
+    assert "dev-serving" not in json.loads((out / "manifest.json").read_text())["stacks"]

@@ -10,6 +10,7 @@ import pytest
 
 from mlkit.local.runner import run_jobs, settings_for_run
 from mlkit_workloads import ingest
+from mlkit_workloads.compat import PANDAS_2
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import DataError
 from mlkit_workloads.graph import JOBS
@@ -68,7 +69,8 @@ def test_ingest_is_idempotent_and_versioned(spark, tmp_path):
     assert (again["table_version"], again["rows_inserted"]) == (0, 0)
     table = rt.tables.read_pandas(TABLES["forecast"])
     assert len(table) == first["rows_read"] and not table.duplicated(["store", "item", "date"]).any()
-    assert str(table.date.dtype) == "datetime64[us, UTC]"
+    # Stored as microseconds (Delta); pandas < 2 (the runtime's 1.5.3) has nanoseconds only.
+    assert str(table.date.dtype) == ("datetime64[us, UTC]" if PANDAS_2 else "datetime64[ns, UTC]")
     # New rows only: one more day for S1 -> version 1 with exactly one row inserted.
     df = pd.read_csv(csv)
     extra = pd.concat([df, df[df.store == "S1"].tail(1).assign(date="2024-12-31")])
@@ -133,6 +135,7 @@ def test_train_many_statuses_and_tracking(forecast_run):
 
     report, settings, _ = forecast_run
     res = report.result("forecast", "train_many")
+    assert res["model_name"] == "mlk_local.ml.forecast"  # three levels on the local registry too
     metrics = DeltaRsStore(settings.tables.root).read_pandas(TABLES["group_metrics"])
     got = dict(zip(metrics.store, metrics.status))
     assert got == {"S1": "ok", "S2": "ok", "S3": "ok", "S4": "skipped", "S5": "skipped", "S6": "skipped"}
@@ -171,7 +174,7 @@ def test_promote_pass_sets_champion_and_score_reports_missing_groups(forecast_ru
     report, settings, _ = forecast_run
     pr, sc = report.result("forecast", "promote"), report.result("forecast", "score")
     assert pr["passed"] and pr["previous_champion"] == ""
-    assert MlflowClient().get_model_version_by_alias("forecast", "champion").version == pr["model_version"]
+    assert MlflowClient().get_model_version_by_alias("mlk_local.ml.forecast", "champion").version == pr["model_version"]
     assert sorted(sc["groups_without_model"]) == ["S4/I1", "S5/I1", "S6/I1"]
     store = DeltaRsStore(settings.tables.root)
     preds = store.read_pandas(TABLES["predictions"])
@@ -210,7 +213,7 @@ def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
     from mlflow import MlflowClient
 
     _, settings, tmp = forecast_run
-    champion = MlflowClient().get_model_version_by_alias("forecast", "champion").version
+    champion = MlflowClient().get_model_version_by_alias("mlk_local.ml.forecast", "champion").version
     strict = settings.model_copy(update={"forecast": settings.forecast.model_copy(
         update={"gates": settings.forecast.gates.model_copy(update={"max_median_wape": 0.0001})})})
     report = run_jobs(strict, ["forecast"], spark, "test", tmp)
@@ -218,7 +221,7 @@ def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
     assert statuses == {"ingest": "ok", "train_many": "ok", "promote": "failed", "score": "not run"}
     err = next(t.error for t in report.tasks if t.key == "promote")
     assert "was not promoted (champion unchanged)" in err and "FAIL: median WAPE" in err
-    assert MlflowClient().get_model_version_by_alias("forecast", "champion").version == champion
+    assert MlflowClient().get_model_version_by_alias("mlk_local.ml.forecast", "champion").version == champion
     decisions = DeltaRsStore(settings.tables.root).read_pandas(TABLES["decisions"])
     assert list(decisions.sort_values("decided_at").passed) == [True, False]
 
@@ -239,7 +242,7 @@ def test_classifier_job_with_tiny_budget(spark, mlflow_server, tmp_path):
     assert len(children) == 2 and "metrics.val_kappa" in children.columns
     assert parent.data.params["data_table_version"] == "0"
     assert res["test_roc_auc"] > 0.8
-    model = mlflow.sklearn.load_model(f"models:/classifier/{res['model_version']}")
+    model = mlflow.sklearn.load_model(f"models:/{res['model_name']}/{res['model_version']}")
     rows = DeltaRsStore(settings.tables.root).read_pandas(TABLES["classifier"]).head(50)
     assert set(model.predict(rows[["student", "balance", "income"]])) <= {0, 1}
     assert report.result("classifier", "promote")["passed"]

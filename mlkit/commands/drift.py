@@ -36,7 +36,10 @@ def _inventories(cfg, databricks_host: str | None, uc_schemas: list[tuple[str, s
         host = databricks_host or (workspace_from_state(plans) or ("",))[0]
         if not host:
             raise UserError("no Databricks workspace in Terraform state; pass --databricks-host", exit_code=1)
-        schemas = uc_schemas or uc_schemas_from_state(plans)
+        # The environment's own model schema always, even when state lost track of it (that is when
+        # unmanaged models matter most), plus every schema the state knows.
+        registry = cfg.workloads.tracking.registry
+        schemas = uc_schemas or sorted({(registry.catalog, registry.schema_), *uc_schemas_from_state(plans)})
         return inv.databricks_objects(inv.databricks_client(host, credential), schemas)
 
     return {"azure": azure, "databricks": databricks}
@@ -51,7 +54,7 @@ def drift(
     inventory: bool = typer.Option(True, "--inventory/--no-inventory", help="look for objects not in Terraform state"),
     databricks_host: str = typer.Option(None, "--databricks-host", help="workspace URL [default: from state]"),
     uc_schema: list[str] = typer.Option([], "--uc-schema", help="CATALOG.SCHEMA to inventory registered models in "
-                                        "(repeatable) [default: the schemas in Terraform state]"),
+                                        "(repeatable) [default: the environment's model schema and those in Terraform state]"),
     terraform: str = typer.Option(None, "--terraform", envvar="MLKIT_TERRAFORM", help="terraform binary"),
 ) -> None:
     """Nightly drift check of ENV: refresh-only plan + plan per stack, unmanaged Azure/Databricks objects."""

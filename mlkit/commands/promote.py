@@ -18,7 +18,7 @@ def promote(
     source: str = typer.Option(..., "--from", help="environment to promote from, e.g. staging"),
     target: str = typer.Option(..., "--to", help="environment to promote to, e.g. prod"),
     from_uri: str = typer.Option(..., "--from-uri", help="MLflow tracking/registry URI of the source, "
-                                 "e.g. databricks://staging (a profile using Entra ID)"),
+                                 "e.g. databricks-uc://staging (Unity Catalog through a profile using Entra ID)"),
     to_uri: str = typer.Option(..., "--to-uri", help="MLflow tracking/registry URI of the target"),
     update_lock: bool = typer.Option(False, "--update-lock", help="replace the target's lock with the source's "
                                      "current release (otherwise a different existing lock is refused as stale)"),
@@ -34,16 +34,18 @@ def promote(
     with user_errors():
         a, b = load_environment(source, environments), load_environment(target, environments)
         for option, uri in (("--from-uri", from_uri), ("--to-uri", to_uri)):
-            if not re.match(r"^(https?|databricks)://", uri):
-                raise UserError(f"{option} {uri!r}: give the environment's MLflow registry as http(s)://host:port "
-                                "or databricks://<profile>", exit_code=1)
+            if not re.match(r"^(https?|databricks|databricks-uc)://", uri):
+                raise UserError(f"{option} {uri!r}: give the environment's MLflow registry as http(s)://host:port, "
+                                "databricks-uc://<profile> (Unity Catalog) or databricks://<profile>", exit_code=1)
         # A registry that does not answer should fail in seconds, not after MLflow's minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        src = MlflowClient(tracking_uri=from_uri, registry_uri=from_uri)
-        dst = MlflowClient(tracking_uri=to_uri, registry_uri=to_uri)
+        # databricks-uc://p: models in Unity Catalog, runs and releases in the workspace databricks://p.
+        src = MlflowClient(tracking_uri=from_uri.replace("databricks-uc://", "databricks://"), registry_uri=from_uri)
+        dst = MlflowClient(tracking_uri=to_uri.replace("databricks-uc://", "databricks://"), registry_uri=to_uri)
         try:
             res = run(a, b, environments=environments, src=src, dst=dst, src_uri=from_uri, update_lock=update_lock,
+                      same_registry=from_uri == to_uri,
                       progress=lambda s: err.print(f"[dim]… {s}[/]"))
         except MlflowException as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -30,6 +30,7 @@ def serve(
                             f"(stack {cfg.name}-serving, applied by `mlkit deploy --env {env}`). "
                             "`mlkit serve` only serves a local environment's registry.")
         import uvicorn
+        from mlkit_workloads.model_names import full_model_name
         from mlkit_workloads.monitor.data import INFERENCE_LOG
         from mlkit_workloads.serve.runner import build
         from mlkit_workloads.serve.sinks import DeltaSink
@@ -50,7 +51,7 @@ def serve(
         log_path = tables / INFERENCE_LOG  # where the monitoring job reads it
         built = build(cfg.workloads, env=cfg.name, cache_dir=state / "serving-cache", tracking_uri=server.url,
                       sink=DeltaSink(log_path), auth=None)
-        name = ss.registered_model or cfg.workloads.forecast.registered_model
+        name = full_model_name(cfg.workloads.tracking.registry, ss.registered_model or cfg.workloads.forecast.registered_model)
         if built.service.ready:
             console.print(f"serving [bold]{name}@{ss.alias}[/] (version {built.service.current.version}) "
                           f"on http://127.0.0.1:{port}  (docs: /docs, OpenAPI: /openapi.json)")

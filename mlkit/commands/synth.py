@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -14,19 +15,48 @@ from ..console import UserError, console, user_errors
 DEFAULT_OUT = Path("cdktf.out")
 
 
-def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=None) -> list:
-    """Build and synthesize the app; returns a StackSummary per stack written for these environments."""
+def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=None,
+               environments: Path | None = None) -> list:
+    """Build and synthesize the app; returns a StackSummary per stack written for these environments.
+
+    ``environments``: where the release locks are (prod-like stacks check theirs at plan time)."""
     from stacks.app import build_app, stack_names, summarize
     from stacks.errors import StackInputError
     from stacks.naming import NamingError
 
     Path(outdir).mkdir(parents=True, exist_ok=True)  # cdktn creates only the last directory level
     try:
-        app = build_app(configs, str(outdir), stack_hook=stack_hook)
+        app = build_app(configs, str(outdir), stack_hook=stack_hook, environments=environments)
     except (StackInputError, NamingError) as e:
         raise UserError(f"cannot build the stacks: {e}") from None
+    kept = _other_stacks(Path(outdir), set(stack_names(configs)), {n for n, c in configs.items()})
     app.synth()
+    _keep_in_manifest(Path(outdir), kept)
     return summarize(outdir, set(stack_names(configs)))
+
+
+def _other_stacks(outdir: Path, mine: set[str], envs: set[str]) -> dict[str, dict]:
+    """Manifest entries of stacks this synth does not write (other environments), still on disk.
+
+    cdktn rewrites manifest.json with the app's stacks only, so `mlkit synth --env dev` used to drop
+    staging and prod from it although their stack directories were still there."""
+    manifest = outdir / "manifest.json"
+    try:
+        stacks = json.loads(manifest.read_text()).get("stacks", {}) if manifest.is_file() else {}
+    except (json.JSONDecodeError, AttributeError):
+        return {}  # unreadable: cdktn's fresh one replaces it
+    return {name: entry for name, entry in stacks.items()
+            if name not in mine and not any(name.startswith(f"{e}-") for e in envs)
+            and isinstance(entry, dict) and (outdir / str(entry.get("synthesizedStackPath", ""))).is_file()}
+
+
+def _keep_in_manifest(outdir: Path, kept: dict[str, dict]) -> None:
+    if not kept:
+        return
+    manifest = outdir / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["stacks"] = dict(sorted({**kept, **doc["stacks"]}.items()))
+    manifest.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def load_selected(envs: list[str] | None, environments: Path) -> dict[str, EnvironmentConfig]:
@@ -53,7 +83,7 @@ def synth(
         started = time.perf_counter()
         configs = load_selected(env, environments)
         gate = None if no_policy else PolicyGate(str(environments))
-        summaries = synthesize(configs, out, stack_hook=gate.hook if gate else None)
+        summaries = synthesize(configs, out, stack_hook=gate.hook if gate else None, environments=environments)
         verdict = gate.enforce(out) if gate else None
         if verdict and verdict.refused:
             from stacks.app import stack_names

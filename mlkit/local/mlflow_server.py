@@ -87,8 +87,12 @@ def server_env(job_execution: bool = False) -> dict[str, str]:
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if job_execution else "false"}
 
 
-def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
-    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``."""
+def ensure(state_dir: Path, port: int, timeout: float = 90.0, python: str | None = None) -> Server:
+    """Reuse the server answering on ``port``, or start one with its store under ``state_dir``.
+
+    ``python``: the interpreter whose MLflow serves (default: this one). The Spark 3.5 test leg's
+    venv has the client only (mlflow-skinny, as on the cluster) and borrows the kit's server.
+    """
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
@@ -99,7 +103,7 @@ def ensure(state_dir: Path, port: int, timeout: float = 90.0) -> Server:
         raise UserError(f"port {port} on 127.0.0.1 is taken by something that is not an MLflow server; "
                         "set local.mlflow_port in the environment file to a free port")
     log = open(state_dir / "mlflow-server.log", "ab")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [python or sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
            "--backend-store-uri", f"sqlite:///{state_dir / 'mlflow.db'}",
            "--artifacts-destination", str(state_dir / "mlartifacts"),
            "--workers", "1", "--gunicorn-opts", ""]

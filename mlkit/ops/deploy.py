@@ -25,6 +25,8 @@ from .plan import PlanSummary, summarize
 from .release import ReleaseRecord, lock_mismatches, lock_path, now, read_lock
 from .terraform import Stack, Terraform, TerraformFailed, ordered, read_manifest
 
+DIGEST_VARIABLE = "scoring_image_digest"  # the serving stack's (stacks/serving_stack.py)
+
 
 @dataclass
 class GateOutcome:
@@ -35,9 +37,10 @@ class GateOutcome:
 @dataclass
 class ImageOutcome:
     image: str  # repository:tag in the environment's registry
-    status: str = "not attempted"  # built | failed | skipped | not attempted
+    status: str = "not attempted"  # built | pinned | failed | skipped | not attempted
     detail: str = ""
     built: acr_build.BuiltImage | None = None
+    digest: str = ""  # sha256:... the serving stack runs (built now, or pinned by the release lock)
 
     def line(self) -> str:
         if self.built:
@@ -117,7 +120,7 @@ class DeployReport:
             "scoring_image": None if self.image is None else {
                 "image": self.image.image, "status": self.image.status, "detail": self.image.detail,
                 "registry": self.image.built.registry if self.image.built else None,
-                "digest": self.image.built.digest if self.image.built else None,
+                "digest": self.image.digest or None,
                 "run_id": self.image.built.run_id if self.image.built else None},
             "stacks": [{"name": s.name, "status": s.status, "error": s.error,
                         "plan": s.summary.as_dict() if s.summary else None} for s in self.stacks],
@@ -127,8 +130,8 @@ class DeployReport:
 # ------------------------------------------------------------------ default steps
 
 
-def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path) -> Path:
-    """The stacks package's App, for this one environment."""
+def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path, environments: Path | None = None) -> Path:
+    """The stacks package's App, for this one environment (prod-like: with its release-lock gate)."""
     if not cfg.is_cloud:
         raise UserError(f"environment {cfg.name!r} is kind 'local': it has no cloud stacks "
                         "(`mlkit run --env local` runs its jobs on this machine)", exit_code=1)
@@ -138,7 +141,7 @@ def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path) -> Path:
     except ImportError as e:
         raise UserError(f"synth is not available ({e}); pass --cdktf-out with an already synthesized "
                         "directory", exit_code=1) from None
-    app = build_app({cfg.name: cfg}, str(outdir))
+    app = build_app({cfg.name: cfg}, str(outdir), environments=environments)
     app.synth()
     return outdir
 
@@ -189,7 +192,8 @@ def default_steps(environments: Path, workloads: Path, dist: Path,
     # The scoring image's context is the repository root (workloads/Dockerfile copies requirements/ too).
     context = Path(workloads).resolve().parent
     dockerfile = (Path(workloads).resolve() / "Dockerfile").relative_to(context).as_posix()
-    return Steps(synth=synth_with_stacks, gate=policy_gate(environments),
+    return Steps(synth=lambda cfg, outdir: synth_with_stacks(cfg, outdir, environments),
+                 gate=policy_gate(environments),
                  wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials,
                  image=acr_image(context, dockerfile, progress))
 
@@ -216,14 +220,15 @@ def require_kubelogin(stack: Stack) -> None:
 
 
 def scoring_image(cfg: EnvironmentConfig, stack: Stack, wheel: artifacts.Wheel) -> str:
-    """``repository:tag`` to build: the workloads version of the wheel being deployed, and the one the
-    synthesized serving stack runs (a mismatch means the synth is stale)."""
+    """``repository:tag`` to build (the workloads version of the wheel being deployed). The synthesized
+    serving stack must run that repository by digest (``@${var.scoring_image_digest}``), never a tag."""
     version = wheel.path.name.split("-")[1]  # PEP 427: {distribution}-{version}-...
     image = cfg.names.scoring_image_ref(version)
     output = (stack.config.get("output") or {}).get(cfg.names.scoring_image_output) or {}
-    if not str(output.get("value", "")).endswith(f"/{image}"):
-        raise UserError(f"stack {stack.name!r} runs {output.get('value') or 'no scoring_image output'!r}, but this "
-                        f"deploy builds {image} (workloads wheel {wheel.path.name}); re-synth", exit_code=1)
+    runs = f"/{cfg.names.scoring_image_repository}@${{var.{DIGEST_VARIABLE}}}"
+    if not str(output.get("value", "")).endswith(runs):
+        raise UserError(f"stack {stack.name!r} runs {output.get('value') or 'no scoring_image output'!r}, not "
+                        f"<registry>{runs} (the image by the digest this deploy records); re-synth", exit_code=1)
     return image
 
 
@@ -246,6 +251,7 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
            plan_only: bool = False, cdktf_out: Path | None = None,
            progress: Callable[[str], None] = lambda _: None) -> DeployReport:
     report = DeployReport(cfg.name, plan_only)
+    lock = None
     out.mkdir(parents=True, exist_ok=True)
     try:
         progress("synth")
@@ -261,7 +267,9 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
         report.wheel = steps.wheel(out / "dist")
         if cfg.prod_like:
             lpath = lock_path(environments, cfg.name)
-            report.lock_problems = lock_mismatches(read_lock(lpath), lpath, report.git.sha, report.wheel.sha256)
+            lock = read_lock(lpath)
+            report.lock_problems = lock_mismatches(lock, lpath, report.git.sha, report.wheel.sha256,
+                                                   list(cfg.registered_models.values()))
             if report.git.dirty:
                 report.lock_problems.append("the working tree has uncommitted changes")
             if report.lock_problems and not plan_only:
@@ -273,6 +281,10 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
         if serving is not None:
             require_kubelogin(serving)
             report.image = ImageOutcome(scoring_image(cfg, serving, report.wheel))
+            if cfg.prod_like and lock is not None and lock.scoring_image_digest:
+                # The lock pins the digest (the stack's default; any other fails its plan): never rebuilt.
+                report.image.status, report.image.digest = "pinned", lock.scoring_image_digest
+                report.image.detail = f"by {lpath}: not rebuilt"
         steps.credentials(cfg)
     except UserError:
         _write(report, out)
@@ -282,9 +294,16 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
     for outcome, stack in zip(report.stacks, stacks):
         if stack.name == cfg.names.serving_stack and not _image(cfg, report.image, steps, plan_only, progress):
             break
+        extra: tuple[str, ...] = ()
+        if stack.name == cfg.names.serving_stack and report.image.digest and report.image.status != "pinned":
+            extra = (f"-var={DIGEST_VARIABLE}={report.image.digest}",)
+        elif stack.name == cfg.names.serving_stack and report.image.status == "skipped":
+            outcome.status = "blocked"
+            outcome.error = "runs the scoring image by digest: a deploy (not --plan-only) builds it first"
+            continue
         progress(f"{stack.name}: init/plan" + ("" if plan_only else "/apply"))
         try:
-            _one_stack(stack, outcome, out / stack.name, tf, plan_only)
+            _one_stack(stack, outcome, out / stack.name, tf, plan_only, extra)
         except TerraformFailed as e:
             pending = [d for d in stack.dependencies if by_name.get(d) and by_name[d].status in ("planned", "blocked")]
             if plan_only and pending:
@@ -296,9 +315,11 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
             break
     if report.ok and not plan_only:
         built = report.image.built if report.image else None
+        pinned = report.image.digest if report.image and report.image.status == "pinned" else ""
         rec = ReleaseRecord(cfg.name, report.git.sha or "unknown", report.wheel.path.name, report.wheel.sha256,
                             [s.name for s in report.stacks], now(),
-                            scoring_image=built.reference if built else "")
+                            scoring_image=built.reference if built else (
+                                f"{cfg.names.scoring_image_repository}@{pinned}" if pinned else ""))
         (out / "release.json").write_text(json.dumps(rec.as_dict(), indent=2) + "\n")
     _write(report, out)
     return report
@@ -307,10 +328,12 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
 def _image(cfg: EnvironmentConfig, outcome: ImageOutcome, steps: Steps, plan_only: bool,
            progress: Callable[[str], None]) -> bool:
     """Build and push the scoring image before the serving stack; False = stop the run."""
+    if outcome.status == "pinned":
+        return True
     if plan_only:
         outcome.status = "skipped"
-        outcome.detail = ("--plan-only: not built; the serving stack's plan assumes the deploy pushes this tag "
-                          "to the environment's registry first")
+        outcome.detail = ("--plan-only: not built; the serving stack runs the image by digest, so it is planned by "
+                          "the deploy that builds it")
         return True
     progress(f"scoring image: ACR build {outcome.image}")
     if steps.image is None:
@@ -321,15 +344,16 @@ def _image(cfg: EnvironmentConfig, outcome: ImageOutcome, steps: Steps, plan_onl
     except UserError as e:
         outcome.status, outcome.detail = "failed", str(e)
         return False
-    outcome.status = "built"
+    outcome.status, outcome.digest = "built", outcome.built.digest
     return True
 
 
-def _one_stack(stack: Stack, outcome: StackOutcome, sdir: Path, tf: Terraform, plan_only: bool) -> None:
+def _one_stack(stack: Stack, outcome: StackOutcome, sdir: Path, tf: Terraform, plan_only: bool,
+               extra: tuple[str, ...] = ()) -> None:
     sdir.mkdir(parents=True, exist_ok=True)
     tf.init(stack)
     plan_file = (sdir / "plan.tfplan").resolve()
-    code = tf.plan(stack, plan_file)
+    code = tf.plan(stack, plan_file, *extra)
     plan = tf.show_json(stack, plan_file)
     (sdir / "plan.json").write_text(json.dumps(plan))
     outcome.summary = summarize(stack.name, plan)

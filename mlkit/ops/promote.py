@@ -60,9 +60,13 @@ def env_diff(a: EnvironmentConfig, b: EnvironmentConfig) -> tuple[list[tuple[str
 
 
 def released_models(cfg: EnvironmentConfig) -> list[str]:
-    """The registered models an environment's jobs produce (from its workloads settings)."""
-    w = cfg.workloads
-    return sorted({w.forecast.registered_model, w.classifier.registered_model})
+    """The registered models an environment's jobs produce: full names (catalog.schema.model)."""
+    return sorted(set(cfg.registered_models.values()))
+
+
+def target_names(a: EnvironmentConfig, b: EnvironmentConfig) -> dict[str, str]:
+    """A's full model name -> B's: the same job's model in B's catalog and schema."""
+    return {a.registered_models[job]: b.registered_models[job] for job in a.registered_models}
 
 
 def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[ModelPin], list[str]]:
@@ -93,7 +97,10 @@ def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[Mode
 
 
 def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, src, dst, src_uri: str,
-            update_lock: bool = False, progress: Callable[[str], None] = lambda _: None) -> Promotion:
+            update_lock: bool = False, same_registry: bool = False,
+            progress: Callable[[str], None] = lambda _: None) -> Promotion:
+    """``same_registry``: A and B share one registry (one Unity Catalog metastore): versions are copied
+    with the registry's own ``copy_model_version`` into B's catalog instead of downloaded and re-logged."""
     result = Promotion(*env_diff(a, b))
     progress(f"verifying {a.name}'s release")
     release = latest_release(src, release_experiment(a))
@@ -104,7 +111,15 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     pins, problems = champion_pins(src, a.name, released_models(a))
     if problems:
         raise PromotionRefused(a.name, b.name, problems)
-    lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now())
+    targets = target_names(a, b)
+    if same_registry and any(t == s for s, t in targets.items()):
+        raise PromotionRefused(a.name, b.name, [f"{a.name} and {b.name} share a registry but name the same models "
+                                                f"({', '.join(sorted(targets))}): give {b.name} its own catalog or "
+                                                "schema (workloads.tracking.registry)"])
+    for pin in pins:
+        pin.target = targets[pin.name]
+    lock = ReleaseLock(b.name, a.name, release_id, record.git_sha, record.wheel_name, record.wheel_sha256, pins, now(),
+                       scoring_image_digest=record.scoring_image_digest)
     path = lock_path(environments, b.name)
     current = read_lock(path)
     if current is not None and current.fingerprint() != lock.fingerprint():
@@ -121,7 +136,7 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     result.lock = lock
     for pin in pins:
         progress(f"copying {pin.name} v{pin.version} into {b.name}")
-        result.copies.append(copy_version(pin, a.name, b, src, src_uri, dst, lock))
+        result.copies.append(copy_version(pin, a.name, b, src, src_uri, dst, lock, same_registry))
     return result
 
 
@@ -130,15 +145,25 @@ def _models(lock: ReleaseLock) -> str:
 
 
 def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_uri: str, dst,
-                 lock: ReleaseLock) -> dict:
+                 lock: ReleaseLock, same_registry: bool = False) -> dict:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     key = f"{source_env}/{pin.name}/{pin.version}"
-    existing = [mv for mv in dst.search_model_versions(f"name='{pin.name}'")
-                if (mv.tags or {}).get(PROMOTED_FROM) == key]
+    name = pin.target or pin.name  # the model's full name in B
+    # Unity Catalog's search results carry no tags (ModelVersionSearch): read each version for them.
+    existing = [mv for mv in dst.search_model_versions(f"name='{name}'")
+                if (dst.get_model_version(name, mv.version).tags or {}).get(PROMOTED_FROM) == key]
+    tags = {PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
+            "mlkit.data_table_version": pin.data_table_version or ""}
     if existing:
         version, reused = str(existing[0].version), True
+    elif same_registry:
+        # One metastore: the registry copies the version's files itself (UC: into B's catalog).
+        mv = dst.copy_model_version(f"models:/{pin.name}/{pin.version}", name)
+        for k, v in tags.items():
+            dst.set_model_version_tag(name, mv.version, k, v)
+        version, reused = str(mv.version), False
     else:
         exp_name = b.names.experiment("promotions")
         exp = dst.get_experiment_by_name(exp_name)
@@ -155,21 +180,19 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_
             dst.log_artifacts(run.info.run_id, local, "model")
         dst.set_terminated(run.info.run_id, "FINISHED")
         try:
-            dst.create_registered_model(pin.name)
+            dst.create_registered_model(name)
         except MlflowException as e:
             if "RESOURCE_ALREADY_EXISTS" not in str(e.error_code):
                 raise
-        mv = dst.create_model_version(pin.name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={
-            PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
-            "mlkit.data_table_version": pin.data_table_version or ""})
+        mv = dst.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags)
         version, reused = str(mv.version), False
     try:
-        previous = str(dst.get_model_version_by_alias(pin.name, CHAMPION).version)
+        previous = str(dst.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         previous = None
     if previous != version:
         if previous is not None:
-            dst.set_registered_model_alias(pin.name, PREVIOUS, previous)
-        dst.set_registered_model_alias(pin.name, CHAMPION, version)
-    return {"model": pin.name, "source_version": pin.version, "version": version, "reused": reused,
+            dst.set_registered_model_alias(name, PREVIOUS, previous)
+        dst.set_registered_model_alias(name, CHAMPION, version)
+    return {"model": name, "source_model": pin.name, "source_version": pin.version, "version": version, "reused": reused,
             "previous_champion": previous}

@@ -39,6 +39,10 @@ class ReleaseRecord:
     # registry/repository:tag@sha256:... when the deploy built the scoring image ("" = not built)
     scoring_image: str = ""
 
+    @property
+    def scoring_image_digest(self) -> str:
+        return self.scoring_image.rpartition("@")[2] if "@" in self.scoring_image else ""
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -53,6 +57,7 @@ class ModelPin:
     metrics: dict[str, float] = field(default_factory=dict)
     data_table_version: str | None = None
     source_uri: str = ""      # models:/<name>/<version> in the source registry
+    target: str = ""          # full name (catalog.schema.model) in the locked environment
 
 
 @dataclass
@@ -66,11 +71,14 @@ class ReleaseLock:
     models: list[ModelPin]
     written_at: str = ""
     format: int = FORMAT
+    # sha256:... of the scoring image the source environment's deploy built (its release record)
+    scoring_image_digest: str = ""
 
     def fingerprint(self) -> str:
         """What makes two locks the same release (independent of when they were written)."""
         core = {"from": self.promoted_from, "release": self.source_release_id, "git": self.git_sha,
-                "wheel": self.wheel_sha256, "models": sorted((m.name, m.version) for m in self.models)}
+                "wheel": self.wheel_sha256, "models": sorted((m.name, m.version) for m in self.models),
+                "image": self.scoring_image_digest}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,11 +110,18 @@ def write_lock(path: Path, lock: ReleaseLock) -> None:
     path.write_text(json.dumps(lock.as_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def lock_mismatches(lock: ReleaseLock | None, path: Path, git_sha: str | None, wheel_sha256: str) -> list[str]:
-    """Why deploying (git_sha, wheel) to a locked environment is refused; empty = allowed."""
+def lock_mismatches(lock: ReleaseLock | None, path: Path, git_sha: str | None, wheel_sha256: str,
+                    models: list[str] | None = None) -> list[str]:
+    """Why deploying (git_sha, wheel, models) to a locked environment is refused; empty = allowed."""
     if lock is None:
         return [f"{path} does not exist: promote a release into this environment first (`mlkit promote`)"]
     out = []
+    pinned = sorted(m.target or m.name for m in lock.models)
+    if models is not None and pinned != sorted(models):
+        out.append(f"the lock pins models {', '.join(pinned) or 'none'}, the environment registers "
+                   f"{', '.join(sorted(models))}")
+    if not lock.scoring_image_digest:
+        out.append("the lock pins no scoring image digest (promote from an environment whose deploy built it)")
     if git_sha != lock.git_sha:
         out.append(f"git commit is {git_sha or 'unknown'}, the lock pins {lock.git_sha}")
     if wheel_sha256 != lock.wheel_sha256:

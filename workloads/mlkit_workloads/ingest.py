@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .compat import try_cast
 from .errors import DataError, WorkloadError
 from .runtime import TABLES, Runtime
 from .settings import Source, WorkloadSettings
@@ -209,7 +210,7 @@ def _first_bad(sdf, name: str, to: str) -> str:
     """'first bad value 'abc' at data row 17' - found by position, only on the error path."""
     from pyspark.sql import functions as F
 
-    cast = F.try_to_timestamp(F.col(name).cast("string")) if to == "timestamp" else F.col(name).try_cast(to)
+    cast = F.try_to_timestamp(F.col(name).cast("string")) if to == "timestamp" else try_cast(name, to)
     rows = (sdf.select(name).rdd.zipWithIndex()
             .filter(lambda r: r[0][0] is not None).map(lambda r: (r[0][0], r[1])))
     bad_values = {r[0] for r in sdf.where(F.col(name).isNotNull() & cast.isNull()).select(name).limit(50).collect()}

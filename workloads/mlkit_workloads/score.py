@@ -20,6 +20,7 @@ import pandas as pd
 from .errors import DataError, WorkloadError
 from .forecast.frequency import future_dates
 from .forecast.meta_model import GroupModels, canonical
+from .model_names import full_model_name
 from .runtime import TABLES, Runtime
 from .tracking import check_reachable, require_champion
 
@@ -102,7 +103,7 @@ def run(rt: Runtime) -> dict:
     cfg = rt.settings.forecast
     keys, ts = list(cfg.columns.group_keys), cfg.columns.timestamp
     check_reachable()
-    name = cfg.registered_model
+    name = full_model_name(rt.settings.tracking.registry, cfg.registered_model)
     version = require_champion(name)
     uri = f"models:/{name}/{version}"  # pinned: the alias may move while this job runs
     table = TABLES["forecast"]

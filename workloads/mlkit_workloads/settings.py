@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .model_names import ModelRegistry
 from .monitor.settings import MonitoringSettings
 from .strict import Strict
 from .serve.settings import ServingSettings
@@ -226,6 +227,7 @@ class Classifier(Strict):
 class Tracking(Strict):
     # Databricks wants absolute workspace paths for experiments; MLflow OSS accepts the same names.
     experiment_prefix: str = "/Shared/mlkit"
+    registry: ModelRegistry = ModelRegistry()
 
 
 class Tables(Strict):

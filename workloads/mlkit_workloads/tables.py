@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 import pandas as pd
 import pyarrow as pa
 
+from .compat import spark_to_arrow
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -126,7 +128,7 @@ class DeltaRsStore:
     def merge_new_rows(self, name: str, df, keys: list[str]) -> tuple[int, int]:
         from deltalake import DeltaTable, write_deltalake
 
-        data = df if isinstance(df, pa.Table) else df.toArrow()
+        data = df if isinstance(df, pa.Table) else spark_to_arrow(df)
         if not DeltaTable.is_deltatable(self.path(name)):
             write_deltalake(self.path(name), data, mode="append", writer_properties=_writer_properties())
             return self.version(name), data.num_rows  # type: ignore[return-value]

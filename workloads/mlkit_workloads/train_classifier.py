@@ -11,6 +11,7 @@ import time
 
 from .classifier.model import best_threshold, build, evaluate, split, suggest, with_threshold, xy
 from .errors import DataError
+from .model_names import full_model_name
 from .runtime import Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements, record_training, reuse_training, training_tags
 
@@ -61,7 +62,7 @@ def run(rt: Runtime) -> dict:
     table, version = rt.context.get("ingest", "table"), int(rt.context.get("ingest", "table_version"))
     check_reachable()
     trained_on = training_tags(cfg, rt.tables.path(table), version)
-    skipped = reuse_training(rt, cfg.registered_model, trained_on)
+    skipped = reuse_training(rt, full_model_name(rt.settings.tracking.registry, cfg.registered_model), trained_on)
     if skipped is not None:  # the numbers the summary shows come from the run that trained it
         prior = mlflow.MlflowClient().get_run(skipped["run_id"]).data
         skipped.update({"trials": int(prior.params.get("n_trials", 0)),
@@ -110,10 +111,10 @@ def run(rt: Runtime) -> dict:
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="cloudpickle",
             pip_requirements=pip_requirements("scikit-learn", "imbalanced-learn", "cloudpickle"),
-            input_example=x_test.head(5), registered_model_name=cfg.registered_model)
+            input_example=x_test.head(5), registered_model_name=full_model_name(rt.settings.tracking.registry, cfg.registered_model))
         mlflow.set_tags({"model_version": str(info.registered_model_version), "job": "classifier"})
-    record_training(cfg.registered_model, str(info.registered_model_version), parent_run_id, trained_on)
-    out = {"run_id": parent_run_id, "model_name": cfg.registered_model,
+    record_training(full_model_name(rt.settings.tracking.registry, cfg.registered_model), str(info.registered_model_version), parent_run_id, trained_on)
+    out = {"run_id": parent_run_id, "model_name": full_model_name(rt.settings.tracking.registry, cfg.registered_model),
            "model_version": str(info.registered_model_version), "trials": len(study.trials),
            "best_params": best.params, **{f"test_{k}": round(v, 4) for k, v in test.items()},
            "search_seconds": round(search_seconds, 2)}

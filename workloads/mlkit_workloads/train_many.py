@@ -28,6 +28,7 @@ from .errors import WorkloadError
 from .forecast.frequency import Plan, infer_frequency, plan
 from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
 from .forecast.train import metric_names, train_group, utc_now
+from .model_names import full_model_name
 from .runtime import TABLES, Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements
 
@@ -243,7 +244,7 @@ def run(rt: Runtime) -> dict:
         mlflow.log_table(results.drop(columns=["model", "backtest"]), "group_metrics.json")
         timings["params_metrics_table"] = time.perf_counter() - t1
         rows = results.drop(columns=["model"]).assign(
-            run_id=run.info.run_id, model_name=cfg.registered_model, model_version="",
+            run_id=run.info.run_id, model_name=full_model_name(rt.settings.tracking.registry, cfg.registered_model), model_version="",
             data_table_version=version, trained_at=pd.Timestamp(trained_at), frequency=the_plan.freq)
         if summary["groups_ok"] == 0:  # the reasons stay in the metrics table, nothing is registered
             rt.tables.replace_where(TABLES["group_metrics"], rows, {"run_id": run.info.run_id})
@@ -252,7 +253,7 @@ def run(rt: Runtime) -> dict:
                 "target": cfg.columns.target, "lru_max_models": cfg.lru_max_models, "lru_max_bytes": cfg.lru_max_bytes,
                 "run_id": run.info.run_id, "trained_at": trained_at.isoformat(), "levels": list(cfg.levels),
                 **the_plan.as_dict()}
-        info = log_bundle(results, spec, signature(sdf.schema, spec), cfg.registered_model, timings)
+        info = log_bundle(results, spec, signature(sdf.schema, spec), full_model_name(rt.settings.tracking.registry, cfg.registered_model), timings)
         model_version = str(info.registered_model_version)
         mlflow.set_tags({"model_version": model_version, "job": "forecast"})
         tracking_seconds = time.perf_counter() - t1
@@ -263,7 +264,7 @@ def run(rt: Runtime) -> dict:
     rt.tables.replace_where(TABLES["group_metrics"], rows.assign(model_version=model_version),
                             {"run_id": run.info.run_id})
     timings["metrics_table"] = time.perf_counter() - t2
-    out = {"run_id": run.info.run_id, "model_name": cfg.registered_model, "model_version": model_version,
+    out = {"run_id": run.info.run_id, "model_name": full_model_name(rt.settings.tracking.registry, cfg.registered_model), "model_version": model_version,
            **summary, **the_plan.as_dict(), "frequency_source": how,
            "columns": {"group_keys": keys, "timestamp": cfg.columns.timestamp, "target": cfg.columns.target},
            "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),

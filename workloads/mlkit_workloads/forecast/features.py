@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..compat import asi8_ns
+
 EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
 _EPOCH_NS = EPOCH.value
 _NAT = np.iinfo(np.int64).min  # NaT as int64
@@ -52,4 +54,4 @@ def _utc_ns(col: pd.Series) -> np.ndarray:
         arr = col.array
     else:
         arr = pd.to_datetime(col, utc=True).array.tz_convert(None)
-    return arr.as_unit("ns").asi8
+    return asi8_ns(arr)

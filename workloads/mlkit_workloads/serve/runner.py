@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model_names import full_model_name
 from ..settings import WorkloadSettings
 from .auth import ApiKeys, key_vault_fetch
 from .inference_log import InferenceLogger, Sink
@@ -40,7 +41,7 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
 
     ss = serving or ws.serving
     cols = ws.forecast.columns
-    name = ss.registered_model or ws.forecast.registered_model
+    name = full_model_name(ws.tracking.registry, ss.registered_model or ws.forecast.registered_model)
     source = RegistrySource(name, ss.alias, cache_dir, tracking_uri=tracking_uri, registry_uri=registry_uri,
                             token=token)
     service = ModelService(source, list(cols.group_keys), list(cols.features), cols.timestamp,
