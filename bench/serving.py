@@ -3,12 +3,17 @@
     python bench/serving.py                 # 1000 registered groups (the issue's size)
     python bench/serving.py --groups 200    # smaller run
 
-Measures, against the real service (uvicorn subprocess on 127.0.0.1, inference logging to Delta on):
-  * warm single-row latency p50/p99 (sequential) and throughput (--threads concurrent clients);
+Groups hold forecasters trained by the forecast job's core (serve_helpers: mlforecast XGBoost with
+features on even items, statsforecast on odd ones), packed as train_many packs them. A request asks
+for the first period after the group's history. Measures, against the real service (uvicorn
+subprocess on 127.0.0.1, inference logging to Delta on):
+  * warm single-row latency p50/p99 (sequential) of an XGBoost group (a forecast with the request's
+    features on every request) and of a statsforecast group (its horizon computed once per load), and
+    throughput (--threads concurrent clients, XGBoost group);
   * cold first-request latency for groups never requested before (load from disk + predict);
   * RSS of the service after every group was requested once, with the LRU cap and without it;
-and the same single-row load against `mlflow models serve --env-manager local` of ONE group's
-booster (logged as a plain mlflow.xgboost model) as the anchor. Prints the ratios and the goals
+and the same single-row load against `mlflow models serve --env-manager local` of the same
+XGBoost group's forecaster (a one-group meta model, MLflow's own pyfunc server) as the anchor. Prints the ratios and the goals
 (warm p99 <= 10 ms, throughput >= 2x anchor, cold <= 50 ms, RSS within the cap); writes
 bench/out/serving.json. Every server binds 127.0.0.1 and is stopped at the end.
 """
@@ -33,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # serve_helpers: real boosters, bundle, registration
 
-ROW = {"date": "2024-06-01T00:00:00Z", "promo": 1.0, "holiday": 0.0}
+ROW: dict = {}  # the first period after the test groups' history (set in main from serve_helpers)
 
 
 def free_port() -> int:
@@ -143,19 +148,18 @@ def body(key: tuple[str, str]) -> dict:
 
 # ----------------------------------------------------------------------------- the anchor
 
-def anchor_model(work: Path, booster_blob: bytes) -> tuple[Path, dict]:
-    """One group's booster as a plain MLflow XGBoost model + the equivalent request body."""
-    import mlflow.xgboost
-    import pandas as pd
-    import xgboost as xgb
+def anchor_model(work: Path, h, key: tuple[str, str], rounds: int) -> tuple[Path, dict]:
+    """One group's forecaster as a one-group meta model MLflow serves itself + the equivalent body."""
+    import mlflow.pyfunc
 
-    from mlkit_workloads.forecast.features import make_features
+    from mlkit_workloads.forecast.meta_model import ManyModels
 
-    booster = xgb.Booster(model_file=bytearray(booster_blob))
+    bundle = h.make_bundle(work / "anchor_bundle", 1, rounds=rounds)
     path = work / "anchor_model"
-    x = make_features(pd.DataFrame([ROW]), "date", ["promo", "holiday"])
-    mlflow.xgboost.save_model(booster, str(path), input_example=x, pip_requirements=["xgboost"])
-    return path, {"dataframe_split": {"columns": list(x.columns), "data": x.values.tolist()}}
+    mlflow.pyfunc.save_model(str(path), python_model=ManyModels(), artifacts={"bundle": str(bundle)},
+                             pip_requirements=["pandas"])
+    row = {"store": key[0], "item": key[1], **ROW}
+    return path, {"dataframe_split": {"columns": list(row), "data": [list(row.values())]}}
 
 
 def start_anchor(model_dir: Path, work: Path) -> tuple:
@@ -181,7 +185,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--groups", type=int, default=1000, help="registered groups (default 1000)")
     p.add_argument("--lru-models", type=int, default=256, help="LRU cap: group models in memory")
-    p.add_argument("--rounds", type=int, default=100, help="trees per booster (100 ~ 110 kB, like train_many's)")
+    p.add_argument("--rounds", type=int, default=100, help="trees of the XGBoost forecasters (100: train_many's default)")
     p.add_argument("--warm", type=int, default=2000, help="sequential warm requests")
     p.add_argument("--cold", type=int, default=100, help="first requests to distinct groups")
     p.add_argument("--threads", type=int, default=4, help="concurrent clients for throughput")
@@ -204,13 +208,15 @@ def main() -> None:
                  "load_average": os.getloadavg()}
     try:
         t0 = time.perf_counter()
+        ROW.update({"date": h.future()[0] + "T00:00:00Z", "promo": 1.0, "holiday": 0.0})
         bundle = h.make_bundle(work / "bundle", a.groups, rounds=a.rounds)
         tracking = h.sqlite_uri(work)
         version = h.register(tracking, "forecast_bench", bundle)
-        blob = (bundle / "models" / "00000.ubj").read_bytes()
-        res["booster_bytes"] = len(blob)
-        lru_bytes = max(2**20, a.lru_models * len(blob) + 2**20)  # the count bound is the one that binds
-        print(f"setup: {a.groups} groups x {len(blob) / 1024:.0f} kB boosters registered as v{version} "
+        index = json.loads((bundle / "index.json").read_text())["groups"]
+        size = max(int(g["bytes"]) for g in index.values())
+        res["model_bytes"] = size
+        lru_bytes = max(2**20, a.lru_models * size + 2**20)  # the count bound is the one that binds
+        print(f"setup: {a.groups} groups, forecasters up to {size / 1024:.0f} kB, registered as v{version} "
               f"({time.perf_counter() - t0:.1f} s); load average {os.getloadavg()[0]:.1f}", flush=True)
 
         keys = h.group_keys(a.groups)
@@ -220,7 +226,11 @@ def main() -> None:
         sequential(url, [body(warm_key)] * 50, "/v1/predict")  # warm-up: connection, group, code paths
         warm = sequential(url, [body(warm_key)] * a.warm, "/v1/predict")
         res["warm_p50_ms"], res["warm_p99_ms"] = pct(warm, 50), pct(warm, 99)
-        cold_keys = keys[1:1 + min(a.cold, a.groups - 1)]
+        stats_key = keys[1]
+        sequential(url, [body(stats_key)] * 50, "/v1/predict")
+        stats = sequential(url, [body(stats_key)] * a.warm, "/v1/predict")
+        res["warm_stats_p50_ms"], res["warm_stats_p99_ms"] = pct(stats, 50), pct(stats, 99)
+        cold_keys = keys[2:2 + min(a.cold, a.groups - 2)]
         cold = sequential(url, [body(k) for k in cold_keys], "/v1/predict")
         res["cold_p50_ms"], res["cold_p99_ms"], res["cold_max_ms"] = pct(cold, 50), pct(cold, 99), float(cold.max())
         res["warm_after_cold_p50_ms"] = pct(sequential(url, [body(k) for k in cold_keys], "/v1/predict"), 50)
@@ -249,11 +259,11 @@ def main() -> None:
 
         res["capped"] = rss_run(a.lru_models, lru_bytes)
         if not a.skip_uncapped:
-            res["uncapped"] = rss_run(a.groups, a.groups * len(blob) + 2**20)
+            res["uncapped"] = rss_run(a.groups, a.groups * size + 2**20)
         print(f"memory: capped {res['capped']}" + (f", uncapped {res['uncapped']}" if "uncapped" in res else ""),
               flush=True)
 
-        model_dir, anchor_body = anchor_model(work, blob)
+        model_dir, anchor_body = anchor_model(work, h, warm_key, a.rounds)
         proc, url = start_anchor(model_dir, work)
         procs.append(proc)
         sequential(url, [anchor_body] * 50, "/invocations")
@@ -271,7 +281,8 @@ def main() -> None:
     cap, unc = res["capped"], res.get("uncapped")
     growth = cap["rss_mb"] - cap["rss_start_mb"]
     rows = [
-        ("warm single-row p50 (ms)", f"{res['warm_p50_ms']:.2f}", f"anchor {res['anchor_p50_ms']:.2f}", ""),
+        ("warm single-row p50 (ms)", f"{res['warm_p50_ms']:.2f}", f"anchor {res['anchor_p50_ms']:.2f}",
+         f"statsforecast group p50 {res['warm_stats_p50_ms']:.2f} p99 {res['warm_stats_p99_ms']:.2f}"),
         ("warm single-row p99 (ms)", f"{res['warm_p99_ms']:.2f}", f"anchor {res['anchor_p99_ms']:.2f}",
          f"<= 10: {'met' if res['warm_p99_ms'] <= 10 else 'NOT met'}"),
         (f"throughput, {a.threads} clients (req/s)", f"{res['throughput_rps']:.0f}", f"anchor {res['anchor_rps']:.0f}",
@@ -281,10 +292,10 @@ def main() -> None:
         (f"RSS after all {a.groups} groups, cap {a.lru_models} (MB)", f"{cap['rss_mb']:.0f}",
          f"before {cap['rss_start_mb']:.0f}" + (f"; uncapped {unc['rss_mb']:.0f}" if unc else ""),
          f"loaded {cap['loaded']:.0f} <= {a.lru_models}: {'met' if cap['loaded'] <= a.lru_models else 'NOT met'}; "
-         f"+{growth:.0f} MB for {cap['cache_mb']:.0f} MB of cached boosters (bound {lru_bytes / 2**20:.0f} MB)"
+         f"+{growth:.0f} MB for {cap['cache_mb']:.0f} MB of cached models (bound {lru_bytes / 2**20:.0f} MB)"
          + (f"; uncapped +{unc['rss_mb'] - unc['rss_start_mb']:.0f} MB" if unc else "")),
     ]
-    print()
+    print(f"\nload average at the end {os.getloadavg()}")
     for r in rows:
         print(f"{r[0]:<44} {r[1]:>14}   {r[2]:<28} {r[3]}")
     out = ROOT / "bench" / "out"

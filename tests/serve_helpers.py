@@ -1,59 +1,116 @@
-"""Small real models for the serving tests: XGBoost boosters per group, bundled with the meta
-model's ``write_bundle`` and registered in a local MLflow (sqlite in a temp dir) as the
-training job registers them (pyfunc ``ManyModels`` with the bundle as its artifact)."""
+"""Small real models for the serving and monitoring tests: per-group forecasters trained by the
+forecast job's own core (``forecast.train.train_group``) on small daily series, packed with the meta
+model's ``write_bundle`` as train_many packs them (zstd, one file, ``kind: forecaster``) and
+registered in a local MLflow (sqlite in a temp dir) as the training job registers them (pyfunc
+``ManyModels`` with the bundle as its artifact).
+
+Training costs ~2 s per model, so a bundle of N groups reuses a few trained models: group i gets the
+XGBoost model (uses promo/holiday) when i is even and the statsforecast one (no features) when odd;
+every group is still loaded, cached and evicted on its own."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mlkit_workloads.forecast.features import make_features
-from mlkit_workloads.forecast.meta_model import ManyModels, write_bundle
+from mlkit_workloads.forecast.frequency import future_dates, plan
+from mlkit_workloads.forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
+from mlkit_workloads.forecast.train import metric_names, train_group
+from mlkit_workloads.settings import Forecast
 
 KEYS, TS, FEATURES = ["store", "item"], "date", ["promo", "holiday"]
+START, DAYS, HORIZON = "2024-01-01", 120, 7
+LAST = pd.Timestamp(START) + pd.Timedelta(days=DAYS - 1)  # every test group's last trained period
+TRAINED_AT = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).isoformat()
+# The XGBoost groups: their data has a strong promo effect, so mlforecast's XGBoost beats the baseline.
+XGB, STATS = "xgboost", "stats"
 
 
-def training_frame(n_days: int = 120, seed: int = 0, level: float = 10.0) -> pd.DataFrame:
+def forecast_settings(kind: str = XGB, rounds: int = 40) -> Forecast:
+    return Forecast.model_validate({
+        "columns": {"group_keys": KEYS, "timestamp": TS, "target": "sales", "features": FEATURES},
+        "frequency": "D", "horizon": HORIZON, "models": ["xgboost"] if kind == XGB else ["auto_ets"],
+        "search": {"max_rounds": rounds}})
+
+
+def training_frame(n_days: int = DAYS, seed: int = 0, level: float = 10.0) -> pd.DataFrame:
+    """A daily series: level x (1 + 2 promo) + noise, with a few holidays."""
     rng = np.random.default_rng(seed)
-    dates = pd.date_range("2024-01-01", periods=n_days, freq="D", tz="UTC")
-    promo = (rng.random(n_days) < 0.2).astype(int)
+    dates = pd.date_range(START, periods=n_days, freq="D", tz="UTC")
+    promo = (rng.random(n_days) < 0.3).astype(int)
     holiday = (rng.random(n_days) < 0.05).astype(int)
-    sales = level * (1 + 0.5 * promo) * (1 + 0.1 * dates.dayofweek.to_numpy()) + rng.normal(0, 0.5, n_days)
+    sales = level * (1 + 2 * promo) + rng.normal(0, 0.03 * level, n_days)
     return pd.DataFrame({TS: dates, "promo": promo, "holiday": holiday, "sales": sales})
 
 
-def booster_bytes(level: float, seed: int = 0, rounds: int = 5) -> bytes:
-    import xgboost as xgb
+def future(n: int = 1, start: int = 1) -> list[str]:
+    """ISO dates of the test groups' periods ``start`` to ``start + n - 1`` after their last trained one."""
+    return [d.date().isoformat() for d in future_dates(LAST, "D", start + n - 1)[start - 1:]]
 
-    df = training_frame(seed=seed, level=level)
-    x = make_features(df, TS, FEATURES)
-    b = xgb.train({"max_depth": 3, "nthread": 1, "eta": 0.5}, xgb.DMatrix(x, label=df["sales"]), rounds)
-    return bytes(b.save_raw("ubj"))
+
+@functools.lru_cache(maxsize=None)
+def trained(kind: str = XGB, level: float = 10.0, rounds: int = 40, seed: int = 0, n_days: int = DAYS):
+    """(pickled model, its train_group result) for one group's series, trained once per session."""
+    import cloudpickle
+
+    cfg = forecast_settings(kind, rounds)
+    result = train_group(training_frame(n_days, seed=seed, level=level), cfg, plan(cfg, "D"), seed=seed)
+    assert result.status == "ok", (kind, result.reason, result.candidates)
+    assert (result.model_type == "xgboost") == (kind == XGB), (kind, result.model_type, result.candidates)
+    return cloudpickle.dumps(result.model), result
+
+
+def spec(levels=(80, 95)) -> dict:
+    cfg = forecast_settings()
+    return {"keys": KEYS, "timestamp": TS, "features": FEATURES, "target": "sales", "run_id": "test",
+            "trained_at": TRAINED_AT, "levels": list(levels), **plan(cfg, "D").as_dict()}
 
 
 def group_keys(n: int) -> list[tuple[str, str]]:
     return [(f"S{i // 10:02d}", f"I{i % 10:02d}") for i in range(n)]
 
 
-def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tuple = (),
-                rounds: int = 5, shared_blob: bool = True) -> Path:
-    """A bundle of ``n_groups`` groups. ``broken`` keys get bytes XGBoost cannot read.
-    ``shared_blob``: every group gets the same booster (fast to build; loads are still per group)."""
-    trained_at = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).isoformat()
-    spec = {"keys": KEYS, "timestamp": TS, "features": FEATURES, "target": "sales", "run_id": "test",
-            "trained_at": trained_at}
-    blob = booster_bytes(level, rounds=rounds) if shared_blob else None
+def kind_of(key: tuple[str, str]) -> str:
+    return XGB if int(key[1][1:]) % 2 == 0 else STATS
+
+
+def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tuple = (), rounds: int = 40,
+                n_days: int = DAYS) -> Path:
+    """A bundle of ``n_groups`` groups (XGBoost on even items, statsforecast on odd ones), trained on
+    ``n_days`` days from START; ``broken`` keys get bytes that do not unpickle."""
+    names = metric_names([80, 95])
 
     def groups():
         for i, key in enumerate(group_keys(n_groups)):
-            b = b"not a booster" if key in broken else (blob or booster_bytes(level + i, seed=i, rounds=rounds))
-            yield key, b, {"status": "ok", "trained_at": trained_at, "run_id": "test",
-                           "metrics": {"wape": 0.1 + i / 1000, "mae": 1.0, "baseline_wape": float("nan")}}
+            raw, r = trained(kind_of(key), level, rounds, n_days=n_days)
+            raw = b"not a model" if key in broken else raw
+            yield key, compress(raw), {
+                "status": "ok", "kind": FORECASTER, "model_type": r.model_type, "trained_at": TRAINED_AT,
+                "run_id": "test", "bytes": len(raw), "first_ts": r.first_ts, "last_ts": r.last_ts,
+                "metrics": {**{m: float(r.metrics.get(m, np.nan)) for m in names}, "wape": 0.1 + i / 1000}}
 
-    write_bundle(directory, spec, groups())
+    write_bundle(directory, spec(), groups(), packed=True, codec=CODEC)
+    return directory
+
+
+def calendar_bundle(directory: Path, n_groups: int, level: float = 10.0) -> Path:
+    """A bundle as versions before forecasters wrote it: one XGBoost booster on calendar features
+    per group (the meta model still serves these)."""
+    import xgboost as xgb
+
+    df = training_frame(level=level)
+    b = xgb.train({"max_depth": 3, "nthread": 1, "eta": 0.5}, xgb.DMatrix(make_features(df, TS, FEATURES),
+                                                                       label=df["sales"]), 5)
+    blob = bytes(b.save_raw("ubj"))
+    old_spec = {"keys": KEYS, "timestamp": TS, "features": FEATURES, "target": "sales", "run_id": "test",
+                "trained_at": TRAINED_AT}
+    write_bundle(directory, old_spec, ((key, blob, {"status": "ok", "trained_at": TRAINED_AT, "metrics": {"wape": 0.1}})
+                                       for key in group_keys(n_groups)))
     return directory
 
 
@@ -102,7 +159,6 @@ def sqlite_uri(directory: Path) -> str:
 
 # --------------------------------------------------------------------------- one registry per session
 import atexit  # noqa: E402
-import functools  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import tempfile  # noqa: E402
@@ -127,7 +183,7 @@ def registry_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def registered(name: str, n_groups: int, broken: tuple = (), level: float = 10.0, rounds: int = 5) -> str:
+def registered(name: str, n_groups: int, broken: tuple = (), level: float = 10.0, rounds: int = 40) -> str:
     """Register (once per session) a bundle under ``name`` with the champion alias on it."""
     d = registry_dir()
     bundle = make_bundle(Path(tempfile.mkdtemp(dir=d)) / "bundle", n_groups, level=level, broken=broken, rounds=rounds)
@@ -164,3 +220,54 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def group_metrics(name: str, version: str, n_groups: int, level: float = 10.0, rounds: int = 40) -> pd.DataFrame:
+    """The group-metrics rows train_many writes for a bundle of ``make_bundle`` (the monitor job reads
+    each group's backtest predictions from them)."""
+    import json
+
+    from mlkit_workloads.model_names import ModelRegistry, full_model_name
+
+    name = full_model_name(ModelRegistry(), name)  # as train_many writes it: the registered (full) name
+    rows = []
+    for key in group_keys(n_groups):
+        _, r = trained(kind_of(key), level, rounds)
+        rows.append({"store": key[0], "item": key[1], "status": "ok", "model_type": r.model_type,
+                     "backtest": json.dumps(r.backtest), "model_name": name, "model_version": str(version)})
+    return pd.DataFrame(rows)
+
+
+def training_table(store) -> int:
+    """The training table of the monitor tests: three groups' series."""
+    frames = []
+    for i, item in enumerate(["I00", "I01", "I02"]):
+        frames.append(training_frame(seed=i).assign(store="S00", item=item))
+    return store.append("forecast_sales", pd.concat(frames, ignore_index=True))
+
+
+def serve_shifted_traffic(client) -> None:
+    """12 requests per group of the 7 periods after the history. I00 (XGBoost): promo and holiday as
+    often as in training; I02 (XGBoost): promo on in every period; I01 (statsforecast): dates only."""
+    rng = np.random.default_rng(5)
+    for item in ("I00", "I01", "I02"):
+        for _ in range(12):
+            rows = [{"date": d} for d in future(HORIZON)]
+            if item != "I01":
+                for row in rows:
+                    row.update(promo=1.0 if item == "I02" else float(rng.random() < 0.3),
+                               holiday=float(rng.random() < 0.05))
+            r = client.post("/v1/predict", json={"group": {"store": "S00", "item": item}, "rows": rows})
+            assert r.status_code == 200, r.text
+
+
+def registered_with_metrics(store, name: str, table_version: int, **kw) -> str:
+    """A 3-group bundle registered as trained on ``forecast_sales`` v``table_version``, with the
+    group-metrics rows (backtests) its training run would have written."""
+    import tempfile
+
+    bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3)
+    version = register(sqlite_uri(registry_dir()), name, bundle, train_table="forecast_sales",
+                       train_version=table_version, **kw)
+    store.append("forecast_group_metrics", group_metrics(name, version, 3))
+    return version

@@ -280,7 +280,9 @@ def _serving(tmp_path, sink, **log):
 
 
 def _body(i: int) -> dict:
-    return {"group": {"store": "S00", "item": f"I0{i % 3}"}, "rows": [{"date": "2024-06-01", "promo": 0, "holiday": 0}]}
+    from serve_helpers import future  # the first period after the test groups' history
+
+    return {"group": {"store": "S00", "item": f"I0{i % 3}"}, "rows": [{"date": future()[0], "promo": 0, "holiday": 0}]}
 
 
 def _send(client, n: int, start: int) -> list[float]:

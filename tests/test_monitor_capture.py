@@ -8,7 +8,6 @@ import datetime as dt
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 from azure.eventhub import EventDataBatch
 from fastapi.testclient import TestClient
-from serve_helpers import make_bundle, register, registry_dir, sqlite_uri, training_frame
+from serve_helpers import HORIZON, registered_with_metrics, registry_dir, serve_shifted_traffic, sqlite_uri, training_table
 
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
@@ -175,27 +174,17 @@ def test_reader_lists_only_avro_files_modified_in_the_window(tmp_path, spark):
 
 def served_through_event_hubs(tmp_path: Path, store: DeltaRsStore) -> tuple[str, str, list[bytes]]:
     """Train-table + registered model; the service serves two groups and logs through its EventHubSink."""
-    frames = [training_frame(seed=i).assign(store="S00", item=item) for i, item in enumerate(["I00", "I01", "I02"])]
-    table_version = store.append("forecast_sales", pd.concat(frames, ignore_index=True))
-    bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3)
+    table_version = training_table(store)
     name = f"forecast_capture_{tmp_path.name[-12:]}"
-    version = register(sqlite_uri(registry_dir()), name, bundle, train_table="forecast_sales",
-                       train_version=table_version)
+    version = registered_with_metrics(store, name, table_version)
     hub = HubStandIn()
     sink = EventHubSink(f"{NAMESPACE}.servicebus.windows.net", HUB, credential=object(),
                         client_factory=lambda **kw: hub)
     built = build(WorkloadSettings(), env="dev", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
                   sink=sink, auth=None, serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
-    train = store.read_pandas("forecast_sales", table_version)
     with TestClient(built.app) as c:
-        for item, promo_always in (("I00", False), ("I01", True)):
-            rows = train[train["item"] == item].head(80)
-            payload = [{"date": d.isoformat(), "promo": 1.0 if promo_always else float(p), "holiday": float(h)}
-                       for d, p, h in zip(rows["date"], rows["promo"], rows["holiday"])]
-            for chunk in range(0, 80, 20):
-                r = c.post("/v1/predict", json={"group": {"store": "S00", "item": item}, "rows": payload[chunk:chunk + 20]})
-                assert r.status_code == 200, r.text
-    assert built.logger.counts()["delivered"] == 8 and len(hub.bodies) == 8
+        serve_shifted_traffic(c)
+    assert built.logger.counts()["delivered"] == 36 and len(hub.bodies) == 36
     return name, version, hub.bodies
 
 
@@ -217,13 +206,13 @@ def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_pat
 
     assert not (tmp_path / "tables" / "inference_log").exists()  # the rows came from the archive only
     assert out["inference_source"] == capture
-    assert out["served_rows"] == 160 and out["model_versions"] == [version]
-    assert out["drifted_features"] == ["promo"]  # promo forced to 1 for half the traffic; holiday untouched
-    assert out["drifted_groups"] == ["S00/I01"]
+    assert out["served_rows"] == 3 * 12 * HORIZON and out["model_versions"] == [version]
+    assert out["drifted_features"] == ["promo"]  # promo forced to 1 for half the XGBoost traffic; holiday untouched
+    assert out["drifted_groups"] == ["S00/I02"]
     results = store.read_pandas("monitoring_results")
     feats = results[results.kind == "feature"].set_index("subject")
     assert feats.loc["promo", "psi"] > 0.2 and feats.loc["holiday", "psi"] < 0.2
-    assert feats.loc["promo", "n_cur"] == 160
+    assert feats.loc["promo", "n_cur"] == 2 * 12 * HORIZON
     assert f"inferences from**: {capture}" in Path(out["report"]).read_text()
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
-from serve_helpers import make_bundle, register, registry_dir, sqlite_uri, training_frame
+from serve_helpers import (HORIZON, future, make_bundle, register, registered_with_metrics, registry_dir, serve_shifted_traffic,
+                           sqlite_uri, training_table)
 
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
@@ -46,55 +47,43 @@ def test_psi_counts_missing_and_unseen_values_as_their_own_bins():
     assert np.isnan(psi(ref, np.array([])))
 
 
-def _training_table(store: DeltaRsStore) -> int:
-    frames = []
-    for i, item in enumerate(["I00", "I01", "I02"]):
-        frames.append(training_frame(seed=i).assign(store="S00", item=item))
-    return store.append("forecast_sales", pd.concat(frames, ignore_index=True))
-
-
 def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()
-    table_version = _training_table(store)
-    bundle = make_bundle(Path(tempfile.mkdtemp(dir=registry_dir())) / "bundle", 3)
+    table_version = training_table(store)
     name = f"forecast_monitor_{tmp_path.name[-12:]}"
-    version = register(sqlite_uri(registry_dir()), name, bundle, train_table="forecast_sales",
-                       train_version=table_version)
+    version = registered_with_metrics(store, name, table_version)
 
     built = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
                   sink=DeltaSink(Path(store.path("inference_log"))), auth=None,
                   serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
     train = store.read_pandas("forecast_sales", table_version)
     with TestClient(built.app) as c:
-        for item, promo_always in (("I00", False), ("I01", True)):
-            rows = train[train["item"] == item].head(80)
-            payload = [{"date": d.isoformat(), "promo": 1.0 if promo_always else float(p), "holiday": float(h)}
-                       for d, p, h in zip(rows["date"], rows["promo"], rows["holiday"])]
-            for chunk in range(0, 80, 20):  # several requests per group, as clients would send
-                r = c.post("/v1/predict", json={"group": {"store": "S00", "item": item}, "rows": payload[chunk:chunk + 20]})
-                assert r.status_code == 200, r.text
-    assert built.logger.counts()["delivered"] == 8
+        serve_shifted_traffic(c)
+    assert built.logger.counts()["delivered"] == 36
 
     settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix))
     ctx = LocalTaskContext("monitor")
     rt = Runtime(env="local", settings=settings, spark=None, tables=store, context=ctx)
     out = monitor.run(rt)
 
-    assert out["served_rows"] == 160 and out["model_versions"] == [version]
-    assert out["drifted_features"] == ["promo"]  # promo forced to 1 for half the traffic; holiday untouched
-    assert out["drifted_groups"] == ["S00/I01"]  # its predictions moved up with the promo; I00 replays training
+    assert out["served_rows"] == 3 * 12 * HORIZON and out["model_versions"] == [version]
+    assert out["drifted_features"] == ["promo"]  # promo forced to 1 for half the XGBoost traffic; holiday untouched
+    assert out["drifted_groups"] == ["S00/I02"]  # its forecasts moved up with the promo; I00 forecasts as in backtest
     results = DeltaTable(store.path("monitoring_results")).to_pandas()
     feats = results[results.kind == "feature"].set_index("subject")
     assert feats.loc["promo", "psi"] > 0.2 and feats.loc["holiday", "psi"] < 0.2
-    assert feats.loc["promo", "n_cur"] == 160 and feats.loc["promo", "n_ref"] == len(train)
+    # Only the groups whose model reads the features count: I01's rows carry none.
+    assert feats.loc["promo", "n_cur"] == 2 * 12 * HORIZON and feats.loc["promo", "n_ref"] == len(train)
     groups = results[results.kind == "prediction"].set_index("subject")
-    assert set(groups.index) == {"S00/I00", "S00/I01"}  # I02 served nothing: no verdict invented
-    assert groups.loc["S00/I00", "verdict"] == "ok" and groups.loc["S00/I01", "verdict"] == "drift"
+    assert set(groups.index) == {"S00/I00", "S00/I01", "S00/I02"}
+    assert (groups.n_ref == 3 * HORIZON).all()  # the reference: each group's backtest (3 windows x horizon)
+    assert groups.loc["S00/I00", "verdict"] == "ok" and groups.loc["S00/I02", "verdict"] == "drift"
 
     report = Path(out["report"])
     text = report.read_text()
-    assert "DRIFT: feature promo, group S00/I01" in text and f"version {version}" in text
+    assert "DRIFT: feature promo, group S00/I02" in text and f"version {version}" in text
+    assert "predictions: backtest of" in text and "forecast_group_metrics, 3 group(s)" in text
     pngs = sorted(report.parent.glob("*.png"))
     assert [p.name for p in pngs] == sorted([f"v{version}_feature_promo.png", f"v{version}_feature_holiday.png",
                                              f"v{version}_prediction_psi_by_group.png"])
@@ -106,7 +95,7 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
 
     # The same run with fail_on_drift stops the task (and so the job run), naming what drifted.
     strict = settings.model_copy(update={"monitoring": MonitoringSettings(fail_on_drift=True)})
-    with pytest.raises(WorkloadError, match="DRIFT: feature promo, group S00/I01"):
+    with pytest.raises(WorkloadError, match="DRIFT: feature promo, group S00/I02"):
         monitor.run(Runtime(env="local", settings=strict, spark=None, tables=store, context=LocalTaskContext("m")))
 
 
@@ -138,22 +127,24 @@ def test_monitor_finds_training_data_a_data_run_kept_in_its_own_folder(tmp_path,
     root = tmp_path / "tables"
     root.mkdir()
     data_store = DeltaRsStore(root / "data-sales-0123abcd")
-    table_version = _training_table(data_store)
+    table_version = training_table(data_store)
     name = f"forecast_datarun_{tmp_path.name[-12:]}"
-    version = register(sqlite_uri(registry_dir()), name, make_bundle(tmp_path / "bundle", 3),
-                       train_table="forecast_sales", train_version=table_version,
-                       train_path=data_store.path("forecast_sales"))
+    version = registered_with_metrics(data_store, name, table_version, train_path=data_store.path("forecast_sales"))
+    name = f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
     store = DeltaRsStore(root)  # the monitor job's tables: where `mlkit serve` writes the inference log
-    train = data_store.read_pandas("forecast_sales", table_version)
-    rows = train[train["item"] == "I00"].head(40)
     DeltaSink(store.path("inference_log")).send([{
         "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
         "model_version": version, "group_key": "S00|I00", "group": {"store": "S00", "item": "I00"},
-        "inputs": [{"date": d.isoformat(), "promo": float(p), "holiday": float(h)}
-                   for d, p, h in zip(rows["date"], rows["promo"], rows["holiday"])],
-        "outputs": [1.0] * len(rows), "latency_ms": 1.0}])
+        "inputs": [{"date": d, "promo": 1.0, "holiday": 0.0} for d in future(HORIZON)] * 4,
+        "outputs": [30.0] * 4 * HORIZON, "latency_ms": 1.0}])
     settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix))
     out = monitor.run(Runtime(env="local", settings=settings, spark=None, tables=store, context=LocalTaskContext("m")))
-    assert out["served_rows"] == 40 and out["model_versions"] == [version] and "outcome" not in out
+    assert out["served_rows"] == 4 * HORIZON and out["model_versions"] == [version] and "outcome" not in out
     text = Path(out["report"]).read_text()
     assert str(root / "data-sales-0123abcd" / "forecast_sales") in text
+    # The backtest reference comes from the group-metrics table beside that training table.
+    assert str(root / "data-sales-0123abcd" / "forecast_group_metrics") in text
+    groups = data_store.read_pandas("forecast_group_metrics")
+    assert len(groups) == 3
+    results = store.read_pandas("monitoring_results").set_index("subject")
+    assert results.loc["S00/I00", "n_ref"] == 3 * HORIZON and results.loc["S00/I00", "verdict"] == "drift"

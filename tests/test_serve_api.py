@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import registered, registry_dir, sqlite_uri
+from serve_helpers import LAST, calendar_bundle, future, register, registered, registry_dir, sqlite_uri
 
 from mlkit_workloads.forecast.meta_model import GroupModels
 from mlkit_workloads.serve.auth import ApiKeys
@@ -23,7 +23,10 @@ BROKEN = ("S01", "I05")
 SETTINGS = ServingSettings(registered_model=MODEL, max_batch_rows=50, max_body_bytes=16 * 1024, alias_poll_seconds=60)
 
 
-def _row(date="2024-06-01", promo=1, holiday=0):
+NEXT = future(3)  # the first three periods after every test group's last trained one
+
+
+def _row(date=NEXT[0], promo=1, holiday=0):
     return {"date": date, "promo": promo, "holiday": holiday}
 
 
@@ -47,27 +50,77 @@ def client(built):
         yield c
 
 
-def test_predict_one_row_matches_the_meta_model(client, built):
-    r = client.post("/v1/predict", json=_body())
+@pytest.mark.parametrize("item", ["I00", "I01"])  # an XGBoost group (uses features), a statsforecast one
+def test_predict_matches_the_meta_model_with_intervals(client, built, item):
+    rows = [_row(d, promo=p) for d, p in zip(NEXT, (1, 0, 1))]
+    r = client.post("/v1/predict", json=_body(item=item, rows=rows))
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == {"name": f"mlk_local.ml.{MODEL}", "version": built.service.current.version}
-    assert body["group"] == {"store": "S00", "item": "I01"}
-    # Same numbers as the meta model's own routing on the same rows (features built the same way).
-    models = GroupModels(built.service.current.models.directory)  # a fresh instance, own cache
-    expected = models.predict_group(("S00", "I01"), pd.DataFrame([_row()]))
-    assert np.allclose(body["predictions"], expected, rtol=1e-6)
+    assert body["group"] == {"store": "S00", "item": item}
+    assert body["model_type"] == ("xgboost" if item == "I00" else built.service.current.models.group_info(
+        ("S00", item))["model_type"]) and body["model_type"] in ("xgboost", "auto_ets", "seasonal_naive")
+    # Same numbers as the meta model's own routing on the same rows (a fresh instance, own cache).
+    models = GroupModels(built.service.current.models.directory)
+    req = pd.DataFrame({"store": "S00", "item": item, "date": pd.to_datetime(NEXT), "promo": [1.0, 0.0, 1.0],
+                        "holiday": 0.0})
+    expected = models.predict(req)
+    assert list(expected.error) == ["", "", ""]
+    assert np.allclose(body["predictions"], expected.prediction, rtol=1e-6)
+    assert set(body["intervals"]) == {"lo_80", "hi_80", "lo_95", "hi_95"}
+    for band, values in body["intervals"].items():
+        assert np.allclose(values, expected[band], rtol=1e-6)
+    p, iv = np.array(body["predictions"]), {k: np.array(v) for k, v in body["intervals"].items()}
+    assert (iv["lo_95"] <= iv["lo_80"]).all() and (iv["lo_80"] <= p).all() and (p <= iv["hi_80"]).all()
+    assert (iv["hi_80"] <= iv["hi_95"]).all()
     assert r.headers["x-request-id"] == body["request_id"]
 
 
-def test_predict_many_rows_mixed_dates_and_nulls(client):
-    rows = [_row("2024-06-01"), _row("2024-06-02T12:00:00Z", promo=0), _row("2024-06-03", promo=None, holiday=None)]
-    r = client.post("/v1/predict", json=_body(rows=rows), headers={"X-Request-ID": "req-123"})
+def test_features_move_an_xgboost_forecast_and_a_repeat_request_is_the_same(client):
+    on = client.post("/v1/predict", json=_body(item="I00", rows=[_row(promo=1)])).json()["predictions"][0]
+    off = client.post("/v1/predict", json=_body(item="I00", rows=[_row(promo=0)])).json()["predictions"][0]
+    assert on > 2 * off  # trained on sales = level x (1 + 2 promo): the forecast follows the promo
+    rows = [_row(NEXT[0]), _row(NEXT[1] + "T00:00:00Z", promo=0), _row(NEXT[2], promo=1)]
+    r = client.post("/v1/predict", json=_body(item="I00", rows=rows), headers={"X-Request-ID": "req-123"})
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
     assert len(preds) == 3 and all(isinstance(p, float) and math.isfinite(p) for p in preds)
-    assert preds[0] != preds[1]  # promo and weekday change the forecast: rows are not collapsed
-    assert r.json()["request_id"] == "req-123"
+    assert preds[0] == pytest.approx(on) and r.json()["request_id"] == "req-123"
+    # A statsforecast group needs no features: rows with only the date are forecast.
+    r = client.post("/v1/predict", json=_body(item="I01", rows=[{"date": d} for d in NEXT]))
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+
+
+@pytest.mark.parametrize("item, rows, field, text", [
+    ("I01", [{"date": LAST.date().isoformat()}], "body.rows.0.date",
+     f"group S00/I01: {LAST.date()} is not after the last trained period {LAST.date()}"),
+    ("I01", [{"date": NEXT[0]}, {"date": future(1, start=8)[0]}], "body.rows.1.date",
+     f"is 8 periods after the last trained period {LAST.date()} (at most 7)"),
+    ("I01", [{"date": NEXT[0] + "T12:00:00Z"}], "body.rows.0.date", "is not a D period"),
+    ("I00", [_row(), {"date": NEXT[1], "promo": 1}], "body.rows.1.holiday",
+     "group S00/I00 (xgboost) forecasts with promo, holiday: give their values in every row"),
+    ("I00", [_row(NEXT[2])], "body.rows", f"no future values of promo, holiday for 2 period(s) from {NEXT[0]}"),
+])
+def test_a_row_the_model_cannot_forecast_is_422_naming_it(client, item, rows, field, text):
+    r = client.post("/v1/predict", json=_body(item=item, rows=rows))
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "cannot_forecast" and err["field"] == field and err["group"] == {"store": "S00", "item": item}
+    assert err["message"].startswith(field + ": ") and text in err["message"], err["message"]
+
+
+def test_an_old_bundle_of_calendar_boosters_still_serves(tmp_path):
+    name = "forecast_api_calendar"
+    register(sqlite_uri(registry_dir()), name, calendar_bundle(tmp_path / "bundle", 2))
+    b = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+              sink=None, auth=None, serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
+    with TestClient(b.app) as c:
+        r = c.post("/v1/predict", json=_body(item="I01", rows=[_row("2024-06-01"), _row("2024-06-02", promo=0)]))
+    assert r.status_code == 200, r.text
+    expected = GroupModels(b.service.current.models.directory).predict_group(
+        ("S00", "I01"), pd.DataFrame({"date": pd.to_datetime(["2024-06-01", "2024-06-02"], utc=True),
+                                      "promo": [1, 0], "holiday": [0, 0]}))
+    assert np.allclose(r.json()["predictions"], expected, rtol=1e-6) and r.json()["intervals"] == {}
 
 
 def test_unknown_group_is_404_naming_it(client):
@@ -84,7 +137,6 @@ def test_unknown_group_is_404_naming_it(client):
     (_body(rows=[_row(holiday=1e300)]), "body.rows.0.holiday"),
     (_body(rows=[_row(), _row(date="yesterday")]), "body.rows.1.date"),
     (_body(rows=[_row(date="9999-01-01")]), "body.rows.0.date"),
-    (_body(rows=[{"date": "2024-06-01", "promo": 1}]), "body.rows.0.holiday"),
     (_body(rows=[{**_row(), "holidy": 1}]), "body.rows.0.holidy"),
     ({"group": {"store": "S00"}, "rows": [_row()]}, "body.group.item"),
     ({"group": {"store": "S00", "item": 5}, "rows": [_row()]}, "body.group.item"),
@@ -142,7 +194,11 @@ def test_model_info(client, built):
     info = r.json()
     assert info["version"] == built.service.current.version and info["alias"] == "champion"
     assert info["trained_at"].startswith("2024-05-01") and info["metrics"]["wape"] == pytest.approx(0.103)
-    assert info["metrics"]["baseline_wape"] is None  # NaN in the index -> null, not a 500
+    assert info["last_ts"] == LAST.isoformat() and info["first_ts"] == "2024-01-01T00:00:00"
+    assert (info["frequency"], info["horizon"], info["season_length"], info["backtest_windows"]) == ("D", 7, 7, 3)
+    assert info["levels"] == [80, 95] and info["model_type"] in ("auto_ets", "seasonal_naive")
+    assert info["metrics"]["mase"] > 0 and 0 <= info["metrics"]["coverage_95"] <= 1  # the backtest's
+    assert client.get("/v1/models/S00/I02").json()["model_type"] == "xgboost"
     r = client.get("/v1/models/S99/I03")
     assert r.status_code == 404 and "S99" in r.json()["error"]["message"]
     r = client.get("/v1/models/S00")
@@ -175,7 +231,11 @@ def test_openapi_examples_come_from_the_feature_schema_and_work(client):
     assert set(schemas["Group"]["properties"]) == {"store", "item"}
     example = schemas["PredictRequest"]["examples"][0]
     assert example["group"] == {"store": "S00", "item": "I00"}  # a real group of the served version
-    assert client.post("/v1/predict", json=example).status_code == 200
+    # Its first periods after the last trained one, with the features its XGBoost model needs.
+    assert [row["date"] for row in example["rows"]] == [f"{d}T00:00:00Z" for d in NEXT]
+    r = client.post("/v1/predict", json=example)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 3 and len(r.json()["intervals"]["lo_95"]) == 3
     responses = spec["paths"]["/v1/predict"]["post"]["responses"]
     assert {"200", "404", "413", "422", "503"} <= set(responses)
 

@@ -12,7 +12,7 @@ from azure.core.credentials import AccessToken
 from azure.eventhub import EventDataBatch
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
-from serve_helpers import registered, registry_dir, sqlite_uri
+from serve_helpers import future, registered, registry_dir, sqlite_uri
 
 from mlkit_workloads.serve.inference_log import InferenceLogger
 from mlkit_workloads.serve.runner import build
@@ -24,9 +24,11 @@ MODEL = "forecast_logging"
 
 
 def _body(i=0):
+    # I00/I02 are XGBoost groups (need every feature), I01 a statsforecast one (a null feature is fine).
+    first, second = future(2)
     return {"group": {"store": "S00", "item": f"I0{i % 3}"},
-            "rows": [{"date": "2024-06-01", "promo": i % 2, "holiday": 0}, {"date": "2024-06-02", "promo": 0,
-                                                                             "holiday": None}]}
+            "rows": [{"date": first, "promo": i % 2, "holiday": 0},
+                     {"date": second, "promo": 0, "holiday": None if i % 3 == 1 else 0}]}
 
 
 def _accounted(c: dict) -> int:
@@ -54,7 +56,7 @@ def test_events_land_in_the_local_delta_table(tmp_path):
     assert row.model_name == f"mlk_local.ml.{MODEL}" and row.model_version == b.service.current.version
     assert json.loads(row.group) == {"store": "S00", "item": "I01"} and row.n_rows == 2
     inputs = json.loads(row.inputs)
-    assert inputs[0]["promo"] == 1.0 and inputs[1]["holiday"] is None and inputs[0]["date"].startswith("2024-06-01")
+    assert inputs[0]["promo"] == 1.0 and inputs[1]["holiday"] is None and inputs[0]["date"].startswith(future()[0])
     assert len(json.loads(row.outputs)) == 2 and row.latency_ms > 0
     assert str(df.ts.dtype) == "datetime64[us, UTC]"
 

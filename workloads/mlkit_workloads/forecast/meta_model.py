@@ -224,16 +224,7 @@ class GroupModels:
         """Forecasts at ``df``'s timestamps (NaN rows where not possible) and one error per row ('' if none)."""
         name = "/".join(map(str, _tuple(key)))
         dates = _naive_utc(df[self.spec["timestamp"]])
-        steps = steps_ahead(model.last, pd.DatetimeIndex(dates), model.freq)
-        errors = [""] * len(df)
-        for i, (d, k) in enumerate(zip(dates, steps)):
-            if k == 0:
-                errors[i] = f"group {name}: {d.date()} is not after the last trained period {model.last.date()}"
-            elif k < 0:
-                errors[i] = f"group {name}: {d} is not a {model.freq} period"
-            elif k > model.max_steps:
-                errors[i] = (f"group {name}: {d.date()} is {k} periods after the last trained period "
-                             f"{model.last.date()} (at most {model.max_steps})")
+        steps, errors = periods_after(name, model, pd.DatetimeIndex(dates))
         good = np.array([not e for e in errors], dtype=bool)
         out = pd.DataFrame(np.nan, index=range(len(df)), columns=["mean", *model_bands(model.levels)])
         if good.any():
@@ -280,6 +271,23 @@ class GroupModels:
         with self._lock:
             return {"loaded": len(self._cache), "bytes": self._bytes, **self._stats,
                     "max_models": self.max_models, "max_bytes": self.max_bytes}
+
+
+def periods_after(name: str, model: "Forecaster", dates: pd.DatetimeIndex) -> tuple[np.ndarray, list[str]]:
+    """How many periods after the model's history each (naive UTC) date is, and one error per date
+    ('' when the model can forecast it). ``name``: the group as the messages show it (``S01/I02``).
+    Shared by ``predict``/``predict_group`` and the scoring service (which maps an error to a 422)."""
+    steps = steps_ahead(model.last, dates, model.freq)
+    errors = [""] * len(dates)
+    for i, (d, k) in enumerate(zip(dates, steps)):
+        if k == 0:
+            errors[i] = f"group {name}: {d.date()} is not after the last trained period {model.last.date()}"
+        elif k < 0:
+            errors[i] = f"group {name}: {d} is not a {model.freq} period"
+        elif k > model.max_steps:
+            errors[i] = (f"group {name}: {d.date()} is {k} periods after the last trained period "
+                         f"{model.last.date()} (at most {model.max_steps})")
+    return steps, errors
 
 
 def model_bands(levels: list[int]) -> list[str]:

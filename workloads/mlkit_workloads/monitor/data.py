@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import WorkloadError
 from ..forecast.meta_model import GroupModels
+from ..runtime import TABLES
 
 INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local)
 
@@ -50,8 +53,19 @@ def served_rows(events: pd.DataFrame, since: pd.Timestamp, keys: list[str]) -> p
     return pd.DataFrame(out)
 
 
-def training_reference(tables, name: str, version: str) -> tuple[pd.DataFrame, str]:
-    """The training data of ``name`` version ``version`` (the table version its run recorded)."""
+@dataclass
+class Reference:
+    """What a model version was trained on: its training rows and, per group, its backtest predictions."""
+
+    rows: pd.DataFrame
+    label: str
+    backtest: dict[tuple[str, ...], np.ndarray]  # group -> the winner's backtest point forecasts
+    backtest_label: str
+
+
+def training_reference(tables, name: str, version: str, keys: list[str]) -> Reference:
+    """The training data of ``name`` version ``version`` (the table version its run recorded) and the
+    backtest predictions its training run wrote to the group-metrics table beside it."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -70,11 +84,36 @@ def training_reference(tables, name: str, version: str) -> tuple[pd.DataFrame, s
         where.insert(0, (_store_at(tables, parent), leaf))
     for store, name_in_store in where:
         try:
-            return store.read_pandas(name_in_store, int(table_version)), f"{store.path(name_in_store)} v{table_version}"
+            rows = store.read_pandas(name_in_store, int(table_version))
         except FileNotFoundError:
             continue
+        backtest, label = backtest_predictions(store, name, version, keys)
+        return Reference(rows, f"{store.path(name_in_store)} v{table_version}", backtest, label)
     raise WorkloadError(f"{name} version {version} was trained on {table} v{table_version} "
                         f"({recorded or 'no path recorded'}), which is not there any more nor under {tables.root}")
+
+
+BACKTEST_MEAN = 3  # a backtest row is [ds, cutoff, y, mean, lo, hi] (forecast.train.GroupResult.backtest)
+
+
+def backtest_predictions(store, name: str, version: str, keys: list[str]) -> tuple[dict, str]:
+    """Per group, the point forecasts of the version's rolling-origin backtest (the group-metrics
+    table its training run wrote, in the same store as its training data). Empty when the table or
+    the version's rows are not there (a version trained before backtests): no prediction verdict."""
+    table = TABLES["group_metrics"]
+    try:
+        metrics = store.read_pandas(table)
+    except FileNotFoundError:
+        return {}, f"{store.path(table)} (not found)"
+    if not {"model_name", "model_version", "backtest", *keys} <= set(metrics.columns):
+        return {}, f"{store.path(table)} (no backtest column)"
+    rows = metrics[(metrics.model_name == name) & (metrics.model_version.astype(str) == str(version))
+                   & (metrics.status == "ok")]
+    out = {}
+    for r in rows.itertuples(index=False):
+        bt = json.loads(getattr(r, "backtest") or "[]")
+        out[tuple(str(getattr(r, k)) for k in keys)] = np.array([row[BACKTEST_MEAN] for row in bt], dtype=float)
+    return out, f"{store.path(table)}, {len(out)} group(s) of version {version}"
 
 
 def _store_at(tables, root: str):

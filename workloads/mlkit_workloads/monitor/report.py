@@ -47,7 +47,7 @@ def group_psi_plot(path: Path, groups: pd.DataFrame, threshold: float) -> None:
     colors = ["crimson" if d else "steelblue" for d in top["drift"]]
     ax.barh(top["subject"][::-1], top["psi"][::-1], color=colors[::-1])
     ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:g}")
-    ax.set_xlabel("PSI of served predictions vs predictions on training rows")
+    ax.set_xlabel("PSI of served predictions vs the group's backtest predictions")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -73,10 +73,10 @@ def markdown(title: str, meta: dict[str, str], versions: list[dict], images: lis
     for v in versions:
         out += ["", f"## {v['model_name']} version {v['model_version']}", "",
                 f"Reference: {v['reference']} · served rows: {v['rows']} · groups: {v['n_groups']}", "",
-                "### Features (PSI, served vs training)", "",
+                "### Features (PSI, served rows of groups whose model uses features vs training)", "",
                 _table(v["features"], ["subject", "psi", "threshold", "verdict", "drift", "n_ref", "n_cur",
                                        "ref_mean", "cur_mean"]),
-                "", "### Predictions per group (PSI vs predictions on the group's training rows)", "",
+                "", "### Predictions per group (PSI vs the group's backtest predictions)", "",
                 _table(v["groups"].sort_values("psi", ascending=False, na_position="last").head(50),
                        ["subject", "psi", "threshold", "verdict", "drift", "n_ref", "n_cur", "ref_mean", "cur_mean"])]
     if images:

@@ -26,8 +26,8 @@ from .auth import ApiKeys
 from .inference_log import InferenceLogger
 from .metrics import render_metrics
 from .middleware import BodyLimit, RejectedLog, StatusCounter, StatusCounts, request_id
-from .schema import ErrorResponse, ModelInfo, Schemas
-from .service import GroupLoadFailed, ModelService, NotReady
+from .schema import ErrorResponse, ModelInfo, Schemas, example_request
+from .service import GroupLoadFailed, ModelService, NotReady, RowError
 from .settings import ServingSettings
 
 log = logging.getLogger("mlkit.serve")
@@ -62,7 +62,7 @@ def _finite(v: Any) -> Any:
 ERRORS = {code: {"model": ErrorResponse, "description": desc} for code, desc in (
     (401, "missing or invalid bearer token"), (404, "unknown group (the message names it)"),
     (413, "body or batch over the configured limit"), (415, "the body is not sent as application/json"),
-    (422, "malformed body or wrong type (names the field)"),
+    (422, "malformed body, wrong type, or a row the model cannot forecast (names the field and row)"),
     (503, "not ready, or this group's model failed to load (others keep serving)"))}
 
 
@@ -134,7 +134,12 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
         return ", ".join(f"{k}={v!r}" for k, v in zip(S.keys, key))
 
     @app.post("/v1/predict", response_model=S.PredictResponse, responses=responses, dependencies=guarded,
-              summary="Predict for one or many rows of one group")
+              summary="Forecast one or many future periods of one group, with prediction intervals",
+              description=("Rows: periods 1 to `horizon` after the group's last trained period (see "
+                           "`GET /v1/models/{group}`: `last_ts`, `frequency`, `horizon`). A group whose model uses "
+                           "features (model_type `xgboost`) needs their values in a row for every period from the "
+                           "first one after its history to the furthest one asked. A row that cannot be forecast "
+                           "is a 422 naming the row."))
     async def predict(body: S.PredictRequest, request: Request):  # type: ignore[valid-type]
         started = time.perf_counter()
         rid = request_id(None, request.headers.get("x-request-id", ""))
@@ -143,21 +148,26 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
                            f"{len(body.rows)} rows; the limit is {settings.max_batch_rows} per request", field="rows")
         lv = _current()
         key = S.group_key(body)
+        rows = S.model_input(body)
         try:
-            x = S.model_input(body, lv.models.spec["features"])
-            # A loaded group predicts in microseconds: inline. A cold one loads from disk: in the thread
-            # pool, so other groups' requests keep flowing meanwhile.
+            # A loaded group whose answer needs no forecast run (see is_loaded) answers inline; anything
+            # else (a load from disk, a forecast with features) runs in the thread pool, so other groups'
+            # requests keep flowing meanwhile.
             if service.is_loaded(lv, key):
-                preds = service.predict(lv, key, x)
+                fc = service.predict(lv, key, rows)
             else:
-                preds = await run_in_threadpool(service.predict, lv, key, x)
+                fc = await run_in_threadpool(service.predict, lv, key, rows)
         except UnknownGroup:
             raise ApiError(404, "unknown_group", f"no model for group {_describe(key)} in {lv.name} version "
                            f"{lv.version}", group=_named(key)) from None
         except GroupLoadFailed as e:
             raise ApiError(503, "group_unavailable", f"group {_describe(key)}: {e.reason}",
                            group=_named(key), headers={"Retry-After": "30"}) from None
-        out = [_finite(float(p)) for p in preds]
+        except RowError as e:
+            field = "body.rows" if e.row is None else f"body.rows.{e.row}.{e.field}"
+            raise ApiError(422, "cannot_forecast", f"{field}: {e.message}", field=field, group=_named(key)) from None
+        out = [_finite(float(p)) for p in fc.pop("prediction")]
+        intervals = {band: [_finite(float(v)) for v in values] for band, values in fc.items()}
         group = _named(key)
         if logger is not None:
             logger.offer({"request_id": rid, "ts": dt.datetime.now(dt.timezone.utc).isoformat(), "env": env,
@@ -166,10 +176,12 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
                           "latency_ms": 1000 * (time.perf_counter() - started)})
         # Returned as a response (the model above documents it): skips re-validating our own output.
         return JSONResponse({"request_id": rid, "model": {"name": lv.name, "version": lv.version},
-                             "group": group, "predictions": out}, headers={"X-Request-ID": rid})
+                             "group": group, "model_type": lv.models.group_info(key).get("model_type"),
+                             "predictions": out, "intervals": intervals}, headers={"X-Request-ID": rid})
 
     @app.get("/v1/models/{group:path}", response_model=ModelInfo, responses=responses, dependencies=guarded,
-             summary=f"Version, trained-at and validation metrics of one group ({'/'.join(S.keys)})")
+             summary=f"Model type, last trained period, frequency, horizon and backtest metrics of one group "
+                     f"({'/'.join(S.keys)})")
     def model_info(group: str = Path(pattern=GROUP_PATH % (len(S.keys) - 1),
                                      description=f"the group's keys joined by '/': {'/'.join(S.keys)}",
                                      examples=["/".join(S.example_group)])):
@@ -185,7 +197,12 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
             raise ApiError(404, "unknown_group", f"no model for group {_describe(key)} in {lv.name} version "
                            f"{lv.version}", group=_named(key)) from None
         metrics = {k: _finite(float(v)) if v is not None else None for k, v in (info.get("metrics") or {}).items()}
+        spec = lv.models.spec
         return ModelInfo(name=lv.name, version=lv.version, alias=alias, group=_named(key), status=info.get("status"),
+                         model_type=info.get("model_type"), first_ts=info.get("first_ts"), last_ts=info.get("last_ts"),
+                         frequency=spec.get("frequency"), horizon=spec.get("horizon"),
+                         season_length=spec.get("season_length"), backtest_windows=spec.get("backtest_windows"),
+                         levels=spec.get("levels") or [],
                          trained_at=str(info["trained_at"]) if info.get("trained_at") else None,
                          run_id=info.get("run_id"), metrics=metrics, model_bytes=info.get("bytes"))
 
@@ -210,6 +227,20 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
     def metrics():
         return PlainTextResponse(render_metrics(counts, service, logger),
                                  media_type="text/plain; version=0.0.4")
+
+    # The example is a request for the served version (its group's next periods): regenerated when the
+    # alias moves, so a client can still send it as it is after a retrain.
+    generate = app.openapi
+    example_of = {"version": service.current.version if service.ready else None}
+
+    def openapi() -> dict:
+        version = service.current.version if service.ready else None
+        if version is not None and version != example_of["version"]:
+            S.set_example(*example_request(service.current.models)[:2])
+            example_of["version"], app.openapi_schema = version, None
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     # Added last = outermost: the counter and the rejected-request log also see the 413s that the
     # body limit answers itself.

@@ -19,7 +19,7 @@ from ..settings import WorkloadSettings
 from .auth import ApiKeys, key_vault_fetch
 from .inference_log import InferenceLogger, Sink
 from .registry import EntraDatabricksToken, RegistrySource
-from .schema import Schemas
+from .schema import Schemas, example_request
 from .service import ModelService
 from .settings import ServingSettings
 
@@ -46,8 +46,9 @@ def build(ws: WorkloadSettings, *, env: str, cache_dir: Path, tracking_uri: str 
                             token=token)
     service = ModelService(source, list(cols.group_keys), list(cols.features), cols.timestamp,
                            ss.lru_max_models, ss.lru_max_bytes, ss.alias_poll_seconds, ss.preload_groups).start()
-    example = service.current.models.groups()[0] if service.ready and service.current.models.groups() else None
-    schemas = Schemas(list(cols.group_keys), cols.timestamp, list(cols.features), ss.max_batch_rows, example)
+    example, dates, levels = example_request(service.current.models) if service.ready else (None, None, [])
+    schemas = Schemas(list(cols.group_keys), cols.timestamp, list(cols.features), ss.max_batch_rows, example,
+                      dates, levels)
     logger = None
     if sink is not None and ss.inference_log.enabled:
         il = ss.inference_log

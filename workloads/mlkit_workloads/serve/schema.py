@@ -67,34 +67,69 @@ class ModelInfo(BaseModel):
     alias: str
     group: dict[str, str]
     status: str | None = None
+    model_type: str | None = Field(None, description="the group's model, chosen by backtest (e.g. auto_ets, xgboost)")
+    first_ts: str | None = Field(None, description="first period the model was trained on")
+    last_ts: str | None = Field(None, description="last trained period: forecasts start one period after it")
+    frequency: str | None = Field(None, description="the periods' pandas offset alias (D, W, MS, ...)")
+    horizon: int | None = Field(None, description="periods after last_ts the model forecasts (1 to horizon)")
+    season_length: int | None = None
+    backtest_windows: int | None = None
+    levels: list[int] = Field([], description="prediction interval levels (lo_L/hi_L in predictions)")
     trained_at: str | None = None
     run_id: str | None = None
-    metrics: dict[str, float | None] = {}
+    metrics: dict[str, float | None] = Field({}, description="backtest metrics of the model (and of the baseline)")
     model_bytes: int | None = None
+
+
+def example_request(models, periods: int = 3) -> tuple[tuple | None, list[str] | None, list[int]]:
+    """A served group and the first periods after its last trained period (the OpenAPI example):
+    a request a client can send as it is. ``models``: a version's GroupModels."""
+    groups = models.groups()
+    if not groups:
+        return None, None, []
+    info, spec = models.group_info(groups[0]), models.spec
+    if not info.get("last_ts") or not spec.get("frequency"):  # a bundle of calendar boosters: any date
+        return groups[0], None, list(spec.get("levels") or [])
+    import pandas as pd
+
+    from ..forecast.frequency import future_dates
+
+    dates = future_dates(pd.Timestamp(info["last_ts"]), spec["frequency"], min(periods, int(spec["horizon"])))
+    return groups[0], [f"{d.date().isoformat()}T00:00:00Z" for d in dates], list(spec["levels"])
 
 
 class Schemas:
     """The generated models plus the column mapping between aliases and attribute names."""
 
     def __init__(self, keys: list[str], timestamp: str, features: list[str], max_batch_rows: int,
-                 example_group: tuple[str, ...] | None = None):
+                 example_group: tuple[str, ...] | None = None, example_dates: list[str] | None = None,
+                 levels: list[int] | None = None):
+        """``example_group``/``example_dates``: a served group and periods it can forecast (the first
+        ones after its last trained period), so the OpenAPI example is a request a client can send."""
         self.keys, self.timestamp, self.features = keys, timestamp, features
         self.key_attr = {k: f"k{i}" for i, k in enumerate(keys)}
         self.feature_attr = {f: f"f{i}" for i, f in enumerate(features)}
         self.example_group = tuple(example_group) if example_group else tuple(f"{k}-1" for k in keys)
+        # Mutable on purpose: set_example puts a newly served version's group and dates in place.
         group_example = dict(zip(keys, self.example_group))
-        row_example = {timestamp: f"{dt.date.today().isoformat()}T00:00:00Z", **{f: 0.0 for f in features}}
+        dates = example_dates or [f"{dt.date.today().isoformat()}T00:00:00Z"]
+        row_examples = [{timestamp: d, **{f: 0.0 for f in features}} for d in dates]
+        self._examples = (group_example, row_examples)
+        bands = [f"{side}_{lv}" for lv in (levels or [80, 95]) for side in ("lo", "hi")]
         strict = ConfigDict(extra="forbid", populate_by_name=False)
 
         self.Group = create_model(
             "Group", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [group_example]}),
             **{a: (str, Field(alias=k, min_length=1, max_length=200)) for k, a in self.key_attr.items()})
         self.Row = create_model(
-            "Row", __config__=ConfigDict(**strict, json_schema_extra={"examples": [row_example]}),
-            ts=(Stamp, Field(alias=timestamp, description="the period to predict: a date-time (naive = UTC) or a date")),
-            **{a: (Feature, Field(alias=f, description=f"feature {f!r}; null if unknown"))
+            "Row", __config__=ConfigDict(**strict, json_schema_extra={"examples": [row_examples[0]]}),
+            ts=(Stamp, Field(alias=timestamp, description="the period to forecast: one of the 1 to horizon periods "
+                             "after the group's last trained period (GET /v1/models/{group}), on its frequency")),
+            **{a: (Feature, Field(None, alias=f, description=f"feature {f!r} in that period: required by groups whose "
+                                  "model uses features (model_type xgboost), in a row for every period from the "
+                                  "first after the history to the furthest one requested; ignored otherwise"))
                for f, a in self.feature_attr.items()})
-        request_example = {"group": group_example, "rows": [row_example]}
+        request_example = {"group": group_example, "rows": row_examples}
         self.PredictRequest = create_model(
             "PredictRequest", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [request_example]}),
             group=(self.Group, Field(description=f"the group: {', '.join(keys)}")),
@@ -102,17 +137,35 @@ class Schemas:
         self.PredictResponse = create_model(
             "PredictResponse",
             request_id=(str, ...), model=(ModelRef, ...), group=(dict[str, str], ...),
-            predictions=(list[float | None], Field(description="one per row, in order")))
+            model_type=(str | None, Field(None, description="the group's model (chosen by backtest)")),
+            predictions=(list[float | None], Field(description="the point forecast, one per row, in order")),
+            intervals=(dict[str, list[float | None]], Field(
+                description=f"prediction interval bounds per row, in order: {', '.join(bands)} (lo_L/hi_L: the "
+                            "L % interval); empty for a model without intervals")))
+
+    def set_example(self, group: tuple[str, ...] | None, dates: list[str] | None) -> None:
+        """The OpenAPI example for another served version (the generated models read it at schema time)."""
+        group_example, row_examples = self._examples
+        if group:
+            group_example.update(zip(self.keys, group))
+        if dates:  # in place: the Row model's example is the first of these dicts
+            template = {k: v for k, v in row_examples[0].items() if k != self.timestamp}
+            for i, d in enumerate(dates):
+                if i < len(row_examples):
+                    row_examples[i][self.timestamp] = d
+                else:
+                    row_examples.append({self.timestamp: d, **template})
+            del row_examples[len(dates):]
 
     def group_key(self, req: Any) -> tuple[str, ...]:
         return tuple(getattr(req.group, self.key_attr[k]) for k in self.keys)
 
-    def model_input(self, req: Any, model_features: list[str]):
-        """The model's input matrix, straight from the validated rows (see features.row_features)."""
-        from .features import row_features
+    def model_input(self, req: Any):
+        """The validated rows as the service forecasts them (dates + feature values by name)."""
+        from .service import Rows
 
-        attrs = [self.feature_attr[f] for f in model_features]
-        return row_features([r.ts for r in req.rows], [[getattr(r, a) for a in attrs] for r in req.rows])
+        attrs = self.feature_attr.items()
+        return Rows([r.ts for r in req.rows], [{f: getattr(r, a) for f, a in attrs} for r in req.rows])
 
     def rows_json(self, req: Any) -> list[dict[str, Any]]:
         ts, attrs = self.timestamp, self.feature_attr.items()
