@@ -224,7 +224,9 @@ def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
     champion = MlflowClient().get_model_version_by_alias("mlk_local.ml.forecast", "champion").version
     strict = settings.model_copy(update={"forecast": settings.forecast.model_copy(
         update={"gates": settings.forecast.gates.model_copy(update={"max_median_wape": 0.0001})})})
-    report = run_jobs(strict, ["forecast"], spark, "test", tmp)
+    # Forced: the same data and model settings would otherwise reuse the trained version (gates are
+    # not part of what makes a training the same).
+    report = run_jobs(strict, ["forecast"], spark, "test", tmp, force=True)
     statuses = {t.key: t.status for t in report.tasks}
     assert statuses == {"ingest": "ok", "train_many": "ok", "promote": "failed", "score": "not run"}
     err = next(t.error for t in report.tasks if t.key == "promote")
