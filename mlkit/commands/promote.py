@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -38,8 +37,9 @@ def promote(
                 raise UserError(f"{option} {uri!r}: give the environment's MLflow registry as http(s)://host:port, "
                                 "databricks-uc://<profile> (Unity Catalog) or databricks://<profile>", exit_code=1)
         # A registry that does not answer should fail in seconds, not after MLflow's minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        from ..local.mlflow_server import bound_client_retries
+
+        bound_client_retries()
         # databricks-uc://p: models in Unity Catalog, runs and releases in the workspace databricks://p.
         src = MlflowClient(tracking_uri=from_uri.replace("databricks-uc://", "databricks://"), registry_uri=from_uri)
         dst = MlflowClient(tracking_uri=to_uri.replace("databricks-uc://", "databricks://"), registry_uri=to_uri)
