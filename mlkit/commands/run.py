@@ -57,11 +57,11 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     if data is not None and "forecast" not in jobs:
         raise UserError("--data feeds the forecast job; add --job forecast or --job all")
 
+    from mlkit_workloads.local_spark import local_session
     from mlkit_workloads.settings import WorkloadSettings
 
     from ..local import mlflow_server, runner, summary
     from ..local.progress import TaskProgress
-    from ..local.spark import local_session
 
     mlflow_server.bound_client_retries()
     runner.quiet_libraries()
