@@ -51,6 +51,8 @@ class DataLakeProps:
     # Entra ID only: no account keys, no SAS signed with them. Terraform then needs
     # storage_use_azuread on the provider (set by the platform stack).
     shared_key_access: bool = False
+    # ADLS Gen2. False only for an account a service cannot use with one (Azure ML's workspace storage).
+    hierarchical_namespace: bool = True
 
 
 class DataLakeStorage(Construct):
@@ -65,7 +67,7 @@ class DataLakeStorage(Construct):
             account_kind="StorageV2",
             account_tier="Standard",
             account_replication_type=props.replication,
-            is_hns_enabled=True,
+            is_hns_enabled=props.hierarchical_namespace,
             min_tls_version="TLS1_2",
             https_traffic_only_enabled=True,
             allow_nested_items_to_be_public=False,
