@@ -6,6 +6,7 @@ from cdktn import TerraformOutput, TerraformStack
 from cdktn_provider_azurerm.provider import (
     AzurermProvider,
     AzurermProviderFeatures,
+    AzurermProviderFeaturesApplicationInsights,
     AzurermProviderFeaturesKeyVault,
     AzurermProviderFeaturesResourceGroup,
 )
@@ -71,6 +72,9 @@ class PlatformStack(TerraformStack):
                 key_vault=[AzurermProviderFeaturesKeyVault(
                     purge_soft_delete_on_destroy=False, recover_soft_deleted_key_vaults=True)],
                 resource_group=[AzurermProviderFeaturesResourceGroup(prevent_deletion_if_contains_resources=True)],
+                # Azure adds a "Failure Anomalies" alert rule to every new Application Insights: nobody
+                # manages it, and drift would report it as an unmanaged object every night.
+                application_insights=[AzurermProviderFeaturesApplicationInsights(disable_generated_rule=True)],
             )],
         )
 
