@@ -29,7 +29,6 @@ from .platform.registry import ImageRegistry, ImageRegistryProps
 from .platform.resource_group import PlatformResourceGroup, ResourceGroupProps
 from .platform.storage import DataLakeProps, DataLakeStorage
 # issue 13: Data Factory orchestration, Azure ML workspace + Application Insights
-from .naming_orchestration import orchestration_names
 from .platform.data_factory import DataFactoryProps, OrchestrationFactory
 from .platform.ml_workspace import AzureMlWorkspace, AzureMlWorkspaceProps
 from .platform.monitoring import ApplicationTelemetry, TelemetryProps
@@ -184,7 +183,7 @@ class PlatformStack(TerraformStack):
     # ---- issue 13: Data Factory orchestration, Azure ML workspace + Application Insights ----------
     def _orchestration_and_ml(self) -> None:
         """The optional systems, each only where the environment turns it on."""
-        cfg, names = self.cfg, orchestration_names(self.cfg.names)
+        cfg, names = self.cfg, self.cfg.names
         rg, loc, tags = self.resource_group.name, cfg.location, tags_for(cfg.tags, cfg.name)
         private = cfg.network.private
         self.data_factory: OrchestrationFactory | None = None

@@ -26,8 +26,7 @@ from .workspace.pools import WorkerPool, WorkerPoolProps
 from .workspace.secret_scope import KeyVaultSecretScope, KeyVaultSecretScopeProps
 # issue 13: Data Factory orchestrates the jobs it lists
 from cdktn_provider_azurerm.provider import AzurermProvider, AzurermProviderFeatures
-from mlkit.adf_schedule import recurrence
-from .naming_orchestration import orchestration_names
+from envconfig.adf_schedule import recurrence
 from .platform.data_factory_pipeline import PipelineSpec
 from .workspace.orchestration import DatabricksLinkProps, FactoryOrchestration, OrchestratedJob, OrchestrationProps
 
@@ -151,20 +150,20 @@ class WorkspaceStack(TerraformStack):
                 job=job, copies=tuple(factory.copies),
                 ingest_folder=(getattr(cfg.workloads, name).source.path or "").strip("/"),
                 raw_root=cfg.names.abfss_url("raw").rstrip("/"), databricks_job_id=self.jobs[name].id,
-                databricks_linked_service=orchestration_names(cfg.names).linked_service_databricks,
+                databricks_linked_service=cfg.names.adf_linked_service_databricks,
                 copy_retries=adf.copy_retries, job_retries=adf.job_retries,
                 retry_interval_seconds=adf.retry_interval_seconds, copy_timeout_minutes=adf.copy_timeout_minutes,
                 job_timeout_seconds=cfg.jobs.timeout_seconds),
                 recurrence=recurrence(schedule.quartz_cron, schedule.timezone), paused=schedule.paused))
-        names = orchestration_names(cfg.names)
+        names = cfg.names
         self.orchestration = FactoryOrchestration(self, "orchestration", OrchestrationProps(
             names=names, data_factory_id=factory.id,
             identity_client_id=factory.databricks_identity.client_id,
             identity_name=names.data_factory_databricks_identity,
             link=DatabricksLinkProps(
                 workspace_url=platform.workspace.url, workspace_resource_id=platform.workspace.id,
-                credential_name=names.data_factory_credential, instance_pool_id=instance_pool_id,
+                credential_name=names.adf_credential, instance_pool_id=instance_pool_id,
                 spark_version=dbx.spark_version, min_workers=dbx.job_cluster.min_workers,
                 max_workers=dbx.job_cluster.max_workers,
-                integration_runtime_name=names.integration_runtime if factory.integration_runtime else None),
+                integration_runtime_name=names.adf_integration_runtime if factory.integration_runtime else None),
             jobs=tuple(jobs)))

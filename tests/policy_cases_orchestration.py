@@ -21,16 +21,15 @@ from cdktn_provider_azurerm.data_factory_pipeline import DataFactoryPipeline
 from cdktn_provider_azurerm.machine_learning_workspace import MachineLearningWorkspace
 from mlkit_workloads import graph
 
-from mlkit.config import load_environment
-from stacks.naming import tags_for
-from stacks.naming_orchestration import orchestration_names
+from envconfig.loader import load_environment
+from envconfig.naming import tags_for
 from stacks.platform.data_factory_pipeline import CopySpec, PipelineSpec, activities
 from stacks.workspace.orchestration import DatabricksLinkProps, databricks_type_properties
 
 PROD = load_environment("prod", "environments", env={})
 DEV = load_environment("dev", "environments", env={})
 N = PROD.names
-O = orchestration_names(N)
+O = N
 TAGS = tags_for(PROD.tags, "prod")
 RG = {"resource_group_name": N.resource_group, "location": "westeurope"}
 ADF_ID = "/subscriptions/x/resourceGroups/rg/providers/Microsoft.DataFactory/factories/adf"
@@ -45,36 +44,36 @@ def factory(s, **over):
 
 
 def sql(s, **over):
-    kw = dict(name=O.linked_service_sql, data_factory_id=ADF_ID, connection_string=SQL, use_managed_identity=True)
+    kw = dict(name=O.adf_linked_service_sql, data_factory_id=ADF_ID, connection_string=SQL, use_managed_identity=True)
     kw.update(over)
     DataFactoryLinkedServiceAzureSqlDatabase(s, "sql", **kw)
 
 
 def lake(s, **over):
-    kw = dict(name=O.linked_service_raw, data_factory_id=ADF_ID, url=f"https://{N.storage_account}.dfs.core.windows.net",
+    kw = dict(name=O.adf_linked_service_raw, data_factory_id=ADF_ID, url=f"https://{N.storage_account}.dfs.core.windows.net",
               use_managed_identity=True)
     kw.update(over)
     DataFactoryLinkedServiceDataLakeStorageGen2(s, "lake", **kw)
 
 
 LINK = DatabricksLinkProps(workspace_url="https://adb-1.azuredatabricks.net", workspace_resource_id="/subscriptions/x",
-                           credential_name=O.data_factory_credential, instance_pool_id="pool-1",
+                           credential_name=O.adf_credential, instance_pool_id="pool-1",
                            spark_version="15.4.x-scala2.12", min_workers=1, max_workers=4)
 
 
 def databricks_link(s, **props):
     doc = {**databricks_type_properties(LINK), **props}
-    DataFactoryLinkedCustomService(s, "databricks", name=O.linked_service_databricks, data_factory_id=ADF_ID,
+    DataFactoryLinkedCustomService(s, "databricks", name=O.adf_linked_service_databricks, data_factory_id=ADF_ID,
                                    type="AzureDatabricks", type_properties_json=json.dumps(doc))
 
 
 SPEC = PipelineSpec(job=graph.FORECAST, copies=(CopySpec("dbo.sales", "sales", "ds_sql", "ds_raw"),),
                     ingest_folder="sales", raw_root="abfss://raw@st.dfs.core.windows.net", databricks_job_id="1",
-                    databricks_linked_service=O.linked_service_databricks)
+                    databricks_linked_service=O.adf_linked_service_databricks)
 
 
 def pipeline(s, acts=None):
-    DataFactoryPipeline(s, "pipeline", name=O.pipeline("forecast"), data_factory_id=ADF_ID,
+    DataFactoryPipeline(s, "pipeline", name=O.adf_pipeline("forecast"), data_factory_id=ADF_ID,
                         activities_json=json.dumps(activities(SPEC) if acts is None else acts))
 
 

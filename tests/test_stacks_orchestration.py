@@ -10,7 +10,7 @@ import pytest
 from adf_referee import strict, typed
 from mlkit_workloads import graph
 
-from mlkit.adf_schedule import ScheduleError, recurrence
+from envconfig.adf_schedule import ScheduleError, recurrence
 from stacks.platform.data_factory_pipeline import (
     FAILED_CODE,
     LOAD_DATE,

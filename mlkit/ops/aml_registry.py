@@ -16,7 +16,7 @@ import re
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from ..config import EnvironmentConfig
+from envconfig.environment import EnvironmentConfig
 from .release import ModelPin, ReleaseLock
 
 PROMOTED_FROM = "mlkit.promoted_from"
@@ -26,11 +26,9 @@ TOKEN_SCOPE = "https://management.azure.com/.default"
 
 def workspace_uri(cfg: EnvironmentConfig) -> str:
     """The workspace's MLflow tracking/registry URI (azureml://...), from names the stacks use too."""
-    from stacks.naming_orchestration import orchestration_names
-
     return (f"azureml://{cfg.location}.api.azureml.ms/mlflow/v1.0/subscriptions/{cfg.subscription_id}/resourceGroups/"
             f"{cfg.names.resource_group}/providers/Microsoft.MachineLearningServices/workspaces/"
-            f"{orchestration_names(cfg.names).ml_workspace}")
+            f"{cfg.names.ml_workspace}")
 
 
 def https_uri(uri: str) -> str:

@@ -11,8 +11,9 @@ import re
 from typing import Iterable
 
 from ..model import Context, Element
+from ..secrets import CONNECTION_STRING_SECRET
 from ..values import get, is_false, is_ref, is_true, json_document, show
-from . import Pack
+from .pack import Pack
 
 PACK = Pack("orchestration-ml")
 rule = PACK.rule
@@ -29,8 +30,8 @@ APPI = ("azurerm_application_insights",)
 # Attributes that carry a credential; any value (even a Key Vault reference) means key/password auth.
 SECRET_ATTRIBUTES = ("service_principal_key", "storage_account_key", "access_token", "key_vault_password",
                      "sas_uri", "key_vault_sas_token", "password")
-# Secrets inside a connection string or a custom service's typeProperties.
-SECRET_IN_TEXT = re.compile(r"(password|pwd|accountkey|sharedaccesssignature|sharedaccesskey)\s*=", re.I)
+# Secrets inside a connection string: the same test the secret scan (MLK-GOV-003) applies.
+SECRET_IN_TEXT = CONNECTION_STRING_SECRET
 SECRET_KEYS = {"accesstoken", "password", "accountkey", "encryptedcredential", "serviceprincipalkey",
                "sastoken", "sasuri", "connectionstring"}
 

@@ -36,9 +36,9 @@ from cdktn_provider_azurerm.data_factory_managed_private_endpoint import DataFac
 from cdktn_provider_azurerm.user_assigned_identity import UserAssignedIdentity
 from constructs import Construct
 
-from mlkit.config_orchestration import SqlSource
+from envconfig.orchestration import SqlSource
 
-from ..naming_orchestration import OrchestrationNames
+from envconfig.naming import Names
 from .data_factory_pipeline import LOAD_DATE_PARAMETER, PARTITION, CopySpec
 from .storage import DataLakeStorage
 
@@ -50,7 +50,7 @@ OUTPUT_SQL_GRANTS = "data_factory_sql_grants"
 
 @dataclass(frozen=True)
 class DataFactoryProps:
-    names: OrchestrationNames
+    names: Names
     resource_group_name: str
     location: str
     source: SqlSource
@@ -80,15 +80,15 @@ class OrchestrationFactory(Construct):
             tags=props.tags,
         )
         self.credential = DataFactoryCredentialUserManagedIdentity(
-            self, "databricks-credential", name=n.data_factory_credential, data_factory_id=self.factory.id,
+            self, "databricks-credential", name=n.adf_credential, data_factory_id=self.factory.id,
             identity_id=self.databricks_identity.id,
             description="The identity the factory runs Databricks jobs as (a workspace service principal)")
         # Behind a managed network every linked service runs on its integration runtime; else Azure's default.
         self.integration_runtime = DataFactoryIntegrationRuntimeAzure(
-            self, "integration-runtime", name=n.integration_runtime, data_factory_id=self.factory.id,
+            self, "integration-runtime", name=n.adf_integration_runtime, data_factory_id=self.factory.id,
             location="AutoResolve", virtual_network_enabled=True,
             description="Azure integration runtime in the factory's managed virtual network") if props.private else None
-        runtime = n.integration_runtime if props.private else None
+        runtime = n.adf_integration_runtime if props.private else None
         after = [self.integration_runtime] if self.integration_runtime else None  # referenced by name only
         self.private_endpoints: dict[str, DataFactoryManagedPrivateEndpoint] = {}
         if props.private:
@@ -97,24 +97,24 @@ class OrchestrationFactory(Construct):
                     ("st-dfs", props.storage.id, STORAGE_SUBRESOURCE),
                     ("dbw", props.databricks_workspace_id, DATABRICKS_SUBRESOURCE)):
                 self.private_endpoints[target] = DataFactoryManagedPrivateEndpoint(
-                    self, f"mpe-{target}", name=n.managed_private_endpoint(target), data_factory_id=self.factory.id,
+                    self, f"mpe-{target}", name=n.adf_managed_private_endpoint(target), data_factory_id=self.factory.id,
                     target_resource_id=resource_id, subresource_name=subresource)
         src = props.source
         self.sql = DataFactoryLinkedServiceAzureSqlDatabase(
-            self, "sql", name=n.linked_service_sql, data_factory_id=self.factory.id,
+            self, "sql", name=n.adf_linked_service_sql, data_factory_id=self.factory.id,
             # No user, no password: the factory's identity is a contained user of the database.
             connection_string=(f"Integrated Security=False;Encrypt=True;Connection Timeout=30;"
                                f"Data Source={src.host};Initial Catalog={src.database}"),
             use_managed_identity=True, integration_runtime_name=runtime, depends_on=after,
             description="The source database (Azure SQL), read as the factory's managed identity")
         self.raw = DataFactoryLinkedServiceDataLakeStorageGen2(
-            self, "raw", name=n.linked_service_raw, data_factory_id=self.factory.id,
+            self, "raw", name=n.adf_linked_service_raw, data_factory_id=self.factory.id,
             url=props.storage.account.primary_dfs_endpoint, use_managed_identity=True,
             integration_runtime_name=runtime, depends_on=after,
             description="The data lake's raw container, written as the factory's managed identity")
         self.copies: list[CopySpec] = []
         for table in src.tables:
-            copy = CopySpec(table.name, table.folder, n.dataset_sql(table.name), n.dataset_raw(table.name))
+            copy = CopySpec(table.name, table.folder, n.adf_dataset_sql(table.name), n.adf_dataset_raw(table.name))
             schema, name = table.name.split(".", 1)
             DataFactoryDatasetAzureSqlTable(
                 self, f"dataset-sql-{copy.activity}", name=copy.sql_dataset, data_factory_id=self.factory.id,

@@ -56,6 +56,7 @@ class ApplicationTelemetry(Construct):
         secret = KeyVaultSecret(
             self, "connection-string", name=secret_name, key_vault_id=vault.id,
             value=self.insights.connection_string, content_type="application-insights-connection-string",
+            tags=self.props.tags,
             depends_on=list(after) or None)
         suppress(secret, "CKV_AZURE_41",
                  "The value is the Application Insights resource's own connection string, managed and rewritten by "

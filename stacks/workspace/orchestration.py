@@ -25,9 +25,9 @@ from cdktn_provider_databricks.permissions import Permissions, PermissionsAccess
 from cdktn_provider_databricks.service_principal import ServicePrincipal
 from constructs import Construct
 
-from mlkit.adf_schedule import Recurrence
+from envconfig.adf_schedule import Recurrence
 
-from ..naming_orchestration import OrchestrationNames
+from envconfig.naming import Names
 from ..platform.data_factory_pipeline import PipelineSpec, activities, parameters
 
 RUN_PERMISSION = "CAN_MANAGE_RUN"
@@ -69,7 +69,7 @@ class OrchestratedJob:
 
 @dataclass(frozen=True)
 class OrchestrationProps:
-    names: OrchestrationNames
+    names: Names
     data_factory_id: str
     identity_client_id: str  # the factory's user-assigned identity (client id)
     identity_name: str
@@ -86,7 +86,7 @@ class FactoryOrchestration(Construct):
             allow_cluster_create=False, allow_instance_pool_create=False, databricks_sql_access=False)
         runtime = props.link.integration_runtime_name
         self.databricks = DataFactoryLinkedCustomService(
-            self, "databricks", name=n.linked_service_databricks, data_factory_id=props.data_factory_id,
+            self, "databricks", name=n.adf_linked_service_databricks, data_factory_id=props.data_factory_id,
             type="AzureDatabricks", type_properties_json=json.dumps(databricks_type_properties(props.link)),
             integration_runtime=DataFactoryLinkedCustomServiceIntegrationRuntime(name=runtime) if runtime else None,
             description="The Databricks workspace, as the factory's user-assigned identity (MSI, no token)")
@@ -99,12 +99,12 @@ class FactoryOrchestration(Construct):
                 PermissionsAccessControl(service_principal_name=self.principal.application_id,
                                          permission_level=RUN_PERMISSION)])
             self.pipelines[job] = DataFactoryPipeline(
-                self, f"pipeline-{job}", name=n.pipeline(job), data_factory_id=props.data_factory_id,
+                self, f"pipeline-{job}", name=n.adf_pipeline(job), data_factory_id=props.data_factory_id,
                 description=f"Generated from the job graph: copy the source to raw, then the {job} job",
                 activities_json=json.dumps(activities(spec)), parameters=parameters(),
                 concurrency=1, depends_on=[self.databricks])
             self.triggers[job] = DataFactoryTriggerSchedule(
-                self, f"trigger-{job}", name=n.trigger(job), data_factory_id=props.data_factory_id,
+                self, f"trigger-{job}", name=n.adf_trigger(job), data_factory_id=props.data_factory_id,
                 pipeline_name=self.pipelines[job].name, frequency=r.frequency, interval=r.interval,
                 time_zone=r.time_zone, activated=not orchestrated.paused,
                 schedule=DataFactoryTriggerScheduleSchedule(

@@ -81,7 +81,7 @@ def windows_time_zone(iana: str) -> str:
     try:
         return WINDOWS_TIME_ZONES[iana]
     except KeyError:
-        raise ScheduleError(f"time zone {iana!r} has no Windows id in mlkit/adf_schedule.py WINDOWS_TIME_ZONES "
+        raise ScheduleError(f"time zone {iana!r} has no Windows id in envconfig/adf_schedule.py WINDOWS_TIME_ZONES "
                             "(Data Factory triggers take Windows ids): add its CLDR windowsZones mapping there") from None
 
 

@@ -15,9 +15,11 @@ from mlkit_workloads.strict import Strict
 from pydantic import Field, field_validator
 
 from .adf_schedule import ScheduleError, recurrence
+from .errors import FieldProblem
+from .naming import OPTIONAL_RULES, NamingError
 
 if TYPE_CHECKING:
-    from .config import EnvironmentConfig
+    from .environment import EnvironmentConfig
 
 SQL_SERVER_ID = (r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Sql/servers/"
                  r"[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
@@ -115,13 +117,40 @@ class MlWorkspace(Strict):
         return v
 
 
+def check(cfg: "EnvironmentConfig") -> None:
+    """Cross-section checks of the optional systems; raises the first FieldProblem."""
+    problems = orchestration_problems(cfg, cfg.data_factory) + ml_workspace_problems(cfg)
+    if problems:
+        raise FieldProblem(*problems[0])
+
+
+def ml_workspace_problems(cfg: "EnvironmentConfig") -> list[tuple[str, str]]:
+    if not cfg.ml_workspace.enabled:
+        return []
+    if not cfg.is_cloud:
+        return [("ml_workspace.enabled", "a local environment has no Azure ML workspace (the local MLflow server is "
+                                         "its registry)")]
+    return _names(cfg, ("ml_workspace", "ml_storage_account", "application_insights"))
+
+
+def _names(cfg: "EnvironmentConfig", kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Names of a system that is on must follow Azure's rules (checked only then: an environment
+    without it keeps every prefix that was valid before)."""
+    try:
+        for kind in kinds:
+            OPTIONAL_RULES[kind].check(getattr(cfg.names, kind))
+    except NamingError as e:
+        return [(e.field, str(e))]
+    return []
+
+
 def orchestration_problems(cfg: "EnvironmentConfig", data_factory: DataFactory) -> list[tuple[str, str]]:
     """(field, message) for a factory the rest of the environment cannot support."""
     if not data_factory.enabled:
         return []
-    out: list[tuple[str, str]] = []
     if not cfg.is_cloud:
         return [("data_factory.enabled", "a local environment has no Data Factory (mlkit run is the orchestrator)")]
+    out: list[tuple[str, str]] = _names(cfg, ("data_factory",))
     if data_factory.source is None:
         out.append(("data_factory.source", "an enabled Data Factory needs the source database to copy from"))
         return out
