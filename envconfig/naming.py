@@ -30,6 +30,9 @@ PRIVATE_DNS_ZONES = {
     "blob": "privatelink.blob.core.windows.net",
     "registry": "privatelink.azurecr.io",
     "namespace": "privatelink.servicebus.windows.net",
+    # issue 13: Data Factory's authoring/data plane, Azure ML's workspace API
+    "dataFactory": "privatelink.datafactory.azure.net",
+    "amlworkspace": "privatelink.api.azureml.ms",
 }
 
 

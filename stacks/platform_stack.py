@@ -195,6 +195,8 @@ class PlatformStack(TerraformStack):
             self.data_factory = OrchestrationFactory(self, "data-factory", DataFactoryProps(
                 names=names, resource_group_name=rg, location=loc, source=adf.source, storage=self.storage,
                 databricks_workspace_id=self.workspace.id, private=private, tags=tags))
+            if self.network:  # its public endpoint is off: authoring and monitoring from inside the VNet
+                self.network.private_endpoint("adf", self.data_factory.id, "dataFactory")
             TerraformOutput(self, OUTPUT_DATA_FACTORY_ID, value=self.data_factory.id, static_id=True,
                             description="Data Factory that orchestrates the jobs (copy to raw, then the Databricks job)")
         if cfg.ml_workspace.enabled:
@@ -214,6 +216,9 @@ class PlatformStack(TerraformStack):
                 location=loc, application_insights_id=self.telemetry.id, vault=self.key_vault,
                 container_registry_id=self.registry.id, private=private, high_business_impact=cfg.prod_like,
                 storage_replication=cfg.storage.replication, tags=tags))
+            if self.network:  # clients in the VNet: the workspace API and its storage
+                self.network.private_endpoint("mlw", self.ml_workspace.id, "amlworkspace")
+                self.network.private_endpoint("stml-blob", self.ml_workspace.storage.id, "blob")
             # mlkit promote registers the approved versions as the deployer.
             self.ml_workspace.grant_register_models("deployer-register-models", cfg.principals.deployer)
             for name, value, description in (

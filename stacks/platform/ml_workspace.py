@@ -20,6 +20,8 @@ from cdktn_provider_azurerm.machine_learning_workspace import (
 )
 from constructs import Construct
 
+from policies.suppressions import suppress
+
 from .key_vault import SecretsVault
 from .roles import (
     AZUREML_DATA_SCIENTIST,
@@ -72,6 +74,11 @@ class AzureMlWorkspace(Construct):
             storage_account_access_type="Identity",
             high_business_impact=props.high_business_impact,
             v1_legacy_mode_enabled=False, sku_name="Basic", tags=props.tags)
+        suppress(self.workspace, "CKV2_AZURE_50",
+                 "checkov reads the azurerm 4.x public_network_access_enabled of the workspace's storage account. Where "
+                 "the environment is private that account keeps its endpoint Enabled behind a deny-by-default firewall "
+                 "with no IP rules (trusted Azure services and private endpoints only), like the data lake "
+                 "(CKV_AZURE_59); dev has no workspace.")
         principal = self.workspace.identity.principal_id
         for role in (STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR):
             assign_role(self, f"storage-{role.lower().replace(' ', '-')}", role=role, resource_id=self.storage.id,
