@@ -510,3 +510,126 @@ def test_synth_refusal_names_every_stack_of_the_refused_environment(tmp_path) ->
     assert "not written: staging-platform, staging-serving, staging-workspace" in res.output
     assert "0 stack(s)" in res.output and "Traceback" not in res.output
     assert not list((out / "stacks").glob("staging-*"))
+
+
+# ---- issue 13: Data Factory orchestration, Azure ML workspace + Application Insights ----------
+
+
+def _untoken(text: str) -> str:
+    """Terraform interpolations in a JSON-valued attribute, as values (the job id is known at apply)."""
+    return re.sub(r"\$\{[^}]*\}", "resolved-at-apply", text)
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_synthesized_pipeline_is_the_job_graphs_refereed_by_the_sdk(synthesized, env) -> None:
+    import azure.mgmt.datafactory.models as adf
+    from adf_referee import strict, typed
+
+    cfg = synthesized["configs"][env]
+    names, workspace = cfg.names, synthesized["docs"][f"{env}-workspace"]
+    pipelines = {p["name"]: p for p in resources(workspace, "azurerm_data_factory_pipeline")}
+    assert set(pipelines) == {names.adf_pipeline(j) for j in cfg.data_factory.jobs}
+    for job_name in cfg.data_factory.jobs:
+        body = pipelines[names.adf_pipeline(job_name)]
+        job = graph.JOBS[job_name]
+        doc = {"properties": {"activities": json.loads(_untoken(body["activities_json"])),
+                              "parameters": {k: {"type": "String", "defaultValue": v}
+                                             for k, v in body["parameters"].items()}}}
+        acts = [typed(adf.Activity, a) for a in strict(adf.PipelineResource, doc).properties.activities]
+        tables = cfg.data_factory.source.tables
+        assert [a.name for a in acts] == [*(f"copy_{t.name.replace('.', '_')}" for t in tables), f"run_{job_name}",
+                                          f"fail_{job_name}"]
+        run = acts[len(tables)]
+        assert type(run).__name__ == "DatabricksJobActivity"
+        # the job it runs is this stack's Databricks job, with the graph's parameters and tasks
+        job_address = next(a for a, j in workspace["resource"]["databricks_job"].items() if j["name"] == names.job(job_name))
+        assert json.loads(body["activities_json"])[len(tables)]["typeProperties"]["jobId"] == \
+            f"${{databricks_job.{job_address}.id}}"
+        assert set(run.type_properties.job_parameters) == {p.name for p in job.parameters}
+        raw_root = names.abfss_url("raw").rstrip("/")
+        folder = cfg.workloads.forecast.source.path.strip("/")
+        assert run.type_properties.job_parameters["raw_path"]["value"].startswith(
+            f"@concat('{raw_root}/{folder}/load_date='")
+        assert run.user_properties[0].value == " -> ".join(t.key for t in job.topological_order())
+        assert body["concurrency"] == 1
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_trigger_is_the_jobs_own_schedule_and_the_job_has_none(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    workspace = synthesized["docs"][f"{env}-workspace"]
+    trigger, = resources(workspace, "azurerm_data_factory_trigger_schedule")
+    schedule = cfg.jobs.schedules["forecast"]
+    assert schedule.quartz_cron == "0 0 1 ? * SUN" and schedule.timezone == "Europe/Amsterdam"  # reference 000
+    assert (trigger["frequency"], trigger["interval"], trigger["time_zone"], trigger["activated"]) == \
+        ("Week", 1, "W. Europe Standard Time", True)
+    assert trigger["schedule"] == {"days_of_week": ["Sunday"], "hours": [1], "minutes": [0]}
+    jobs = {j["name"]: j for j in resources(workspace, "databricks_job")}
+    assert "schedule" not in jobs[cfg.names.job("forecast")]
+    assert "schedule" in jobs[cfg.names.job("classifier")]  # not orchestrated: keeps its own
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_factory_is_private_and_every_linked_service_is_an_identity(synthesized, env) -> None:
+    import azure.mgmt.datafactory.models as adf
+    from adf_referee import strict, typed
+
+    cfg = synthesized["configs"][env]
+    platform, workspace = synthesized["docs"][f"{env}-platform"], synthesized["docs"][f"{env}-workspace"]
+    factory, = resources(platform, "azurerm_data_factory")
+    assert (factory["public_network_enabled"], factory["managed_virtual_network_enabled"]) == (False, True)
+    assert factory["identity"]["type"] == "SystemAssigned, UserAssigned"
+    sql, = resources(platform, "azurerm_data_factory_linked_service_azure_sql_database")
+    lake, = resources(platform, "azurerm_data_factory_linked_service_data_lake_storage_gen2")
+    assert sql["use_managed_identity"] is True and lake["use_managed_identity"] is True
+    assert "Encrypt=True" in sql["connection_string"] and "Password" not in sql["connection_string"]
+    assert f"Data Source={cfg.data_factory.source.host}" in sql["connection_string"]
+    assert {sql["integration_runtime_name"], lake["integration_runtime_name"]} == {cfg.names.adf_integration_runtime}
+    custom, = resources(workspace, "azurerm_data_factory_linked_custom_service")
+    props = json.loads(_untoken(custom["type_properties_json"]))
+    service = typed(adf.LinkedService, strict(adf.LinkedServiceResource, {"properties": {
+        "type": custom["type"], "typeProperties": props}}).properties)
+    assert service.type_properties.authentication == "MSI" and service.type_properties.access_token is None
+    assert service.type_properties.credential.reference_name == cfg.names.adf_credential
+    targets = {e["subresource_name"] for e in resources(platform, "azurerm_data_factory_managed_private_endpoint")}
+    assert targets == {"sqlServer", "dfs", "databricks_ui_api"}
+    parquet = resources(platform, "azurerm_data_factory_dataset_parquet")
+    assert [p["azure_blob_fs_location"]["path"] for p in parquet] == \
+        [f"@concat('{t.folder}/load_date=', dataset().load_date)" for t in cfg.data_factory.source.tables]
+    assert "CREATE USER [" + cfg.names.data_factory + "] FROM EXTERNAL PROVIDER" in \
+        platform["output"]["data_factory_sql_grants"]["value"]
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_ml_workspace_reuses_vault_and_registry_with_its_own_insights_and_storage(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    platform = synthesized["docs"][f"{env}-platform"]
+    mlw, = resources(platform, "azurerm_machine_learning_workspace")
+    assert mlw["key_vault_id"].startswith("${azurerm_key_vault.")
+    assert mlw["container_registry_id"].startswith("${azurerm_container_registry.")
+    assert mlw["application_insights_id"].startswith("${azurerm_application_insights.")
+    accounts = {a["name"]: a for a in resources(platform, "azurerm_storage_account")}
+    lake, own = accounts[cfg.names.storage_account], accounts[cfg.names.ml_storage_account]
+    # Azure ML cannot use an account with a hierarchical namespace: its own, locked down like the lake
+    assert lake["is_hns_enabled"] is True and own["is_hns_enabled"] is False
+    assert (own["shared_access_key_enabled"], own["min_tls_version"], own["infrastructure_encryption_enabled"]) == \
+        (False, "TLS1_2", True)
+    assert (mlw["public_network_access_enabled"], mlw["storage_account_access_type"], mlw["high_business_impact"]) == \
+        (False, "Identity", True)
+    assert mlw["managed_network"]["isolation_mode"] == "AllowOnlyApprovedOutbound"
+    appi, = resources(platform, "azurerm_application_insights")
+    assert appi["workspace_id"].startswith("${azurerm_log_analytics_workspace.")
+    assert appi["local_authentication_enabled"] is False and appi["internet_query_enabled"] is False
+    secret, = resources(platform, "azurerm_key_vault_secret")
+    assert secret["name"] == cfg.names.application_insights_secret
+    assert secret["value"].startswith("${azurerm_application_insights.") and secret["value"].endswith(".connection_string}")
+    assert platform["output"]["application_insights_secret_name"]["value"] == cfg.names.application_insights_secret
+    assert synthesized["manifest"] and mlw["tags"] == tags_for(cfg.tags, env)
+
+
+def test_dev_has_neither_factory_nor_ml_workspace(synthesized) -> None:
+    for kind in ("platform", "workspace"):
+        doc = synthesized["docs"][f"dev-{kind}"]
+        assert not [t for t in doc["resource"] if t.startswith(("azurerm_data_factory", "azurerm_machine_learning",
+                                                                 "azurerm_application_insights"))]
+    assert all("schedule" in j for j in resources(synthesized["docs"]["dev-workspace"], "databricks_job"))
