@@ -8,7 +8,7 @@ checks that need the rest of the environment (the job graph, the job's source, i
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mlkit_workloads.graph import JOBS, RAW_PATH
 from mlkit_workloads.strict import Strict
@@ -18,8 +18,6 @@ from .adf_schedule import ScheduleError, recurrence
 from .errors import FieldProblem
 from .naming import OPTIONAL_RULES, NamingError
 
-if TYPE_CHECKING:
-    from .environment import EnvironmentConfig
 
 SQL_SERVER_ID = (r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/Microsoft\.Sql/servers/"
                  r"[a-z0-9][a-z0-9-]{0,61}[a-z0-9]")
@@ -117,14 +115,15 @@ class MlWorkspace(Strict):
         return v
 
 
-def check(cfg: "EnvironmentConfig") -> None:
-    """Cross-section checks of the optional systems; raises the first FieldProblem."""
+def check(cfg: Any) -> None:
+    """Cross-section checks of the optional systems; raises the first FieldProblem. ``cfg`` is the
+    EnvironmentConfig being validated (not imported: it imports this module)."""
     problems = orchestration_problems(cfg, cfg.data_factory) + ml_workspace_problems(cfg)
     if problems:
         raise FieldProblem(*problems[0])
 
 
-def ml_workspace_problems(cfg: "EnvironmentConfig") -> list[tuple[str, str]]:
+def ml_workspace_problems(cfg: Any) -> list[tuple[str, str]]:
     if not cfg.ml_workspace.enabled:
         return []
     if not cfg.is_cloud:
@@ -133,7 +132,7 @@ def ml_workspace_problems(cfg: "EnvironmentConfig") -> list[tuple[str, str]]:
     return _names(cfg, ("ml_workspace", "ml_storage_account", "application_insights"))
 
 
-def _names(cfg: "EnvironmentConfig", kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+def _names(cfg: Any, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
     """Names of a system that is on must follow Azure's rules (checked only then: an environment
     without it keeps every prefix that was valid before)."""
     try:
@@ -144,7 +143,7 @@ def _names(cfg: "EnvironmentConfig", kinds: tuple[str, ...]) -> list[tuple[str, 
     return []
 
 
-def orchestration_problems(cfg: "EnvironmentConfig", data_factory: DataFactory) -> list[tuple[str, str]]:
+def orchestration_problems(cfg: Any, data_factory: DataFactory) -> list[tuple[str, str]]:
     """(field, message) for a factory the rest of the environment cannot support."""
     if not data_factory.enabled:
         return []
