@@ -21,13 +21,13 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import free_port
+from helpers import free_port
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, str(ROOT / "tests" / "fault_cli.py")]
-RUN_TIMEOUT = 240  # one small run takes 20-60 s here, more under load
+RUN_TIMEOUT = 600  # one small run takes 20-60 s alone; on a loaded 2-core machine (load 14) reaching promote took over 240 s
 FORECAST, CLASSIFIER, PREFIX = "forecast_faults", "classifier_faults", "/Shared/mlkit-faults"
 # What the JVM and MLflow print on their own at start and at registration (not ours, not errors).
 NOISE = ("WARNING: Using incubator modules", "Setting default log level", "To adjust logging level",
@@ -451,7 +451,6 @@ def test_stopping_the_service_does_not_wait_on_a_registry_that_does_not_answer(t
 # ------------------------------------------------------------------ re-runs
 
 
-@pytest.mark.spark
 def test_an_identical_classifier_rerun_skips_training_and_moves_nothing(spark, mlflow_server, tmp_path):
     """A retried or repeated job on the same data version with the same settings registers no second
     version and leaves the champion where it was; the tables are as before."""

@@ -22,7 +22,7 @@ from policy_cases_orchestration import (  # noqa: E402
     ml_workspace,
 )
 
-from policies import PolicyRun  # noqa: E402
+from policies.engine import PolicyRun  # noqa: E402
 
 
 def findings(tmp_path, cfg, *builds):
