@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from . import databricks as databricks_checks
 from . import infra as infra_checks
-from . import serving
+from . import orchestration, serving
 from .databricks import Databricks
 from .errors import FieldProblem, UserError
 from .fields import check_uuid
@@ -20,6 +20,7 @@ from .infra import Aks, Backend, ContainerRegistry, EventHubs, KeyVault, Network
 from .jobs import Jobs
 from .local import Local
 from .naming import MANDATORY_TAGS, Names, names_for
+from .orchestration import DataFactory, MlWorkspace
 from .suppressions import Suppression
 
 
@@ -48,6 +49,9 @@ class EnvironmentConfig(Strict):
     local: Local = Local()
     prod_like: bool = Field(default=False, description="stricter policy rules apply (staging, prod)")
     suppressions: list[Suppression] = Field(default_factory=list)
+    # issue 13: the optional systems (envconfig/orchestration.py)
+    data_factory: DataFactory = DataFactory()
+    ml_workspace: MlWorkspace = MlWorkspace()
 
     @field_validator("subscription_id", "tenant_id")
     @classmethod
@@ -76,6 +80,7 @@ class EnvironmentConfig(Strict):
             infra_checks.check_cloud(self.principals, self.key_vault, self.aks, self.storage,
                                      self.container_registry, self.network)
             databricks_checks.check_cloud(self.databricks, self.network)
+        orchestration.check(self)
         return self
 
     @property

@@ -236,6 +236,9 @@ CASES = {
     "MLK-GOV-004": (PROD, databricks_provider, lambda s: databricks_provider(s, token="${var.databricks_token}"),
                     "sets token"),
 }
+from policy_cases_orchestration import CASES as ORCHESTRATION_CASES  # noqa: E402  (issue 13's rules)
+
+CASES.update(ORCHESTRATION_CASES)
 NOT_ELEMENT_RULES = {"MLK-SUP-001", "MLK-SUP-002", "MLK-SUP-003", "MLK-SUP-004", "MLK-ENG-001"}
 
 

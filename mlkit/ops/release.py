@@ -61,6 +61,9 @@ class ModelPin:
     data_table_version: str | None = None
     source_uri: str = ""      # models:/<name>/<version> in the source registry
     target: str = ""          # full name (catalog.schema.model) in the locked environment
+    # issue 13: the same version registered in the locked environment's Azure ML workspace ("" = not)
+    aml_model: str = ""
+    aml_version: str = ""
 
 
 @dataclass
