@@ -16,7 +16,7 @@ import pytest
 from mlkit_workloads.forecast.frequency import plan
 from mlkit_workloads.forecast.meta_model import decompress
 from mlkit_workloads.settings import Forecast
-from mlkit_workloads import train_many
+from mlkit_workloads import buckets, train_many
 
 KEYS = ["store", "item"]
 CFG = Forecast.model_validate({"horizon": 7, "backtest_windows": 2, "min_train_periods": 28,
@@ -67,7 +67,7 @@ def per_group(pdf: pd.DataFrame) -> pd.DataFrame:
 def test_a_bucket_gives_each_group_what_its_own_call_gives():
     pdf = sample()
     fit_bucket = train_many.make_bucket_udf(CFG, KEYS, PLAN)
-    got = train_many.expand(fit_bucket(pdf.assign(**{train_many.BUCKET: 0})), KEYS, list(CFG.levels))
+    got = train_many.expand(fit_bucket(pdf.assign(**{buckets.BUCKET: 0})), KEYS, list(CFG.levels))
     want = per_group(pdf)
     assert got.status.value_counts().to_dict() == {"ok": 4, "skipped": 1, "failed": 1}
     assert "duplicated timestamps" in got.set_index("item").reason["I6"]
@@ -94,10 +94,10 @@ def test_an_exception_outside_train_group_fails_that_group_only(monkeypatch):
 
 
 def test_layout_bounds_rows_per_call_and_uses_every_core():
-    assert train_many.layout(1_500_000, 1000, 2) == (8, 8)  # 1.5M rows: one bucket per task
-    tasks, buckets = train_many.layout(40_000_000, 10_000, 2)
-    assert tasks == 8 and buckets % tasks == 0 and 40_000_000 / buckets <= train_many.MAX_ROWS_PER_CALL
-    assert train_many.layout(300, 3, 2) == (3, 3)  # never more tasks or buckets than groups
+    assert buckets.layout(1_500_000, 1000, 2) == (8, 8)  # 1.5M rows: one bucket per task
+    tasks, buckets = buckets.layout(40_000_000, 10_000, 2)
+    assert tasks == 8 and buckets % tasks == 0 and 40_000_000 / buckets <= buckets.MAX_ROWS_PER_CALL
+    assert buckets.layout(300, 3, 2) == (3, 3)  # never more tasks or buckets than groups
 
 
 @pytest.mark.spark

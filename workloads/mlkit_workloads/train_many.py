@@ -1,5 +1,6 @@
 """train_many: the best of several forecasters per group, chosen by backtest, with
-groupBy().applyInPandas(); one MLflow run, one bundle.
+groupBy(bucket).applyInPandas() (each call loops over the groups of its bucket, ``buckets``); one
+MLflow run, one bundle.
 
 The run's frequency is the settings' or inferred from the table's distinct timestamps (and said);
 season, horizon and backtest sizes follow from it (``forecast.frequency.plan``). Spark and MLflow
@@ -18,12 +19,12 @@ import tempfile
 import time
 import warnings
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .buckets import BUCKET, MAX_ROWS_PER_CALL, bucketed, layout, spark_conf
 from .errors import WorkloadError
 from .forecast.frequency import Plan, infer_frequency, plan
 from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
@@ -83,12 +84,6 @@ def make_udf(cfg, keys: list[str], run_plan: Plan):
     return fit
 
 
-BUCKET = "_bucket"
-# Most rows one UDF call holds in pandas: a call loops over the groups of its bucket, so its memory
-# is the bucket's rows, not the partition's. 250k rows are ~60 groups of 4,000 rows (~20 MB).
-MAX_ROWS_PER_CALL = 250_000
-
-
 def make_bucket_udf(cfg, keys: list[str], run_plan: Plan):
     """The function applyInPandas runs once per bucket: the per-group ``fit`` over each of its groups
     in key order, each on exactly the rows it would get alone (own split, search, status)."""
@@ -103,15 +98,6 @@ def make_bucket_udf(cfg, keys: list[str], run_plan: Plan):
     return fit_bucket
 
 
-def layout(total_rows: int, groups: int, cores: int, max_rows: int = MAX_ROWS_PER_CALL) -> tuple[int, int]:
-    """(tasks, buckets) for a training run. Tasks: 4 per core (a core that finishes early takes the
-    next task: the tail stays short), never more than the groups. Buckets: a multiple of the tasks,
-    enough that no call holds more than ``max_rows`` rows on average, never more than the groups."""
-    tasks = max(1, min(groups, 4 * cores))
-    per_task = -(-total_rows // (tasks * max_rows))  # ceil
-    return tasks, max(1, min(groups, tasks * max(1, per_task)))
-
-
 def expand(raw: pd.DataFrame, keys: list[str], levels: list[int]) -> pd.DataFrame:
     """The collected UDF rows -> one row per group: keys, every result_fields column, model."""
     fields = result_fields(levels)
@@ -121,19 +107,6 @@ def expand(raw: pd.DataFrame, keys: list[str], levels: list[int]) -> pd.DataFram
     out = pd.concat([raw[keys].reset_index(drop=True), info], axis=1)
     out.insert(out.columns.get_loc("model_bytes"), "model", raw["model"].reset_index(drop=True))
     return out
-
-
-@contextmanager
-def _conf(spark, **values: str):
-    """Set Spark SQL confs for one block and put the previous values back."""
-    before = {k: spark.conf.get(k, None) for k in values}
-    for k, v in values.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
 
 
 def run_plan(spark, sdf, cfg) -> tuple[Plan, str]:
@@ -154,16 +127,17 @@ def run_plan(spark, sdf, cfg) -> tuple[Plan, str]:
         raise WorkloadError(f"forecast settings for {freq} data ({how}): {e}") from None
 
 
-def train_groups(spark, sdf, cfg, the_plan: Plan, per_group: bool = False) -> pd.DataFrame:
+def train_groups(spark, sdf, cfg, the_plan: Plan, per_group: bool = False, layout_out: dict | None = None) -> pd.DataFrame:
     """Spark edge: one core per model, several groups per UDF call (``per_group``: one call per group,
-    the reference path the batching is tested against). Returns one row per group."""
-    from pyspark.sql import functions as F
-
+    the reference path the batching is tested against). Returns one row per group, in key order;
+    ``layout_out`` gets the tasks and buckets chosen."""
     keys = list(cfg.columns.group_keys)
     cores = spark.sparkContext.defaultParallelism
     cols = [*keys, cfg.columns.timestamp, cfg.columns.target, *cfg.columns.features]
     sizes = sdf.groupBy(*keys).count().toPandas()
     tasks, buckets = layout(int(sizes["count"].sum()), max(len(sizes), 1), cores)
+    if layout_out is not None:
+        layout_out.update(tasks=tasks, buckets=buckets, groups=len(sizes), rows=int(sizes["count"].sum()))
     # The table's read + the shuffle's map side on every core, not one: Spark packs files into read
     # splits of max(openCostInBytes = 4 MB, bytes / cores), so a table of a few MB (1.5M rows here)
     # was ONE split, read and shuffled on one core while the other waited. With a small open cost
@@ -173,16 +147,13 @@ def train_groups(spark, sdf, cfg, the_plan: Plan, per_group: bool = False) -> pd
     confs = {"spark.sql.files.openCostInBytes": str(64 * 1024), "spark.sql.adaptive.enabled": "false",
              "spark.sql.shuffle.partitions": str(tasks),
              "spark.sql.execution.arrow.maxRecordsPerBatch": str(MAX_ROWS_PER_CALL)}
-    with _conf(spark, **confs):
+    with spark_conf(spark, **confs):
         if per_group:
             # Range-partitioned by the keys: each task gets about the same number of rows.
             out = (sdf.select(*cols).repartitionByRange(tasks, *keys).groupBy(*keys)
                    .applyInPandas(make_udf(cfg, keys, the_plan), result_schema(keys)))
         else:
-            # A bucket is a hash of the keys (about the same number of groups each); range-partitioned
-            # on the bucket so each task holds whole buckets; applyInPandas reuses that partitioning.
-            bucket = F.pmod(F.xxhash64(*keys), F.lit(buckets)).cast("int").alias(BUCKET)
-            out = (sdf.select(*cols, bucket).repartitionByRange(tasks, BUCKET).groupBy(BUCKET)
+            out = (bucketed(sdf.select(*cols), keys, tasks, buckets).groupBy(BUCKET)
                    .applyInPandas(make_bucket_udf(cfg, keys, the_plan), result_schema(keys)))
         raw = out.toPandas()
     return expand(raw, keys, list(cfg.levels)).sort_values(keys, kind="stable").reset_index(drop=True)
@@ -283,7 +254,8 @@ def run(rt: Runtime) -> dict:
            f"{the_plan.horizon}, {the_plan.windows} backtest windows; candidates {', '.join(cfg.models)} + seasonal naive")
     rt.say(f"training the best model per group of {table} v{version}")
     t0 = time.perf_counter()
-    results = train_groups(rt.spark, sdf, cfg, the_plan)
+    spread: dict = {}
+    results = train_groups(rt.spark, sdf, cfg, the_plan, layout_out=spread)
     train_seconds = time.perf_counter() - t0
     trained_at = utc_now()
     summary = summarize(results)
@@ -328,7 +300,7 @@ def run(rt: Runtime) -> dict:
            "columns": {"group_keys": keys, "timestamp": cfg.columns.timestamp, "target": cfg.columns.target},
            "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),
            "metrics_table": rt.tables.path(TABLES["group_metrics"]),
-           "timings": {k: round(v, 3) for k, v in timings.items()}}
+           "timings": {k: round(v, 3) for k, v in timings.items()}, "layout": spread}
     for k, v in out.items():
         rt.context.set(k, v)
     return out
