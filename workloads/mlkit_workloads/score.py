@@ -30,37 +30,44 @@ from .tracking import check_reachable, require_champion
 
 def future_rows(models: GroupModels, future: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per group and future period (keys, timestamp, step, the features), and the groups
-    that cannot be forecast -> why. ``future``: keys, timestamp (naive UTC) and feature columns."""
+    that cannot be forecast -> why. ``future``: keys, timestamp (naive UTC) and feature columns.
+    Built for every group at once (one merge), not group by group: 10,000 groups cost ~50 ms
+    each one by one, on the driver, before any scoring starts."""
     spec = models.spec
     keys, ts, feats, freq, horizon = spec["keys"], spec["timestamp"], spec["features"], spec["frequency"], spec["horizon"]
-    frames, cannot = [], {}
-    lookup = None
-    if future is not None and feats:
-        lookup = {k if isinstance(k, tuple) else (k,): g for k, g in future.groupby(keys, sort=False)}
-    for key in models.groups():
-        info = models.group_info(key)
-        last = pd.Timestamp(info["last_ts"])
-        rows = pd.DataFrame({ts: future_dates(last, freq, horizon)})
-        rows.insert(0, "step", np.arange(1, horizon + 1))
-        for k, v in zip(keys, key):
-            rows.insert(0, k, v)
-        if feats:
-            uses = info.get("model_type") == "xgboost"
-            got = lookup.get(tuple(key)) if lookup is not None else None
-            if got is not None:
-                rows = rows.merge(got[[ts, *feats]].drop_duplicates(ts), on=ts, how="left")
-            else:
-                rows = rows.assign(**{f: np.nan for f in feats})
-            if uses and rows[feats].isna().any().any():
-                gap = rows[ts][rows[feats].isna().any(axis=1)].iloc[0]
-                cannot["/".join(key)] = (f"its {info['model_type']} model needs future values of {', '.join(feats)}: "
-                                         + ("no forecast.future_features source is configured" if future is None else
-                                            f"none for {gap.date()} in the future features"))
-                continue
-            rows[feats] = rows[feats].fillna(0.0)  # a model without features ignores them
-        frames.append(rows)
     cols = [*keys, "step", ts, *feats]
-    return (pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)), cannot
+    groups = models.groups()
+    if not groups:
+        return pd.DataFrame(columns=cols), {}
+    infos = [models.group_info(k) for k in groups]
+    dates: dict[str, pd.DatetimeIndex] = {}  # most groups end on the same period
+    for info in infos:
+        if info["last_ts"] not in dates:
+            dates[info["last_ts"]] = future_dates(pd.Timestamp(info["last_ts"]), freq, horizon)
+    rows = pd.DataFrame({**{k: np.repeat([g[i] for g in groups], horizon) for i, k in enumerate(keys)},
+                         "step": np.tile(np.arange(1, horizon + 1), len(groups)),
+                         ts: np.concatenate([dates[i["last_ts"]].to_numpy() for i in infos]).astype("datetime64[ns]")})
+    cannot: dict[str, str] = {}
+    if feats:
+        if future is not None:
+            got = future[[*keys, ts, *feats]].drop_duplicates([*keys, ts])
+            got = got.astype({**{k: str for k in keys}, ts: "datetime64[ns]"})
+            rows = rows.merge(got, on=[*keys, ts], how="left")
+        else:
+            rows = rows.assign(**{f: np.nan for f in feats})
+        uses = np.repeat([i.get("model_type") == "xgboost" for i in infos], horizon)
+        gaps = rows[uses & rows[feats].isna().any(axis=1).to_numpy()]
+        for key, first in gaps.groupby(keys, sort=False)[ts].first().items():
+            key = key if isinstance(key, tuple) else (key,)
+            kind = models.group_info(key)["model_type"]
+            cannot["/".join(key)] = (f"its {kind} model needs future values of {', '.join(feats)}: "
+                                     + ("no forecast.future_features source is configured" if future is None else
+                                        f"none for {first.date()} in the future features"))
+        if cannot:
+            bad = set(cannot)
+            rows = rows[["/".join(r) not in bad for r in rows[keys].itertuples(index=False)]]
+        rows[feats] = rows[feats].fillna(0.0)  # a model without features ignores them
+    return rows[cols].reset_index(drop=True), cannot
 
 
 def read_future(rt: Runtime, keys: list[str]) -> pd.DataFrame | None:
