@@ -94,7 +94,7 @@ def main() -> None:
 
 def forecast_settings(args, state: Path | None):
     """local.yaml's forecast settings (the default job's search budget), the bench's source and candidates."""
-    from mlkit.config import load_environment
+    from envconfig.loader import load_environment
 
     workloads = load_environment("local", ROOT / "environments").workloads
     fc = workloads.forecast.model_dump()
