@@ -23,6 +23,7 @@ CFG = Forecast.model_validate({"horizon": 7, "backtest_windows": 2, "min_train_p
                                "models": ["xgboost"], "search": {"n_trials": 2, "max_rounds": 15,
                                                                  "early_stopping_rounds": 3}})
 PLAN = plan(CFG, "D")
+BASELINE_ONLY = CFG.model_copy(update={"models": ["seasonal_naive"]})  # cheap, for what needs no search
 # Differ between two runs of the same group by nature (wall clock), not by the batching.
 TIMES = {"fit_seconds", "search_seconds"}
 
@@ -86,7 +87,8 @@ def test_an_exception_outside_train_group_fails_that_group_only(monkeypatch):
 
     monkeypatch.setattr(cloudpickle, "dumps", dumps)
     pdf = sample()
-    out = train_many.expand(train_many.make_bucket_udf(CFG, KEYS, PLAN)(pdf.assign(_bucket=0)), KEYS, [80, 95])
+    fit_bucket = train_many.make_bucket_udf(BASELINE_ONLY, KEYS, PLAN)
+    out = train_many.expand(fit_bucket(pdf.assign(**{buckets.BUCKET: 0})), KEYS, [80, 95])
     by = out.set_index("item")
     assert by.status["I1"] == "failed" and "disk full while pickling" in by.reason["I1"]
     assert by.model_bytes["I1"] == 0 and by.model["I1"] is None
@@ -126,3 +128,32 @@ def test_scoring_a_bucket_isolates_a_group_whose_model_breaks():
     assert bad.prediction.isna().all() and bad.error.str.contains("MemoryError: model too large").all()
     good = out[out.item != "I2"]
     assert (good.error == "").all() and good.prediction.tolist() == [1.0, 2.0, 3.0] * 2
+
+
+def test_future_rows_for_every_group_at_once():
+    """Each group's horizon after its own last period, its planned features merged; an XGBoost group
+    without future features is reported (with the first date missing), a statsforecast group is not."""
+    from mlkit_workloads.score import future_rows
+
+    class Bundle:
+        spec = {"keys": KEYS, "timestamp": "date", "features": ["promo"], "frequency": "D", "horizon": 3}
+        info = {("S1", "I1"): {"last_ts": "2025-01-10", "model_type": "xgboost"},
+                ("S1", "I2"): {"last_ts": "2025-01-05", "model_type": "auto_ets"},
+                ("S1", "I3"): {"last_ts": "2025-01-10", "model_type": "xgboost"}}
+
+        def groups(self):
+            return list(self.info)
+
+        def group_info(self, key):
+            return self.info[tuple(key)]
+
+    future = pd.DataFrame({"store": "S1", "item": ["I1"] * 3 + ["I3"],
+                           "date": pd.to_datetime(["2025-01-11", "2025-01-12", "2025-01-13", "2025-01-11"]),
+                           "promo": [1.0, 0.0, 1.0, 1.0]})
+    rows, cannot = future_rows(Bundle(), future)
+    assert rows.columns.tolist() == [*KEYS, "step", "date", "promo"]
+    i1, i2 = rows[rows.item == "I1"], rows[rows.item == "I2"]
+    assert i1.date.dt.day.tolist() == [11, 12, 13] and i1.promo.tolist() == [1.0, 0.0, 1.0] and i1.step.tolist() == [1, 2, 3]
+    assert i2.date.dt.day.tolist() == [6, 7, 8] and (i2.promo == 0.0).all()  # no features needed: filled
+    assert list(cannot) == ["S1/I3"] and "none for 2025-01-12 in the future features" in cannot["S1/I3"]
+    assert "I3" not in set(rows.item)
