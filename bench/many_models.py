@@ -1,24 +1,27 @@
-"""Many-models benchmark: how close train_many gets to the raw compute bound, in one run.
+"""Many-models benchmark: the forecast job's real tasks end to end, each next to its raw bound, in one run.
 
-(a) raw bound   = sum of per-group fit times measured inside this run (GroupResult.fit_seconds:
-                  series preparation, the backtest of every candidate, the winner's final fit) / cores
-(b) train_many  = the task end to end (read table, applyInPandas, collect, one MLflow run,
-                  bundle log + register, metrics table)
-(c) naive       = one mlflow.pyfunc.log_model per group, timed on a sample, extrapolated
-Scoring, over the future rows of every group (groups x horizon, with the planned promotions),
-each group's rows in one partition in time order, one partition per core, cached:
-    raw predict   = in this process, models already loaded (load time not counted), summed over
-                    groups / cores: "model predict" = the meta model's forecast of the group's rows
-                    (the goal's reference), "predict only" = the forecaster's own forecast call
-    scorers       = applyInPandas by group + meta model (what `score` uses), mapInPandas, mlflow
-                    spark_udf over the same model, and a no-op mapInPandas (the Spark/Arrow floor);
-                    each run twice, interleaved, best counts (raw predict too).
-The models are the backtest-chosen forecasters (statsforecast / mlforecast); the scale issue
-re-bases the goals on them.
+    python bench/many_models.py                      # quick: 1,000 groups x 1,500 rows
+    python bench/many_models.py --scale reference    # the reference's shape: 10,000 groups x 4,000 rows = 40M rows
+    python bench/many_models.py --profile 4          # time 4 groups of the per-group work in process, extrapolate
 
-    python bench/many_models.py                 # 1000 groups x 1500 rows, 100 trees
-    python bench/many_models.py --groups 40 --rows 400    # quick
-Results are printed and written to bench/out/many_models.json.
+Tasks (the job's own code: ingest, train_many, promote, score), on the local environment's settings
+(environments/local.yaml: the default job's search budget) with the data source replaced by
+synthetic parquet files written here in chunks (never all rows in one pandas frame):
+    ingest      wall; 40M rows go Spark -> staged Parquet -> delta-rs as a stream of Arrow batches
+    train_many  wall vs raw bound = sum over groups of fit_seconds (measured inside train_group:
+                series preparation, the search, every candidate's rolling-origin backtest, the
+                winner's refit) / cores
+    promote     wall (the gates over the metrics table)
+    score       the task's wall and its predict stage (applyInPandas + collect) vs raw bound = in
+                this process, per group: the model read from the bundle + the forecast of its rows,
+                summed / cores (on a sample of groups above 2,000, scaled to all)
+Per task: wall, the ratio, models per core-minute, vCPU-seconds per model next to the reference's
+(192 vCPU x 1800 s / 10,000 = 34.6 for training, 192 x 1200 / 10,000 = 23 for scoring), peak RSS of
+this driver + the JVM + the Python workers (the MLflow server excluded), and the load average.
+
+``--models`` sets the per-group candidates (default: local.yaml's). The default work costs tens of
+seconds per 4,000-row group on this machine (``--profile`` says where): see bench/README.md for
+what each measured run did per group.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,215 +41,341 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+SCALES = {"quick": (1000, 1500), "reference": (10_000, 4000)}
+ITEMS = 50  # items per store: groups = stores x 50
+CHUNK_GROUPS = 250  # groups generated and written per parquet file (~1.1M rows at 4,000 days)
+RAW_SAMPLE = 2000  # groups timed for the scoring raw bound
+REFERENCE = {"train_many": 192 * 1800 / 10_000, "score": 192 * 1200 / 10_000}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--groups", type=int, default=1000)
-    ap.add_argument("--rows", type=int, default=1500, help="rows (days) per group")
-    ap.add_argument("--trees", type=int, default=100)
-    ap.add_argument("--naive-sample", type=int, default=100)
+    ap.add_argument("--scale", choices=list(SCALES), default="quick")
+    ap.add_argument("--groups", type=int, help="override the scale's groups")
+    ap.add_argument("--rows", type=int, help="override the scale's rows (days) per group")
+    ap.add_argument("--models", help="comma-separated candidates (default: local.yaml's)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--profile", type=int, default=0, help="time N groups in process, extrapolate, stop")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = ap.parse_args()
+    groups, rows = SCALES[args.scale]
+    args.groups, args.rows = args.groups or groups, args.rows or rows
+    cfg = forecast_settings(args, None)
+    if args.profile:
+        print(json.dumps(profile(cfg, args), indent=2))
+        return
 
     from mlkit.local import mlflow_server
     from mlkit.local.runner import quiet_libraries
     from mlkit_workloads.local_spark import local_session
 
     quiet_libraries()
-    out = ROOT / "bench" / "out"
-    state = out / "state"
+    out = Path(args.out)
+    state = out / f"state-{args.scale}"
     shutil.rmtree(state, ignore_errors=True)
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = mlflow_server.ensure(state, port)
     os.environ["MLFLOW_TRACKING_URI"] = server.url
     spark = local_session(args.cores, app="bench-many-models")
+    meter = Meter(exclude=server.pid)
     try:
-        result = run(spark, args, state)
+        result = run(spark, args, state, meter)
     finally:
+        meter.stop()
         spark.stop()
         mlflow_server.stop(server)
-    (out / "many_models.json").write_text(json.dumps(result, indent=2))
+    path = out / f"many_models_{args.scale}.json"
+    path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     print(verdict(result))
 
 
-def verdict(r: dict) -> str:
-    """The issue's three goals, met or not, with the measured numbers."""
-    best = r["scoring"][r["score_path"]]
+def forecast_settings(args, state: Path | None):
+    """local.yaml's forecast settings (the default job's search budget), the bench's source and candidates."""
+    from envconfig.loader import load_environment
 
-    def line(name, value, goal, ok):
-        return f"  {name:58s} {value:>8}   goal {goal:8s} {'MET' if ok else 'NOT MET'}"
-
-    return "\n".join([
-        f"many models: {r['groups']} groups x {r['rows_per_group']} rows, {r['trees']} trees, {r['cores']} cores; "
-        f"load average {r['load_average_at_start'][0]} at start, {r['load_average_at_end'][0]} at end",
-        line("(a)/(b) efficiency", f"{r['efficiency_a_over_b']:.3f}", ">= 0.85", r["efficiency_a_over_b"] >= 0.85),
-        line("tracking share of train_many wall", f"{r['tracking_share_of_wall']:.1%}", "<= 5 %",
-             r["tracking_share_of_wall"] <= 0.05),
-        line(f"scoring ({r['score_path']}) rows/s vs raw model predict", f"{best['vs_model_predict']:.3f}", ">= 0.8",
-             best["vs_model_predict"] >= 0.8),
-        f"  (c) naive per-group log_model: {r['c_naive_extrapolated_s']} s for {r['groups_ok']} groups = "
-        f"{r['c_naive_over_bundle_tracking']}x the bundle's tracking ({r['b_tracking_s']} s)",
-    ])
+    workloads = load_environment("local", ROOT / "environments").workloads
+    fc = workloads.forecast.model_dump()
+    if args.models:
+        fc["models"] = args.models.split(",")
+    if state is not None:
+        fc["source"] = {"format": "parquet", "path": str(state / "source")}
+        fc["future_features"] = {"format": "parquet", "path": str(state / "future")}
+        if fc["models"] == ["seasonal_naive"]:  # nothing can beat the baseline: that gate cannot pass
+            fc["gates"]["min_share_beating_baseline"] = 0.0
+    return workloads.model_copy(update={"forecast": type(workloads.forecast).model_validate(fc)})
 
 
-def run(spark, args, state: Path) -> dict:
-    import mlflow
-    import pandas as pd
-    import xgboost as xgb
-
-    from mlkit_workloads import train_many
-    from mlkit_workloads.context import LocalTaskContext
-    from mlkit_workloads import score as S
+def chunks(args):
+    """The synthetic store x item data, CHUNK_GROUPS groups at a time: (history, future features)."""
     from mlkit_workloads.data.synthetic import future_features, sales
+
+    stores = int(np.ceil(args.groups / ITEMS))
+    per = max(1, CHUNK_GROUPS // ITEMS)
+    for c, first in enumerate(range(0, stores, per)):
+        n = min(per, stores - first)
+        seed = 7 + c
+        names = {f"S{s + 1:02d}": f"S{first + s + 1:04d}" for s in range(n)}
+        hist = sales(n, ITEMS, args.rows, seed, broken=False)
+        fut = future_features(n, ITEMS, args.rows, seed, periods=35, broken=False)
+        left = args.groups - first * ITEMS  # the last store may be partial
+        for df in (hist, fut):
+            df["store"] = df["store"].map(names)
+        if left < n * ITEMS:
+            keep = hist[["store", "item"]].drop_duplicates().head(left)
+            hist, fut = hist.merge(keep), fut.merge(keep)
+        yield c, hist, fut
+
+
+def write_source(args, state: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for d in ("source", "future"):
+        (state / d).mkdir(parents=True, exist_ok=True)
+    for c, hist, fut in chunks(args):
+        pq.write_table(pa.Table.from_pandas(hist, preserve_index=False), state / "source" / f"part-{c:05d}.parquet",
+                       coerce_timestamps="us")
+        pq.write_table(pa.Table.from_pandas(fut, preserve_index=False), state / "future" / f"part-{c:05d}.parquet",
+                       coerce_timestamps="us")
+        rows += len(hist)
+    return rows
+
+
+class Meter:
+    """Peak RSS of this process and its descendants (driver, JVM, Python workers), sampled every 0.5 s,
+    the MLflow server's process tree excluded; the highest 1-minute load average seen."""
+
+    def __init__(self, exclude: int | None):
+        import psutil
+
+        self.psutil, self.exclude = psutil, exclude
+        self.peak, self.load, self._stop = 0, 0.0, threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def rss(self) -> int:
+        me = self.psutil.Process()
+        skip = set()
+        if self.exclude:
+            try:
+                server = self.psutil.Process(self.exclude)
+                skip = {server.pid, *(p.pid for p in server.children(recursive=True))}
+            except self.psutil.Error:
+                pass
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            if p.pid in skip:
+                continue
+            try:
+                total += p.memory_info().rss
+            except self.psutil.Error:
+                pass
+        return total
+
+    def _loop(self):
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, self.rss())
+            self.load = max(self.load, os.getloadavg()[0])
+
+    def reset(self):
+        self.peak, self.load = self.rss(), os.getloadavg()[0]
+
+    def stop(self):
+        self._stop.set()
+
+
+def task(meter: Meter, name: str, fn, log: dict):
+    """Run one task, recording its wall, peak RSS and the load average around it."""
+    meter.reset()
+    load0 = os.getloadavg()[0]
+    t = time.perf_counter()
+    res = fn()
+    wall = time.perf_counter() - t
+    log[name] = {"wall_s": round(wall, 2), "peak_rss_mb": round(meter.peak / 2**20), "load_start": round(load0, 2),
+                 "load_max": round(meter.load, 2), "load_end": round(os.getloadavg()[0], 2)}
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {wall:.1f} s, peak RSS {meter.peak / 2**20:.0f} MB, "
+          f"load {load0:.1f} -> {os.getloadavg()[0]:.1f}", flush=True)
+    return res
+
+
+def run(spark, args, state: Path, meter: Meter) -> dict:
+    import mlflow
+
+    from mlkit_workloads import ingest, promote, score, train_many
+    from mlkit_workloads.context import LocalTaskContext
     from mlkit_workloads.runtime import TABLES, Runtime
-    from mlkit_workloads.settings import WorkloadSettings
     from mlkit_workloads.tables import DeltaRsStore
 
-    items = min(args.groups, 50)
-    stores = int(np.ceil(args.groups / items))
-    settings = WorkloadSettings.model_validate({"forecast": {
-        "synthetic": {"stores": stores, "items": items, "days": args.rows},
-        "frequency": "D", "search": {"max_rounds": args.trees}}})
-    pdf = sales(stores, items, args.rows, broken=False)
-    keep = pdf[["store", "item"]].drop_duplicates().head(args.groups)
-    pdf = pdf.merge(keep)
-    tables = DeltaRsStore(state / "tables")
-    tables.append(TABLES["forecast"], pdf)
-    ctx = LocalTaskContext("ingest")
-    ctx.set("table", TABLES["forecast"])
-    ctx.set("table_version", 0)
-    rt = Runtime("bench", settings, spark, tables, ctx.for_task("train_many"))
+    settings = forecast_settings(args, state)
+    cfg = settings.forecast
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_start = [round(x, 2) for x in os.getloadavg()]
-    # Warm the Python workers (imports) so (b) measures the job, not interpreter start-up.
+    tasks: dict[str, dict] = {}
+    rows = task(meter, "generate", lambda: write_source(args, state), tasks)
+    tables = DeltaRsStore(state / "tables")
+    ctx = LocalTaskContext()
+    rt = lambda name: Runtime("bench", settings, spark, tables, ctx.for_task(name))  # noqa: E731
+    ing = task(meter, "ingest", lambda: ingest.run(rt("ingest"), "forecast"), tasks)
+    # Warm the Python workers (imports) so train_many measures the job, not interpreter start-up.
     spark.range(4 * args.cores).repartition(2 * args.cores).mapInPandas(_warm, "id long").count()
-
-    t0 = time.perf_counter()
-    res = train_many.run(rt)
-    b = time.perf_counter() - t0
+    res = task(meter, "train_many", lambda: train_many.run(rt("train_many")), tasks)
     metrics = tables.read_pandas(TABLES["group_metrics"])
+    metrics = metrics[metrics.run_id == res["run_id"]]
     fit_sum = float(metrics.fit_seconds.sum())
-    a = fit_sum / args.cores
+    tm = tasks["train_many"]
+    tm.update(raw_bound_s=round(fit_sum / args.cores, 2), fit_seconds_sum=round(fit_sum, 1),
+              ratio=round(fit_sum / args.cores / tm["wall_s"], 3), groups=res["groups"], groups_ok=res["groups_ok"],
+              tracking_s=res["tracking_seconds"], tracking_share=round(res["tracking_seconds"] / tm["wall_s"], 4),
+              stage_s=res["train_seconds"], timings=res["timings"], layout=res.get("layout"),
+              winners=metrics[metrics.status == "ok"].model_type.value_counts().to_dict())
+    per_model(tm, res["groups_ok"], args.cores, "train_many")
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment(client.get_run(res["run_id"]).info.experiment_id)
+    tm["mlflow_runs"] = len(client.search_runs([exp.experiment_id]))
+    tm["bundles"] = len(client.search_model_versions(f"name='{res['model_name']}'"))
+    pro = task(meter, "promote", lambda: promote.run(rt("promote"), "forecast"), tasks)
+    tasks["promote"]["passed"] = pro["passed"]
+    sc = task(meter, "score", lambda: score.run(rt("score")), tasks)
+    raw = raw_scoring(res, args)
+    st = tasks["score"]
+    stage = sc["timings"]["predict_stage"]
+    st.update(rows=sc["rows_scored"], groups=sc["groups_scored"], timings=sc["timings"], raw=raw,
+              raw_bound_s=round(raw["seconds_all_groups"] / args.cores, 2),
+              ratio_stage=round(raw["seconds_all_groups"] / args.cores / stage, 3),
+              ratio_task=round(raw["seconds_all_groups"] / args.cores / st["wall_s"], 3))
+    per_model(st, sc["groups_scored"], args.cores, "score")
+    return {"scale": args.scale, "groups": args.groups, "rows_per_group": args.rows, "rows": rows,
+            "rows_ingested": ing["rows_inserted"], "cores": args.cores, "started": started,
+            "per_group_work": {"models": ["seasonal_naive", *[m for m in cfg.models if m != "seasonal_naive"]],
+                               "search": cfg.search.model_dump(), "backtest_windows": cfg.backtest_windows,
+                               "plan": {k: res[k] for k in ("frequency", "season_length", "horizon") if k in res}},
+            "load_average_at_start": load_start, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "tasks": tasks}
 
-    # (c) naive: one logged MLflow model per group, on a sample, extrapolated to every group.
-    # Conservative for the naive side: no registration per group (the bundle's time includes one).
+
+def per_model(t: dict, models: int, cores: int, name: str) -> None:
+    core_min = t["wall_s"] * cores / 60
+    t["models_per_core_minute"] = round(models / core_min, 1) if core_min else None
+    t["vcpu_s_per_model"] = round(t["wall_s"] * cores / max(models, 1), 3)
+    t["reference_vcpu_s_per_model"] = round(REFERENCE[name], 1)
+
+
+def raw_scoring(res: dict, args) -> dict:
+    """In this process: per group, the model read from the bundle (decompress + unpickle) and the
+    forecast of its future rows through the meta model, on up to RAW_SAMPLE groups, scaled to all."""
+    import mlflow
+
+    from mlkit_workloads import score as S
     from mlkit_workloads.forecast.meta_model import GroupModels
 
-    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/forecast/{res['model_version']}"))
-    models = GroupModels(model_dir / "artifacts" / "bundle", max_models=10**6, max_bytes=2**40)
-    sample = models.groups()[: args.naive_sample]
-    mlflow.set_experiment("/Shared/mlkit/bench-naive")
-    reqs = ["xgboost-cpu==" + xgb.__version__, "statsforecast", "mlforecast"]
-    with mlflow.start_run(run_name="naive per-group log_model"):
-        t1 = time.perf_counter()
-        for i, key in enumerate(sample):
-            mlflow.pyfunc.log_model(name=f"g{i:05d}", python_model=OneGroup(models.model(key)), pip_requirements=reqs)
-        per_model = (time.perf_counter() - t1) / max(len(sample), 1)
-    c = per_model * res["groups_ok"]
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{res['model_name']}/{res['model_version']}"))
+    models = GroupModels(local / "artifacts" / "bundle")
+    import pandas as pd
 
-    # The rows to score: every group's future periods with the planned promotions.
-    future = S.future_rows(models, future_features(stores, items, args.rows, 7, broken=False).assign(
-        date=lambda d: d.date.dt.tz_localize(None)))[0]
-    # Raw predict: in this process, models already loaded (load time excluded), over exactly the
-    # rows the Spark scorers score, summed over groups and / cores.
-    #   predict-only : the forecaster's forecast call on its future features built beforehand
-    #   model predict: the meta model's work per group (dates -> steps, features, forecast)
-    parts = [(key, models.model(key), part) for key, part in future.groupby(["store", "item"])]  # loaded first
-    best = None
-    for _ in range(2):  # best of two passes, as for the Spark scorers below
-        feats = only = 0.0
-        for key, model, part in parts:
-            t = time.perf_counter()
-            models.predict_group(key, part)
-            t_f = time.perf_counter()
-            model.forecast(len(part), part.rename(columns={"date": "ds"}))
-            t_p = time.perf_counter()
-            feats, only = feats + t_f - t, only + t_p - t_f
-        best = (feats, only) if best is None or feats < best[0] else best
-    full, only = best
-    feats = full - only
-    rows = len(future)
-    raw_only = rows / (only / args.cores)
-    raw_full = rows / (full / args.cores)
-
-    # The scored rows as the score task gets them from its window over the keys: each group's rows
-    # together in one partition, in time order; one partition per core (each extra Python task costs
-    # ~0.1-0.3 s here) and cached, so every scorer reads the same rows from memory.
-    from pyspark.sql import functions as F
-
-    keys, cols = ["store", "item"], ["store", "item", "date", "promo", "holiday"]
-    # One Arrow batch per partition for mapInPandas: a recursive model needs all of a group's rows.
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(rows + 1))
-    sdf = (spark.createDataFrame(future[cols])
-           .repartition(args.cores, *keys).sortWithinPartitions(*keys, "date").cache())
-    sdf.count()
-    local_model = str(model_dir)
-    score = {}
-
-    def timed(name, df):
-        # The same filter on every scorer: it forces the prediction to be computed (a bare count()
-        # lets Spark prune a UDF column) and counts the rows that got one.
+    fut = pd.read_parquet(Path(args.out) / f"state-{args.scale}" / "future")
+    fut["date"] = pd.to_datetime(fut["date"], utc=True).dt.tz_localize(None)
+    rows, _ = S.future_rows(models, fut)
+    keys = models.keys
+    parts = list(rows.groupby(keys, sort=False))
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(parts), size=min(RAW_SAMPLE, len(parts)), replace=False)
+    load = pred = 0.0
+    for i in pick:
+        key, part = parts[i]
         t = time.perf_counter()
-        n = df.where("prediction IS NOT NULL").count()
-        seconds = round(time.perf_counter() - t, 3)
-        if name not in score or seconds < score[name]["seconds"]:
-            score[name] = {"rows": n, "seconds": seconds}
-
-    udf = mlflow.pyfunc.spark_udf(spark, local_model, result_type="prediction double", env_manager="local")
-    scorers = {
-        "spark_floor_noop_mapinpandas": lambda: sdf.mapInPandas(S.noop_scorer, S.SCORE_SCHEMA),
-        "applyinpandas": lambda: sdf.groupBy(*keys).applyInPandas(S.group_scorer(local_model, ["prediction"]),
-                                                                  S.SCORE_SCHEMA),
-        "spark_udf": lambda: sdf.select(udf(F.struct(*cols)).prediction.alias("prediction")),
-        "mapinpandas": lambda: sdf.mapInPandas(S.map_in_pandas_scorer(local_model), S.SCORE_SCHEMA),
-    }
-    for _ in range(2):  # each scorer twice, interleaved; the best run counts (first runs pay warm-up)
-        for name, make in scorers.items():
-            timed(name, make())
-    for v in score.values():
-        v["rows_per_s"] = round(v["rows"] / v["seconds"])
-        v["vs_model_predict"] = round(v["rows_per_s"] / raw_full, 3)
-        v["vs_predict_only"] = round(v["rows_per_s"] / raw_only, 3)
-    return {
-        "groups": args.groups, "rows_per_group": args.rows, "trees": args.trees, "cores": args.cores,
-        "load_average_at_start": load_start, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "groups_ok": res["groups_ok"], "fit_seconds_sum": round(fit_sum, 2),
-        "a_raw_bound_s": round(a, 2), "b_train_many_s": round(b, 2), "efficiency_a_over_b": round(a / b, 3),
-        "b_applyinpandas_and_collect_s": res["train_seconds"], "b_tracking_s": res["tracking_seconds"],
-        "b_timings": res["timings"],
-        "tracking_share_of_wall": round(res["tracking_seconds"] / b, 3),
-        "models_per_s": round(res["groups"] / b, 1),
-        "c_naive_per_model_s": round(per_model, 3), "c_naive_extrapolated_s": round(c, 1),
-        "c_naive_over_bundle_tracking": round(c / max(res["tracking_seconds"], 1e-9), 1),
-        "score_rows": rows, "raw_features_s": round(feats, 3), "raw_predict_only_s": round(only, 3),
-        "raw_predict_only_rows_per_s": round(raw_only), "raw_model_predict_rows_per_s": round(raw_full),
-        "score_path": "applyinpandas",  # what the score task uses
-        "scoring": score,
-    }
+        models.model(key)
+        t1 = time.perf_counter()
+        models.predict(part)
+        t2 = time.perf_counter()
+        load, pred = load + t1 - t, pred + t2 - t1
+    scale = len(parts) / max(len(pick), 1)
+    return {"groups_timed": len(pick), "groups": len(parts), "load_s": round(load, 3), "predict_s": round(pred, 3),
+            "seconds_all_groups": round((load + pred) * scale, 3)}
 
 
-try:
-    import mlflow.pyfunc as _pyfunc
+def profile(settings, args) -> dict:
+    """Where a group's time goes: N groups of the bench's data, in process, one thread, per phase."""
+    import warnings
 
-    class OneGroup(_pyfunc.PythonModel):
-        """The naive layout: one logged model per group, holding that group's forecaster."""
+    from mlkit_workloads.forecast.frequency import plan
+    from mlkit_workloads.forecast.models import backtest, candidates, fit
+    from mlkit_workloads.forecast.series import prepare
+    from mlkit_workloads.forecast.train import TUNED
+    from mlkit_workloads.forecast.tuning import tune
 
-        def __init__(self, forecaster):
-            self.forecaster = forecaster
+    warnings.simplefilter("ignore")
+    cfg = settings.forecast
+    col, feats, levels = cfg.columns, list(cfg.columns.features), list(cfg.levels)
+    p = plan(cfg, "D")
+    hist = next(chunks(argparse.Namespace(groups=args.profile, rows=args.rows)))[1]
+    load0 = os.getloadavg()[0]
+    phases: dict[str, list[float]] = {}
+    for _, pdf in hist.groupby(list(col.group_keys)):
+        t = time.perf_counter()
+        s = prepare(pdf, col.timestamp, col.target, feats, p.freq).frame
+        phases.setdefault("prepare", []).append(time.perf_counter() - t)
+        size, params = cfg.search.max_rounds, None
+        if TUNED in cfg.models:
+            t = time.perf_counter()
+            tuned = tune(s, feats, p, cfg.search, 0)
+            phases.setdefault("search", []).append(time.perf_counter() - t)
+            size, params = tuned.best_iteration, tuned.params
+        for kind in candidates(list(cfg.models)):
+            t = time.perf_counter()
+            backtest(kind, s, feats if kind == TUNED else [], p, levels, size, 0, params if kind == TUNED else None)
+            phases.setdefault(f"backtest {kind}", []).append(time.perf_counter() - t)
+            t = time.perf_counter()
+            fit(kind, s, feats, p, levels, size, 0, params if kind == TUNED else None)
+            phases.setdefault(f"refit {kind}", []).append(time.perf_counter() - t)
+    mean = {k: round(float(np.mean(v)), 3) for k, v in phases.items()}
+    per_group = sum(mean.values())
+    return {"groups_timed": args.profile, "rows_per_group": args.rows, "models": cfg.models,
+            "search": cfg.search.model_dump(), "mean_seconds_per_group": mean,
+            "per_group_s": round(per_group, 3),
+            f"extrapolated_train_hours_for_{args.groups}_groups_on_{args.cores}_cores":
+                round(per_group * args.groups / args.cores / 3600, 2),
+            "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)]}
 
-        def predict(self, context, model_input, params=None):
-            return self.forecaster.forecast(len(model_input), model_input)["mean"]
-except ImportError:  # pragma: no cover
-    pass
+
+def verdict(r: dict) -> str:
+    t, s = r["tasks"]["train_many"], r["tasks"]["score"]
+    goal_train = 0.90 if r["scale"] == "reference" else 0.85
+
+    def line(name, value, goal, ok):
+        return f"  {name:52s} {value:>9}   goal {goal:8s} {'MET' if ok else 'NOT MET'}"
+
+    lines = [f"many models ({r['scale']}): {r['groups']} groups x {r['rows_per_group']} rows = {r['rows']:,} rows, "
+             f"{r['cores']} cores, per group: {', '.join(r['per_group_work']['models'])}; started {r['started']}, "
+             f"load average {r['load_average_at_start'][0]} -> {r['load_average_at_end'][0]}"]
+    for name in ("generate", "ingest", "train_many", "promote", "score"):
+        x = r["tasks"][name]
+        extra = ""
+        if "vcpu_s_per_model" in x:
+            extra = (f", {x['models_per_core_minute']} models/core-min, {x['vcpu_s_per_model']} vCPU-s/model "
+                     f"(reference {x['reference_vcpu_s_per_model']})")
+        lines.append(f"  {name:10s} {x['wall_s']:8.1f} s  peak RSS {x['peak_rss_mb']} MB  "
+                     f"load {x['load_start']} / max {x['load_max']} / {x['load_end']}{extra}")
+    lines += [
+        line(f"train_many: raw bound {t['raw_bound_s']} s / wall {t['wall_s']} s", f"{t['ratio']:.3f}",
+             f">= {goal_train}", t["ratio"] >= goal_train),
+        line("tracking share of train_many wall", f"{t['tracking_share']:.1%}", "<= 2 %", t["tracking_share"] <= 0.02),
+        line("MLflow runs / bundles of the training", f"{t['mlflow_runs']} / {t['bundles']}", "1 / 1",
+             t["mlflow_runs"] == 1 and t["bundles"] == 1),
+        line(f"score predict stage: raw {s['raw_bound_s']} s / {s['timings']['predict_stage']} s",
+             f"{s['ratio_stage']:.3f}", ">= 0.8", s["ratio_stage"] >= 0.8),
+        f"  score task: raw / wall = {s['ratio_task']:.3f} (the task also reads the history and writes predictions)",
+    ]
+    return "\n".join(lines)
 
 
 def _warm(it):
     import mlflow  # noqa: F401
     import mlforecast  # noqa: F401
+    import optuna  # noqa: F401
     import statsforecast  # noqa: F401
     import xgboost  # noqa: F401
 

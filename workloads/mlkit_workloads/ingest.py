@@ -227,9 +227,13 @@ def conform(sdf, spec: Spec, where: str):
             parsed = F.try_to_timestamp(F.col(name).cast("string")) if dict(sdf.dtypes)[name] == "string" \
                 else F.col(name).cast("timestamp")
             out = out.withColumn(name, parsed)
+    # Every key and timestamp column's empty rows in ONE pass (a pass per column costs a full read +
+    # parse each: 40M rows are minutes on 2 cores).
+    must = [name for name, kind in spec.columns.items() if kind in ("key", "timestamp")]
+    nulls = out.agg(*(F.sum(F.col(n).isNull().cast("long")).alias(n) for n in must)).first() if must else {}
     for name, kind in spec.columns.items():
         if kind in ("key", "timestamp"):
-            bad = out.where(F.col(name).isNull()).count()
+            bad = int(nulls[name] or 0)
             if bad:
                 what = "empty" if kind == "key" else "empty or not a date/time"
                 detail = _first_bad(sdf, name, "timestamp") if kind == "timestamp" else ""

@@ -2,8 +2,9 @@
 
 Each group's model knows the last period it was trained on and the frequency; the future rows are
 those periods (with the future values of the mapped features, from ``forecast.future_features``,
-when the group's model uses features). Scoring is ``groupBy().applyInPandas()`` over the meta
-model, one call per group (its model loaded through the LRU).
+when the group's model uses features). Scoring is ``groupBy(bucket).applyInPandas()`` over the meta
+model: each call loops over the groups of its bucket (``buckets``), each group's model read from
+the bundle through the LRU; a group that cannot be forecast gets its reason, never its neighbours.
 
 The predictions table keys on (group, target date, model version): a re-run of the same version
 replaces its own rows. Groups without a model, and groups that cannot be forecast (no future
@@ -12,11 +13,13 @@ feature values), are reported with the reason.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .buckets import BUCKET, bucketed, layout, spark_conf
 from .errors import DataError, WorkloadError
 from .forecast.frequency import future_dates
 from .forecast.meta_model import GroupModels, canonical
@@ -27,37 +30,44 @@ from .tracking import check_reachable, require_champion
 
 def future_rows(models: GroupModels, future: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per group and future period (keys, timestamp, step, the features), and the groups
-    that cannot be forecast -> why. ``future``: keys, timestamp (naive UTC) and feature columns."""
+    that cannot be forecast -> why. ``future``: keys, timestamp (naive UTC) and feature columns.
+    Built for every group at once (one merge), not group by group: 10,000 groups cost ~50 ms
+    each one by one, on the driver, before any scoring starts."""
     spec = models.spec
     keys, ts, feats, freq, horizon = spec["keys"], spec["timestamp"], spec["features"], spec["frequency"], spec["horizon"]
-    frames, cannot = [], {}
-    lookup = None
-    if future is not None and feats:
-        lookup = {k if isinstance(k, tuple) else (k,): g for k, g in future.groupby(keys, sort=False)}
-    for key in models.groups():
-        info = models.group_info(key)
-        last = pd.Timestamp(info["last_ts"])
-        rows = pd.DataFrame({ts: future_dates(last, freq, horizon)})
-        rows.insert(0, "step", np.arange(1, horizon + 1))
-        for k, v in zip(keys, key):
-            rows.insert(0, k, v)
-        if feats:
-            uses = info.get("model_type") == "xgboost"
-            got = lookup.get(tuple(key)) if lookup is not None else None
-            if got is not None:
-                rows = rows.merge(got[[ts, *feats]].drop_duplicates(ts), on=ts, how="left")
-            else:
-                rows = rows.assign(**{f: np.nan for f in feats})
-            if uses and rows[feats].isna().any().any():
-                gap = rows[ts][rows[feats].isna().any(axis=1)].iloc[0]
-                cannot["/".join(key)] = (f"its {info['model_type']} model needs future values of {', '.join(feats)}: "
-                                         + ("no forecast.future_features source is configured" if future is None else
-                                            f"none for {gap.date()} in the future features"))
-                continue
-            rows[feats] = rows[feats].fillna(0.0)  # a model without features ignores them
-        frames.append(rows)
     cols = [*keys, "step", ts, *feats]
-    return (pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)), cannot
+    groups = models.groups()
+    if not groups:
+        return pd.DataFrame(columns=cols), {}
+    infos = [models.group_info(k) for k in groups]
+    dates: dict[str, pd.DatetimeIndex] = {}  # most groups end on the same period
+    for info in infos:
+        if info["last_ts"] not in dates:
+            dates[info["last_ts"]] = future_dates(pd.Timestamp(info["last_ts"]), freq, horizon)
+    rows = pd.DataFrame({**{k: np.repeat([g[i] for g in groups], horizon) for i, k in enumerate(keys)},
+                         "step": np.tile(np.arange(1, horizon + 1), len(groups)),
+                         ts: np.concatenate([dates[i["last_ts"]].to_numpy() for i in infos]).astype("datetime64[ns]")})
+    cannot: dict[str, str] = {}
+    if feats:
+        if future is not None:
+            got = future[[*keys, ts, *feats]].drop_duplicates([*keys, ts])
+            got = got.astype({**{k: str for k in keys}, ts: "datetime64[ns]"})
+            rows = rows.merge(got, on=[*keys, ts], how="left")
+        else:
+            rows = rows.assign(**{f: np.nan for f in feats})
+        uses = np.repeat([i.get("model_type") == "xgboost" for i in infos], horizon)
+        gaps = rows[uses & rows[feats].isna().any(axis=1).to_numpy()]
+        for key, first in gaps.groupby(keys, sort=False)[ts].first().items():
+            key = key if isinstance(key, tuple) else (key,)
+            kind = models.group_info(key)["model_type"]
+            cannot["/".join(key)] = (f"its {kind} model needs future values of {', '.join(feats)}: "
+                                     + ("no forecast.future_features source is configured" if future is None else
+                                        f"none for {first.date()} in the future features"))
+        if cannot:
+            bad = set(cannot)
+            rows = rows[["/".join(r) not in bad for r in rows[keys].itertuples(index=False)]]
+        rows[feats] = rows[feats].fillna(0.0)  # a model without features ignores them
+    return rows[cols].reset_index(drop=True), cannot
 
 
 def read_future(rt: Runtime, keys: list[str]) -> pd.DataFrame | None:
@@ -108,13 +118,19 @@ def run(rt: Runtime) -> dict:
     uri = f"models:/{name}/{version}"  # pinned: the alias may move while this job runs
     table = TABLES["forecast"]
     data_version = rt.tables.version(table)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
     local = mlflow.artifacts.download_artifacts(uri)
     models: GroupModels = worker_models(("path", local))
+    timings["download_load"] = time.perf_counter() - t
     if "frequency" not in models.spec:
         raise WorkloadError(f"{name} v{version} was trained before forecasts knew their history "
                             "(no frequency in its bundle): train a new version")
     rt.say(f"forecasting {models.spec['horizon']} {models.spec['frequency']} periods per group with {name} v{version}")
+    t = time.perf_counter()
     future, cannot = future_rows(models, read_future(rt, keys))
+    timings["future_rows"] = time.perf_counter() - t
+    t = time.perf_counter()
     # Groups in the data without a model (skipped or failed in training), and groups with newer data
     # than their model was trained on (the forecast starts after the model's history: retrain).
     hist = rt.tables.read_spark(rt.spark, table, data_version).groupBy(*keys).agg(F.max(ts).alias("_last")).toPandas()
@@ -126,19 +142,27 @@ def run(rt: Runtime) -> dict:
         key = tuple(r[k] for k in keys)
         if canonical(key) in known and pd.Timestamp(r["_last"]).tz_localize(None) > pd.Timestamp(models.group_info(key)["last_ts"]):
             stale.append("/".join(key))
+    timings["history_check"] = time.perf_counter() - t
     scored = pd.DataFrame()
     levels = list(models.spec.get("levels", []))
     bands = [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
     if len(future):
+        t = time.perf_counter()
         cores = rt.spark.sparkContext.defaultParallelism
         ref = model_ref(rt.spark, local)
+        cols = [*keys, "step", ts, "prediction", *bands, "error"]
         schema = ", ".join([*(f"`{k}` string" for k in keys), "step int", f"`{ts}` timestamp", "prediction double",
                             *(f"{b} double" for b in bands), "error string"])
-        # One call per group: a recursive model with features needs all of its periods at once (an
-        # Arrow batch of mapInPandas may cut a group in two).
-        sdf = rt.spark.createDataFrame(future).repartition(cores, *keys)
-        out = (sdf.groupBy(*keys).applyInPandas(group_scorer(ref, [*keys, "step", ts, "prediction", *bands, "error"]),
-                                                schema).toPandas())
+        # Whole groups per call: a recursive model with features needs all of its periods at once
+        # (an Arrow batch of mapInPandas may cut a group in two). The rows are few (groups x
+        # horizon); the work is the models: one bucket per task, TASKS_PER_CORE tasks per core.
+        groups = len(models.groups())
+        tasks, n_buckets = layout(len(future), groups, cores, max_rows=len(future) + 1)
+        with spark_conf(rt.spark, **{"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": str(tasks),
+                                "spark.sql.execution.arrow.maxRecordsPerBatch": str(len(future) + 1)}):
+            sdf = bucketed(rt.spark.createDataFrame(future), keys, tasks, n_buckets)
+            out = sdf.groupBy(BUCKET).applyInPandas(bucket_scorer(ref, keys, cols), schema).toPandas()
+        timings["predict_stage"] = time.perf_counter() - t
         for r in out[out.error != ""].drop_duplicates(keys).to_dict("records"):
             cannot["/".join(str(r[k]) for k in keys)] = r["error"]
         out = out[out.error == ""].drop(columns=["error"])
@@ -150,8 +174,10 @@ def run(rt: Runtime) -> dict:
                             model_name=name, model_version=version, data_table_version=data_version,
                             scored_at=pd.Timestamp.now(tz="UTC"))
         scored[ts] = pd.to_datetime(scored[ts]).dt.tz_localize("UTC")
+    t = time.perf_counter()
     if len(scored):
         rt.tables.replace_where(TABLES["predictions"], scored, {"model_version": version})
+    timings["write"] = time.perf_counter() - t
     result = {"model_name": name, "model_version": version, "rows_scored": len(scored),
               "groups_scored": int(scored[keys].drop_duplicates().shape[0]) if len(scored) else 0,
               "horizon": int(models.spec["horizon"]), "frequency": models.spec["frequency"],
@@ -159,15 +185,15 @@ def run(rt: Runtime) -> dict:
               "forecast_to": str(scored[ts].max().date()) if len(scored) else "",
               "groups_without_model": ["/".join(r) for r in missing],
               "groups_not_forecast": dict(sorted(cannot.items())), "groups_with_newer_data": stale,
-              "predictions_table": rt.tables.path(TABLES["predictions"]), "data_table_version": data_version}
+              "predictions_table": rt.tables.path(TABLES["predictions"]), "data_table_version": data_version,
+              "timings": {k: round(v, 3) for k, v in timings.items()}}
     for k, v in result.items():
         rt.context.set(k, v)
     return result
 
 
-# ---------------------------------------------------------------- scorers (bench/many_models.py compares them)
+# ---------------------------------------------------------------- the scorer (one call per bucket)
 
-SCORE_SCHEMA = "prediction double"
 _MODELS: dict = {}
 
 
@@ -201,43 +227,26 @@ def worker_models(ref: tuple[str, str] | str):
     return _MODELS[where]
 
 
-def map_in_pandas_scorer(ref, columns: list[str] = ("prediction",)):
-    """mapInPandas: Arrow batches as they come (no shuffle), each row routed to its group's model
-    through the meta model's LRU. Yields ``columns``, taken from the prediction frame (keys,
-    timestamp, prediction, intervals, error) or else from the input rows (e.g. the step)."""
-    columns = list(columns)
+def score_groups(models: GroupModels, pdf: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    """Rows of several groups -> ``columns`` (from the prediction frame: keys, timestamp, prediction,
+    intervals, error; else from the input rows, e.g. the step), one group at a time: a group whose
+    model breaks gets the reason in ``error`` on its rows, its neighbours are scored."""
+    outs = []
+    for _, rows in pdf.groupby(keys, sort=False):
+        try:
+            out = models.predict(rows)
+        except Exception as e:  # noqa: BLE001 - this group is not forecast, the others are
+            name = "/".join(str(rows[k].iloc[0]) for k in keys)
+            out = rows[keys].assign(prediction=np.nan, error=f"group {name}: {type(e).__name__}: {e}"[:500])
+        outs.append(pd.DataFrame({c: (out[c] if c in out else rows[c]).to_numpy() for c in columns}))
+    return pd.concat(outs, ignore_index=True) if outs else pd.DataFrame(columns=columns)
 
-    def predict(batches):
-        models = worker_models(ref)
-        for pdf in batches:
-            out = models.predict(pdf)
-            yield pd.DataFrame({c: (out[c] if c in out else pdf[c]).to_numpy() for c in columns})
 
-    return predict
-
-
-def group_scorer(ref, columns: list[str]):
-    """applyInPandas: all rows of one group per call; yields ``columns`` like map_in_pandas_scorer."""
+def bucket_scorer(ref, keys: list[str], columns: list[str]):
+    """applyInPandas over buckets: every group of the bucket, see ``score_groups``."""
     columns = list(columns)
 
     def predict(pdf):
-        out = worker_models(ref).predict(pdf)
-        return pd.DataFrame({c: (out[c] if c in out else pdf[c]).to_numpy() for c in columns})
+        return score_groups(worker_models(ref), pdf.drop(columns=[BUCKET]), keys, columns)
 
     return predict
-
-
-def apply_in_pandas_scorer(ref):
-    """applyInPandas: one group per call (needs a shuffle by group). Measured slower: bench/README.md."""
-
-    def predict(key, pdf):
-        models = worker_models(ref)
-        return pd.DataFrame({"prediction": models.predict_group(tuple(str(k) for k in key), pdf).astype(float)})
-
-    return predict
-
-
-def noop_scorer(batches):
-    """The floor: the same rows through Python workers that compute nothing."""
-    for pdf in batches:
-        yield pd.DataFrame({"prediction": np.zeros(len(pdf))})

@@ -7,13 +7,13 @@ stores keep the two rules that make delta-rs happy: timestamps are UTC, in micro
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 import pyarrow as pa
 
-from .compat import spark_to_arrow
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -104,6 +104,29 @@ def _writer_properties():
     return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 
 
+@contextmanager
+def spark_stream(df, staging: Path):
+    """A Spark DataFrame as a stream of Arrow batches, never all in one process: Spark writes it as
+    Parquet from its tasks (microsecond UTC timestamps, what delta-rs wants), the stream reads the
+    files back a batch at a time. ``toArrow()`` would collect every row into the driver first (40M
+    rows are ~2 GB of Arrow, twice over in the JVM). The staged files are removed afterwards."""
+    import shutil
+    import uuid
+
+    import pyarrow.dataset as pads
+
+    where = staging / uuid.uuid4().hex
+    conf, key = df.sparkSession.conf, "spark.sql.parquet.outputTimestampType"
+    before = conf.get(key, None)
+    conf.set(key, "TIMESTAMP_MICROS")
+    try:
+        df.write.parquet(str(where))
+        conf.unset(key) if before is None else conf.set(key, before)
+        yield pads.dataset(str(where), format="parquet").scanner(batch_size=ROW_GROUP_ROWS).to_reader()
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
 class DeltaRsStore:
     """Delta tables in a local directory, written by delta-rs and read by Spark through file lists."""
 
@@ -126,12 +149,17 @@ class DeltaRsStore:
         return DeltaTable(self.path(name)).version() if DeltaTable.is_deltatable(self.path(name)) else None
 
     def merge_new_rows(self, name: str, df, keys: list[str]) -> tuple[int, int]:
+        if isinstance(df, pa.Table):
+            return self._merge(name, df, keys)
+        with spark_stream(df, Path(self.root) / "_staging") as data:
+            return self._merge(name, data, keys)
+
+    def _merge(self, name: str, data, keys: list[str]) -> tuple[int, int]:
         from deltalake import DeltaTable, write_deltalake
 
-        data = df if isinstance(df, pa.Table) else spark_to_arrow(df)
         if not DeltaTable.is_deltatable(self.path(name)):
             write_deltalake(self.path(name), data, mode="append", writer_properties=_writer_properties())
-            return self.version(name), data.num_rows  # type: ignore[return-value]
+            return self.version(name), DeltaTable(self.path(name)).to_pyarrow_dataset().count_rows()  # type: ignore[return-value]
         # An insert-only MERGE commits nothing when every key is already there: re-runs are no-ops.
         predicate = " AND ".join(f"s.`{k}` = t.`{k}`" for k in keys)
         metrics = (DeltaTable(self.path(name))

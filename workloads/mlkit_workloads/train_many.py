@@ -1,5 +1,6 @@
 """train_many: the best of several forecasters per group, chosen by backtest, with
-groupBy().applyInPandas(); one MLflow run, one bundle.
+groupBy(bucket).applyInPandas() (each call loops over the groups of its bucket, ``buckets``); one
+MLflow run, one bundle.
 
 The run's frequency is the settings' or inferred from the table's distinct timestamps (and said);
 season, horizon and backtest sizes follow from it (``forecast.frequency.plan``). Spark and MLflow
@@ -18,16 +19,16 @@ import tempfile
 import time
 import warnings
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .buckets import BUCKET, MAX_ROWS_PER_CALL, bucketed, layout, spark_conf
 from .errors import WorkloadError
 from .forecast.frequency import Plan, infer_frequency, plan
 from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
-from .forecast.train import SEARCH_FIELDS, metric_names, train_group, utc_now
+from .forecast.train import SEARCH_FIELDS, GroupResult, metric_names, train_group, utc_now
 from .model_names import full_model_name
 from .runtime import TABLES, Runtime, code_version, experiment
 from .tracking import check_reachable, pip_requirements, record_training, reuse_training, training_tags
@@ -58,21 +59,43 @@ def result_schema(keys: list[str]) -> str:
 
 
 def make_udf(cfg, keys: list[str], run_plan: Plan):
-    """The function applyInPandas runs once per group (closure holds only settings and the plan)."""
+    """The per-group function: ``fit(key, rows) -> one result row`` (keys, result JSON, model bytes).
+    Never raises: whatever breaks in one group (train_group already turns its own problems into a
+    status; this also covers pickling and compressing the model) is that group's ``failed`` row."""
     import cloudpickle
 
     names = metric_names(list(cfg.levels))
 
     def fit(key: tuple, pdf: pd.DataFrame) -> pd.DataFrame:
         seed = zlib.crc32("|".join(map(str, key)).encode())  # stable across processes
-        row = train_group(pdf, cfg, run_plan, seed=seed).row(names)
-        model = row.pop("model")
-        raw = cloudpickle.dumps(model) if model is not None else None
-        row["model_bytes"] = len(raw) if raw else 0
+        try:
+            row = train_group(pdf, cfg, run_plan, seed=seed).row(names)
+            model = row.pop("model")
+            raw = cloudpickle.dumps(model) if model is not None else None
+            row["model_bytes"] = len(raw) if raw else 0
+            packed = compress(raw) if raw else None
+        except Exception as e:  # noqa: BLE001 - this group fails, never its neighbours
+            row = GroupResult("failed", f"{type(e).__name__}: {e}"[:500], n_rows=len(pdf)).row(names)
+            row.pop("model")
+            row["model_bytes"], packed = 0, None
         return pd.DataFrame({**{k: [str(v)] for k, v in zip(keys, key)}, "result": [json.dumps(row)],
-                             "model": [compress(raw) if raw else None]})
+                             "model": [packed]})
 
     return fit
+
+
+def make_bucket_udf(cfg, keys: list[str], run_plan: Plan):
+    """The function applyInPandas runs once per bucket: the per-group ``fit`` over each of its groups
+    in key order, each on exactly the rows it would get alone (own split, search, status)."""
+    fit = make_udf(cfg, keys, run_plan)
+
+    def fit_bucket(pdf: pd.DataFrame) -> pd.DataFrame:
+        pdf = pdf.drop(columns=[BUCKET])
+        out = [fit(key if isinstance(key, tuple) else (key,), rows.reset_index(drop=True))
+               for key, rows in pdf.groupby(keys, sort=True)]
+        return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=[*keys, "result", "model"])
+
+    return fit_bucket
 
 
 def expand(raw: pd.DataFrame, keys: list[str], levels: list[int]) -> pd.DataFrame:
@@ -84,19 +107,6 @@ def expand(raw: pd.DataFrame, keys: list[str], levels: list[int]) -> pd.DataFram
     out = pd.concat([raw[keys].reset_index(drop=True), info], axis=1)
     out.insert(out.columns.get_loc("model_bytes"), "model", raw["model"].reset_index(drop=True))
     return out
-
-
-@contextmanager
-def _conf(spark, **values: str):
-    """Set Spark SQL confs for one block and put the previous values back."""
-    before = {k: spark.conf.get(k, None) for k in values}
-    for k, v in values.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
 
 
 def run_plan(spark, sdf, cfg) -> tuple[Plan, str]:
@@ -117,29 +127,36 @@ def run_plan(spark, sdf, cfg) -> tuple[Plan, str]:
         raise WorkloadError(f"forecast settings for {freq} data ({how}): {e}") from None
 
 
-def train_groups(spark, sdf, cfg, the_plan: Plan) -> pd.DataFrame:
-    """Spark edge: one task per group, one core per model. Returns one row per group."""
+def train_groups(spark, sdf, cfg, the_plan: Plan, per_group: bool = False, layout_out: dict | None = None) -> pd.DataFrame:
+    """Spark edge: one core per model, several groups per UDF call (``per_group``: one call per group,
+    the reference path the batching is tested against). Returns one row per group, in key order;
+    ``layout_out`` gets the tasks and buckets chosen."""
     keys = list(cfg.columns.group_keys)
     cores = spark.sparkContext.defaultParallelism
-    spark.conf.set("spark.sql.adaptive.enabled", "false")
-    parts = 2 * cores
-    spark.conf.set("spark.sql.shuffle.partitions", str(parts))
     cols = [*keys, cfg.columns.timestamp, cfg.columns.target, *cfg.columns.features]
+    sizes = sdf.groupBy(*keys).count().toPandas()
+    tasks, buckets = layout(int(sizes["count"].sum()), max(len(sizes), 1), cores)
+    if layout_out is not None:
+        layout_out.update(tasks=tasks, buckets=buckets, groups=len(sizes), rows=int(sizes["count"].sum()))
     # The table's read + the shuffle's map side on every core, not one: Spark packs files into read
     # splits of max(openCostInBytes = 4 MB, bytes / cores), so a table of a few MB (1.5M rows here)
     # was ONE split, read and shuffled on one core while the other waited. With a small open cost
     # the split is bytes / cores (the tables are written in row groups of ROW_GROUP_ROWS, so a
     # split boundary has row groups on both sides); big tables still get 128 MB splits.
-    with _conf(spark, **{"spark.sql.files.openCostInBytes": str(64 * 1024)}):
-        # Range- rather than hash-partitioned by the keys: each task gets about the same number of
-        # rows, so the cores finish together (hash partitions are uneven: at 400 groups on 2 cores
-        # one core ran 1.8-2.5 s alone at the end, 0.1-1.3 s with ranges). The range sample costs
-        # ~0.4 s; stage efficiency measured 0.74 vs 0.72 cold. applyInPandas reuses this
-        # partitioning (no second shuffle).
-        raw = (sdf.select(*cols).repartitionByRange(parts, *keys).groupBy(*keys)
-               .applyInPandas(make_udf(cfg, keys, the_plan), result_schema(keys))
-               .toPandas())
-    return expand(raw, keys, list(cfg.levels))
+    # AQE off: it would coalesce the few, heavy partitions into fewer tasks than cores.
+    confs = {"spark.sql.files.openCostInBytes": str(64 * 1024), "spark.sql.adaptive.enabled": "false",
+             "spark.sql.shuffle.partitions": str(tasks),
+             "spark.sql.execution.arrow.maxRecordsPerBatch": str(MAX_ROWS_PER_CALL)}
+    with spark_conf(spark, **confs):
+        if per_group:
+            # Range-partitioned by the keys: each task gets about the same number of rows.
+            out = (sdf.select(*cols).repartitionByRange(tasks, *keys).groupBy(*keys)
+                   .applyInPandas(make_udf(cfg, keys, the_plan), result_schema(keys)))
+        else:
+            out = (bucketed(sdf.select(*cols), keys, tasks, buckets).groupBy(BUCKET)
+                   .applyInPandas(make_bucket_udf(cfg, keys, the_plan), result_schema(keys)))
+        raw = out.toPandas()
+    return expand(raw, keys, list(cfg.levels)).sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def summarize(results: pd.DataFrame) -> dict[str, float]:
@@ -237,7 +254,8 @@ def run(rt: Runtime) -> dict:
            f"{the_plan.horizon}, {the_plan.windows} backtest windows; candidates {', '.join(cfg.models)} + seasonal naive")
     rt.say(f"training the best model per group of {table} v{version}")
     t0 = time.perf_counter()
-    results = train_groups(rt.spark, sdf, cfg, the_plan)
+    spread: dict = {}
+    results = train_groups(rt.spark, sdf, cfg, the_plan, layout_out=spread)
     train_seconds = time.perf_counter() - t0
     trained_at = utc_now()
     summary = summarize(results)
@@ -282,7 +300,7 @@ def run(rt: Runtime) -> dict:
            "columns": {"group_keys": keys, "timestamp": cfg.columns.timestamp, "target": cfg.columns.target},
            "train_seconds": round(train_seconds, 2), "tracking_seconds": round(tracking_seconds, 2),
            "metrics_table": rt.tables.path(TABLES["group_metrics"]),
-           "timings": {k: round(v, 3) for k, v in timings.items()}}
+           "timings": {k: round(v, 3) for k, v in timings.items()}, "layout": spread}
     for k, v in out.items():
         rt.context.set(k, v)
     return out
