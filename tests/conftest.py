@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 SPARK_LEG_MODULES = ("test_workloads_spark.py", "test_monitor_capture.py", "test_target_runtime.py",
                      "test_ingest_odd_files.py")
 # Spark tests of the kit's command line (`mlkit run` in a subprocess), not of the wheel: first leg only.
-KIT_SPARK_MODULES = ("test_faults.py",)
+KIT_SPARK_MODULES = ("test_faults.py", "test_export.py")
 
 
 def _pyspark_version() -> str:

@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 
+# The PostgreSQL JDBC driver of Debian's libpostgresql-jdbc-java (Databricks runtimes ship their own).
+POSTGRES_JDBC = Path("/usr/share/java/postgresql.jar")
+
+
 def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | None = None):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", _python())
@@ -27,6 +31,9 @@ def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | Non
                .config("spark.python.worker.reuse", "true"))
     if warehouse:
         builder = builder.config("spark.sql.warehouse.dir", warehouse)
+    if POSTGRES_JDBC.exists():  # Debian's driver (scripts/setup.sh): the export's Spark JDBC edge runs here too
+        builder = (builder.config("spark.jars", str(POSTGRES_JDBC))
+                   .config("spark.driver.extraClassPath", str(POSTGRES_JDBC)))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
