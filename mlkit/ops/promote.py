@@ -20,9 +20,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable
 
-from ..commands.env import diff_environments
-from ..config import EnvironmentConfig
-from ..console import UserError
+from envconfig.diff import diff_environments
+from envconfig.environment import EnvironmentConfig
+from envconfig.errors import UserError
+
 from .release import ModelPin, ReleaseLock, latest_release, lock_path, now, read_lock, release_experiment, write_lock
 
 CHAMPION, PREVIOUS = "champion", "previous_champion"
