@@ -20,11 +20,10 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 BIN_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "mlkit"

@@ -13,11 +13,6 @@ from . import sql
 from .connection import connection
 
 
-def table_spec(rt: Runtime, bands: tuple[str, ...]) -> sql.TableSpec:
-    cfg, cols = rt.settings.export, rt.settings.forecast.columns
-    return sql.TableSpec(cfg.db_schema, cfg.table, cfg.view, tuple(cols.group_keys), cols.timestamp, bands)
-
-
 def run(rt: Runtime) -> dict:
     cfg = rt.settings.export
     if not cfg.enabled:
@@ -29,7 +24,7 @@ def run(rt: Runtime) -> dict:
     pdf = rt.tables.read_pandas(table)
     pdf = pdf[(pdf["model_name"] == name) & (pdf["model_version"].astype(str) == str(version))]
     bands = tuple(c for c in pdf.columns if c.startswith(("lo_", "hi_")))
-    spec = table_spec(rt, bands)
+    spec = sql.table_spec(rt.settings, bands)
     frame = sql.export_frame(pdf, spec, rt.run_id)
     if cfg.driver == "spark_jdbc":
         from . import entra, jdbc_writer

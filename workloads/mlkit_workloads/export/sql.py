@@ -11,10 +11,13 @@ the DELETE before it. Drivers (psycopg locally, Spark JDBC on Databricks) only r
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
+
+if TYPE_CHECKING:  # the stacks import this module at synth: pandas only where rows are shaped
+    import pandas as pd
+    from ..settings import WorkloadSettings
 
 # Columns every batch carries after the group keys and the date, in table order, with their types.
 VALUE_COLUMNS = (("step", "integer"), ("prediction", "double precision"))
@@ -161,9 +164,20 @@ def missing_columns(spec: TableSpec, present: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- the rows
 
 
-def export_frame(predictions: pd.DataFrame, spec: TableSpec, run_id: str) -> pd.DataFrame:
+def table_spec(settings: "WorkloadSettings", bands: tuple[str, ...] | None = None) -> TableSpec:
+    """The table of an environment's settings. ``bands``: the interval columns of a batch (by default
+    those the configured levels give, as the forecasters name them: lo_80, hi_80, ...)."""
+    cfg, cols = settings.export, settings.forecast.columns
+    if bands is None:
+        bands = tuple(f"{side}_{lv}" for lv in settings.forecast.levels for side in ("lo", "hi"))
+    return TableSpec(cfg.db_schema, cfg.table, cfg.view, tuple(cols.group_keys), cols.timestamp, bands)
+
+
+def export_frame(predictions: "pd.DataFrame", spec: TableSpec, run_id: str) -> "pd.DataFrame":
     """The batch in the table's columns and types. Raises DataError naming the rows a MERGE could
     not take (an empty key, or the same key twice: MERGE would refuse to touch a row twice)."""
+    import pandas as pd
+
     missing = [c for c in spec.names if c not in predictions.columns and c not in ("run_id", *spec.bands)]
     if missing:
         raise DataError("predictions", [f"column {c!r} is missing from the predictions" for c in missing])
@@ -196,7 +210,7 @@ def export_frame(predictions: pd.DataFrame, spec: TableSpec, run_id: str) -> pd.
     return out[spec.names].reset_index(drop=True)
 
 
-def scope(frame: pd.DataFrame, spec: TableSpec) -> tuple[str, int, object, object]:
+def scope(frame: "pd.DataFrame", spec: TableSpec) -> tuple[str, int, object, object]:
     """(model name, model version, first date, last date) of a batch: what a re-run replaces."""
     names, versions = frame["model_name"].unique(), frame["model_version"].unique()
     if len(names) != 1 or len(versions) != 1:
