@@ -7,10 +7,10 @@ from ..model import Rule
 
 
 def all_rules() -> dict[str, Rule]:
-    from . import azure_baseline, databricks, governance, meta
+    from . import azure_baseline, databricks, governance, meta, postgres
 
     out: dict[str, Rule] = {}
-    for pack in (azure_baseline.PACK, databricks.PACK, governance.PACK, meta.PACK):
+    for pack in (azure_baseline.PACK, databricks.PACK, governance.PACK, meta.PACK, postgres.PACK):
         for r in pack.rules:
             if r.id in out:
                 raise RuntimeError(f"duplicate rule id {r.id}")
