@@ -217,3 +217,89 @@ def test_the_server_is_reused_restarted_on_its_port_and_stopped(pg):
     assert stopped is not None and postgres.stop(state) is None
     back = postgres.ensure(state)
     assert (back.port, back.started) == (server.port, True)
+
+
+def test_the_cloud_setup_sql_gives_the_export_role_just_enough(pg, spark):
+    """The SQL the platform stack outputs, run here (the Entra-only role function replaced by a local
+    login role of the same name): the export role writes through both drivers, and can create nothing."""
+    import psycopg
+    from mlkit_workloads.export import jdbc_writer
+
+    from stacks.platform.postgres import DatabaseRole, setup_sql
+
+    server, _ = pg
+    spec = sql.TableSpec("bi", "preds", "preds_latest", KEYS, "date", ("lo_80", "hi_80"))
+    role = "dbac-mlk-test-weu-export"
+    text = setup_sql(server.database, spec, (DatabaseRole(role, ("SELECT", "INSERT", "UPDATE", "DELETE"), "tables"),))
+    head, body = text.split(f"\\connect {server.database}\n")
+    assert "pgaadauth_create_principal" in head
+    admin = conn_of(server)
+    with psycopg.connect(host=admin.host, port=admin.port, dbname=admin.database, user=admin.user,
+                         password=admin.password, autocommit=True) as db:
+        db.execute(f'DROP ROLE IF EXISTS "{role}"')
+        db.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'local-only'")
+        for statement in body.split(";\n"):
+            if statement.strip():
+                db.execute(statement)
+    as_role = Connection(**{**admin.__dict__, "user": role, "password": "local-only"})
+    written = psycopg_writer.write(as_role, spec, sql.export_frame(predictions(1), spec, "cloud-1"))
+    assert (written.inserted, written.created) == (15, False)
+    frame = sql.export_frame(predictions(1, shift=1), spec, "cloud-2")
+    again = jdbc_writer.write(spark, as_role, spec, spark.createDataFrame(frame), sql.scope(frame, spec))
+    assert (again.updated, again.inserted) == (15, 0)
+    with pytest.raises(ExportFailed, match="permission denied for schema bi"):
+        other = sql.TableSpec("bi", "elsewhere", "elsewhere_latest", KEYS, "date")
+        psycopg_writer.write(as_role, other, sql.export_frame(predictions(1), other, "x"))
+    assert psycopg_writer.query(admin, f"SELECT count(*) FROM {spec.view_name}") == [(15,)]
+
+
+@pytest.mark.slow
+def test_mlkit_run_exports_and_a_rerun_keeps_the_row_count(tmp_path):
+    """`mlkit run --env local` (tiny data) ends with the champion's predictions in the local PostgreSQL;
+    the identical re-run replaces them (same count, the new run id); `mlkit stop` stops the server."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    envs, state = tmp_path / "environments", tmp_path / "state"
+    shutil.copytree(root / "environments", envs)
+    local = yaml.safe_load((envs / "local.yaml").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    local["local"].update(state_dir=str(state), mlflow_port=port)
+    wl = local["workloads"]
+    wl["tracking"] = {"experiment_prefix": "/Shared/mlkit-export-e2e"}
+    wl["forecast"].update(registered_model="forecast_export_e2e", synthetic={"stores": 2, "items": 2, "days": 300},
+                          search={"n_trials": 1, "max_rounds": 10, "early_stopping_rounds": 3},
+                          gates={"min_share_ok": 0.2, "max_median_wape": 0.9})
+    (envs / "local.yaml").write_text(yaml.safe_dump(local))
+    cli = [str(Path(sys.executable).parent / "mlkit")]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
+    try:
+        runs = []
+        for _ in range(2):
+            done = subprocess.run([*cli, "run", "--environments", str(envs)], cwd=root, env=env, capture_output=True,
+                                  text=True, timeout=400)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            server = postgres.ensure(state)
+            assert not server.started  # the run left it running, for BI clients
+            conn = conn_of(server)
+            runs.append(psycopg_writer.query(
+                conn, "SELECT count(*), count(DISTINCT run_id), min(run_id) FROM predictions.forecast_predictions"))
+        (first,), (second,) = runs
+        assert first[0] > 0 and first[0] == second[0] and second[1] == 1 and first[2] != second[2]
+        assert psycopg_writer.query(conn, "SELECT count(*) FROM predictions.forecast_latest_champion") == [(first[0],)]
+        stopped = subprocess.run([*cli, "stop", "--environments", str(envs)], cwd=root, env=env, capture_output=True,
+                                 text=True, timeout=120)
+        assert "stopped PostgreSQL 127.0.0.1:" in " ".join(stopped.stdout.split()), stopped.stdout
+        assert not postgres._running(state / "postgres" / "data")
+    finally:
+        from mlkit.local import mlflow_server
+
+        mlflow_server.stop_all(state)
+        postgres.stop(state)

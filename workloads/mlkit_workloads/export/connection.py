@@ -32,7 +32,10 @@ class Connection:
 
     @property
     def jdbc_url(self) -> str:
-        return (f"jdbc:postgresql://{self.host}:{self.port}/{self.database}?sslmode={self.sslmode}"
+        # verify-full against the JVM's own trust store (Azure's server certificates chain to public
+        # roots it has), not pgjdbc's default ~/.postgresql/root.crt, which a cluster does not have.
+        factory = "&sslfactory=org.postgresql.ssl.DefaultJavaSSLFactory" if self.sslmode == "verify-full" else ""
+        return (f"jdbc:postgresql://{self.host}:{self.port}/{self.database}?sslmode={self.sslmode}{factory}"
                 f"&connectTimeout={self.timeout}&ApplicationName=mlkit-export")
 
 
