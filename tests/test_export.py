@@ -247,7 +247,7 @@ def test_the_cloud_setup_sql_gives_the_export_role_just_enough(pg, spark):
     frame = sql.export_frame(predictions(1, shift=1), spec, "cloud-2")
     again = jdbc_writer.write(spark, as_role, spec, spark.createDataFrame(frame), sql.scope(frame, spec))
     assert (again.updated, again.inserted) == (15, 0)
-    with pytest.raises(ExportFailed, match="permission denied for schema bi"):
+    with pytest.raises(ExportFailed, match="rolled back: permission denied for database mlkit"):
         other = sql.TableSpec("bi", "elsewhere", "elsewhere_latest", KEYS, "date")
         psycopg_writer.write(as_role, other, sql.export_frame(predictions(1), other, "x"))
     assert psycopg_writer.query(admin, f"SELECT count(*) FROM {spec.view_name}") == [(15,)]
