@@ -162,3 +162,19 @@ def test_the_checks_find_what_they_look_for():
     assert "envconfig.naming" in GRAPH["envconfig.loader"]  # `from .naming import NamingError`
     assert "mlkit.console" in GRAPH["mlkit.commands.env"]  # `from ..console import ...` (relative)
     assert _layer("stacks.app") > _layer("envconfig.naming") > _layer("mlkit_workloads.settings")
+
+
+def test_importing_a_construct_loads_no_rule_pack():
+    # A fresh interpreter: the construct imports policies.suppressions, which must not pull in the
+    # engine (whose import collects every pack's rules) through the package's __init__.
+    import json
+    import subprocess
+    import sys
+
+    probe = ("import json, sys, stacks.platform.storage\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('policies'))))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "policies.suppressions" in loaded  # the construct did use the suppression API
+    assert not [m for m in loaded if m.startswith(("policies.engine", "policies.packs"))], loaded

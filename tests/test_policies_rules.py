@@ -37,7 +37,7 @@ from cdktn_provider_databricks.secret_scope import SecretScope  # noqa: E402
 
 from envconfig.loader import load_environment  # noqa: E402
 from envconfig.naming import tags_for  # noqa: E402
-from policies import RULES, PolicyRun  # noqa: E402
+from policies.engine import RULES, PolicyRun  # noqa: E402
 from policies.model import Finding  # noqa: E402
 
 PROD = load_environment("prod", "environments", env={})

@@ -98,7 +98,7 @@ def _verdict(report) -> None:
 
 
 def _print_rules() -> None:
-    from policies import RULES
+    from policies.engine import RULES
 
     table = Table(title=f"{len(RULES)} rules", title_justify="left")
     for col in ("id", "pack", "severity", "environments", "title", "checkov"):
