@@ -88,6 +88,7 @@ def write(spark, conn: Connection, spec: sql.TableSpec, sdf, scope: tuple[str, i
         (sdf.select(F.lit(batch_id).alias(sql.BATCH_ID), *spec.names).write.mode("append")
          .jdbc(conn.jdbc_url, f"{spec.schema}.{spec.table}_staging",
                properties={"user": conn.user, "password": conn.password, "driver": DRIVER}))
+        db.execute(f"ANALYZE {spec.staging}")  # fresh statistics: hash joins against the batch, not loops
         source = sql.batch_source(spec, db.mark)
         updated, deleted = batch.apply_batch(db, spec, source, (batch_id,), scope)
         db.execute(sql.clear_batch(spec, db.mark), (batch_id,))

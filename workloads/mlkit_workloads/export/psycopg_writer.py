@@ -57,6 +57,9 @@ def write(conn: Connection, spec: sql.TableSpec, frame: pd.DataFrame) -> Written
                 with cur.copy(f"COPY {sql.quote(STAGE)} ({columns}) FROM STDIN") as cp:
                     for row in _rows(frame):
                         cp.write_row(row)
+                # Temporary tables get no autovacuum statistics: without them the planner nests loops
+                # over the stage for every target row (28k rows: 170 s instead of well under one).
+                cur.execute(f"ANALYZE {sql.quote(STAGE)}")
                 updated, deleted = batch.apply_batch(session, spec, sql.quote(STAGE), (), scope)
         except psycopg.Error as e:
             raise ExportFailed(conn, "the export transaction failed and was rolled back", _first_line(e)) from None
