@@ -63,7 +63,9 @@ def test_prod_architecture_is_a_fraction_of_the_resource_graph(out) -> None:
     diagram = _diagram(out, "prod")
     arch = _architecture(out, "prod")
     assert len(diagram.nodes) >= 90 and len(diagram.edges) >= 150  # what nobody reads
-    assert len(arch.boxes) <= 32 and len(arch.arrows) <= 42
+    # +3 boxes (PostgreSQL server, export connector, UC service credential) and +3 arrows (Entra admin,
+    # ACCESS on the credential, the credential's connector) for the BI database (issue 13)
+    assert len(arch.boxes) <= 35 and len(arch.arrows) <= 45
     assert len(arch.boxes) * 3 <= len(diagram.nodes) and len(arch.arrows) * 4 <= len(diagram.edges)
     assert {b.subsystem for b in arch.boxes.values()} >= {"network", "data", "secrets", "compute", "ml", "serving"}
 
@@ -175,8 +177,9 @@ def test_graph_command_draws_the_architecture(out, tmp_path) -> None:
                                  str(out), "--format", "png", "--out", str(target)])
     assert result.exit_code == 0, result.output
     # prod: 99 before Unity Catalog (-2 workspace models, -1 permissions, +schema, 2 models, 4 grants) and the
-    # release gates (+1 per stack)
-    assert re.search(r"\d+ boxes, \d+ edges \(from 106 resources, 204 references\)", result.output)
+    # release gates (+1 per stack); the BI database (issue 13: +9 platform: server, Entra admin, 2 TLS settings,
+    # database, private endpoint, DNS zone + link, export connector; +2 workspace: service credential, its grant)
+    assert re.search(r"\d+ boxes, \d+ edges \(from 117 resources, 220 references\)", result.output)
     _png_size(target.read_bytes())
 
 
