@@ -48,7 +48,7 @@ def main() -> None:
 
     from mlkit.local import mlflow_server
     from mlkit.local.runner import quiet_libraries
-    from mlkit.local.spark import local_session
+    from mlkit_workloads.local_spark import local_session
 
     quiet_libraries()
     out = ROOT / "bench" / "out"

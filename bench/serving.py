@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # serve_helpers: real boosters, bundle, registration
+sys.path.insert(0, str(ROOT / "workloads" / "tests"))  # serve_helpers: real boosters, bundle, registration
 
 ROW: dict = {}  # the first period after the test groups' history (set in main from serve_helpers)
 

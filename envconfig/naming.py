@@ -31,6 +31,9 @@ PRIVATE_DNS_ZONES = {
     "registry": "privatelink.azurecr.io",
     "namespace": "privatelink.servicebus.windows.net",
     "postgresqlServer": "privatelink.postgres.database.azure.com",
+    # issue 13: Data Factory's authoring/data plane, Azure ML's workspace API
+    "dataFactory": "privatelink.datafactory.azure.net",
+    "amlworkspace": "privatelink.api.azureml.ms",
 }
 
 
@@ -80,6 +83,18 @@ RULES = {
     # azurerm validate.FlexibleServerName: ^[a-z0-9]([a-z0-9-]+[a-z0-9])?$, at most 63.
     "postgresql_server": Rule("PostgreSQL flexible server", r"[a-z0-9]([a-z0-9-]+[a-z0-9])?", 3, 63,
                               "lowercase letters, digits and '-'; starts and ends with a letter or digit"),
+}
+
+# Names of the optional systems (issue 13), checked only where the environment turns them on
+# (envconfig/orchestration.py): the provider's own validation (terraform-provider-azurerm,
+# datafactory/validate.DataFactoryName, machinelearning/validate.WorkspaceName).
+OPTIONAL_RULES = {
+    "data_factory": Rule("data factory", r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", 3, 63,
+                         "letters, digits and single hyphens, starting and ending with a letter or digit"),
+    "ml_workspace": Rule("Azure ML workspace", r"[a-zA-Z0-9][\w-]{2,32}", 3, 33,
+                         "3-33 letters, digits, '_' and '-', starting with a letter or digit"),
+    "ml_storage_account": Rule("storage account", r"[a-z0-9]+", 3, 24, "lowercase letters and digits only"),
+    "application_insights": Rule("Application Insights", r"[^%&\\?/]+", 1, 260, "no %&\\?/ characters"),
 }
 
 PREFIX_PATTERN = r"[a-z][a-z0-9]{1,9}"
@@ -230,6 +245,60 @@ class Names:
 
     # Storage containers (3-63 lowercase letters, digits, hyphens).
     CONTAINERS = ("raw", "curated", "models", "inference-logs")
+
+    # -- issue 13: Data Factory (CAF adf), Azure ML (mlw), Application Insights (appi) ---------
+    @property
+    def data_factory(self) -> str:
+        return self._dashed("adf")
+
+    @property
+    def data_factory_databricks_identity(self) -> str:
+        """The user-assigned identity the factory calls Databricks as (a system-assigned identity
+        exports no client id, and the workspace registers a service principal by client id)."""
+        return self.managed_identity("adf-databricks")
+
+    # A factory's child resources (validate.LinkedServiceDatasetName / DataFactoryPipelineAndTriggerName).
+    adf_credential = "cred-databricks"
+    adf_integration_runtime = "ir-managed-vnet"
+    adf_linked_service_sql = "ls-sql-source"
+    adf_linked_service_raw = "ls-adls-raw"
+    adf_linked_service_databricks = "ls-databricks"
+
+    @staticmethod
+    def adf_dataset_sql(table: str) -> str:
+        return "ds_sql_" + table.replace(".", "_")
+
+    @staticmethod
+    def adf_dataset_raw(table: str) -> str:
+        return "ds_raw_" + table.replace(".", "_")
+
+    @staticmethod
+    def adf_pipeline(job: str) -> str:
+        return f"pl-{job}"
+
+    @staticmethod
+    def adf_trigger(job: str) -> str:
+        return f"tr-{job}-schedule"
+
+    @staticmethod
+    def adf_managed_private_endpoint(target: str) -> str:
+        return f"mpe-{target}"
+
+    @property
+    def ml_workspace(self) -> str:
+        return self._dashed("mlw")
+
+    @property
+    def ml_storage_account(self) -> str:
+        """Azure ML's own storage: a workspace cannot use the data lake (hierarchical namespace)."""
+        return self._compact("stml")
+
+    @property
+    def application_insights(self) -> str:
+        return self._dashed("appi")
+
+    # The scoring service reads it into APPLICATIONINSIGHTS_CONNECTION_STRING (serving stack).
+    application_insights_secret = "appinsights-connection-string"
 
     # -- Databricks workspace objects ---------------------------------------
     def instance_pool(self, pool: str) -> str:

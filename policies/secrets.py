@@ -42,6 +42,11 @@ SECRET_NAMES = re.compile(
 # ...except these, which name a secret (or a setting) rather than hold one.
 NOT_SECRET_NAMES = re.compile(r"(?:_name|_id|_ids|_uri|_url|_version|_type|_enabled|_permissions|_scope)$", re.I)
 BASE64_CONTENT = ("content_base64",)
+# A connection string is a secret when it carries a credential; host, database and options alone
+# (Data Factory's managed-identity SQL linked service: Data Source=...;Initial Catalog=...) are not.
+CONNECTION_STRING = re.compile(r"(?:^|_)connection_string$", re.I)
+CONNECTION_STRING_SECRET = re.compile(
+    r"(?:^|;)\s*(?:password|pwd|accountkey|sharedaccesskey|sharedaccesssignature|sig)\s*=", re.I)
 _MAX_DECODE = 2_000_000
 
 
@@ -54,6 +59,10 @@ def scan(config: Any, path: str = "") -> Iterator[tuple[str, str]]:
             sub = f"{path}.{key}" if path else str(key)
             if isinstance(value, str) and key in BASE64_CONTENT:
                 yield from _scan_base64(value, sub)
+                continue
+            if isinstance(value, str) and value and not is_ref(value) and CONNECTION_STRING.search(str(key)):
+                if CONNECTION_STRING_SECRET.search(re.sub(r"\$\{[^}]*\}", "", value)):
+                    yield sub, "a credential (password or key) in a connection string"
                 continue
             if isinstance(value, str) and value and not is_ref(value) and _secret_name(str(key)):
                 yield sub, "a literal value in a secret attribute"

@@ -169,6 +169,12 @@ def _zone(name: str) -> str:
     return name.removeprefix("privatelink.").split(".")[0]
 
 
+def _managed_private_endpoint(b: dict[str, Any]) -> list[End]:
+    """Data Factory's managed network reaching a target (noted in the target's box, like private endpoints)."""
+    return [(b.get("data_factory_id"), b.get("target_resource_id"), "managed private endpoint",
+             b.get("subresource_name", ""))]
+
+
 def _postgres_admin(b: dict[str, Any]) -> list[End]:
     return [(b.get("object_id"), b.get("server_name"), "Entra ID administrator", "")]
 
@@ -205,8 +211,19 @@ TYPES: dict[str, Kind] = {
     "azurerm_data_factory_linked_service_azure_databricks": part("azurerm_data_factory", "linked service"),
     "azurerm_data_factory_linked_service_data_lake_storage_gen2": part("azurerm_data_factory", "linked service"),
     "azurerm_data_factory_linked_service_key_vault": part("azurerm_data_factory", "linked service"),
-    "azurerm_data_factory_pipeline": part("azurerm_data_factory", "pipeline", list_names=True),
-    "azurerm_data_factory_trigger_schedule": part("azurerm_data_factory", "schedule trigger"),
+    # The pipelines live in the workspace stack (they name its jobs): a box of their own there.
+    "azurerm_data_factory_pipeline": box("data", "Data Factory pipelines", "azure.analytics.DataFactories",
+                                         merge=True),
+    "azurerm_data_factory_trigger_schedule": part("azurerm_data_factory_pipeline", "schedule trigger"),
+    # issue 13: the rest of the factory folds into its box; its managed network's endpoints are notes
+    "azurerm_data_factory_linked_custom_service": part(("azurerm_data_factory", "azurerm_data_factory_pipeline"),
+                                                       "linked service"),
+    "azurerm_data_factory_linked_service_azure_sql_database": part("azurerm_data_factory", "linked service"),
+    "azurerm_data_factory_dataset_parquet": part("azurerm_data_factory", "dataset"),
+    "azurerm_data_factory_dataset_azure_sql_table": part("azurerm_data_factory", "dataset"),
+    "azurerm_data_factory_integration_runtime_azure": part("azurerm_data_factory", "managed-VNet runtime"),
+    "azurerm_data_factory_credential_user_managed_identity": part("azurerm_data_factory", "credential"),
+    "azurerm_data_factory_managed_private_endpoint": link(_managed_private_endpoint, NOTE),
     "azurerm_postgresql_flexible_server": box("data", "PostgreSQL flexible server",
                                               "azure.databases.AzureDatabasePostgresqlServer"),
     "azurerm_postgresql_flexible_server_database": part("azurerm_postgresql_flexible_server", "database",

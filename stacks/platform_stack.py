@@ -7,6 +7,7 @@ from cdktn_provider_azurerm.log_analytics_workspace import LogAnalyticsWorkspace
 from cdktn_provider_azurerm.provider import (
     AzurermProvider,
     AzurermProviderFeatures,
+    AzurermProviderFeaturesApplicationInsights,
     AzurermProviderFeaturesKeyVault,
     AzurermProviderFeaturesResourceGroup,
 )
@@ -30,6 +31,10 @@ from .platform.resource_group import PlatformResourceGroup, ResourceGroupProps
 from .platform.postgres import PRIVATE_ENDPOINT_SUBRESOURCE as POSTGRES_SUBRESOURCE
 from .platform.postgres import PredictionsDatabase, PredictionsDatabaseProps
 from .platform.storage import DataLakeProps, DataLakeStorage
+# issue 13: Data Factory orchestration, Azure ML workspace + Application Insights
+from .platform.data_factory import DataFactoryProps, OrchestrationFactory
+from .platform.ml_workspace import AzureMlWorkspace, AzureMlWorkspaceProps
+from .platform.monitoring import ApplicationTelemetry, TelemetryProps
 
 # Output names other tools read (`terraform output -json` in the deploy step).
 OUTPUT_WORKSPACE_URL = "databricks_workspace_url"
@@ -40,6 +45,10 @@ OUTPUT_SCORING_CLIENT_ID = "aks_workload_client_id"
 OUTPUT_AKS_NAME = "aks_cluster_name"
 OUTPUT_EVENTHUB_NAMESPACE = "eventhub_namespace"
 OUTPUT_ACCESS_CONNECTOR_ID = "databricks_access_connector_id"
+# issue 13 (present when the environment turns the system on)
+OUTPUT_DATA_FACTORY_ID = "data_factory_id"
+OUTPUT_ML_WORKSPACE_ID = "ml_workspace_id"
+OUTPUT_APPINSIGHTS_SECRET = "application_insights_secret_name"
 OUTPUT_POSTGRES_FQDN = "postgres_fqdn"
 OUTPUT_POSTGRES_SETUP_SQL = "postgres_setup_sql"
 OUTPUT_EXPORT_CONNECTOR_ID = "export_access_connector_id"
@@ -68,6 +77,9 @@ class PlatformStack(TerraformStack):
                 key_vault=[AzurermProviderFeaturesKeyVault(
                     purge_soft_delete_on_destroy=False, recover_soft_deleted_key_vaults=True)],
                 resource_group=[AzurermProviderFeaturesResourceGroup(prevent_deletion_if_contains_resources=True)],
+                # Azure adds a "Failure Anomalies" alert rule to every new Application Insights: nobody
+                # manages it, and drift would report it as an unmanaged object every night.
+                application_insights=[AzurermProviderFeaturesApplicationInsights(disable_generated_rule=True)],
             )],
         )
 
@@ -158,6 +170,7 @@ class PlatformStack(TerraformStack):
             vnet=self.network.databricks if self.network else None))
         if self.network:
             self._private_endpoints(self.network)
+        self._orchestration_and_ml()
         self.predictions_db = self._predictions_database(tags) if cfg.postgres.enabled else None
 
         for name, value, description in (
@@ -174,6 +187,54 @@ class PlatformStack(TerraformStack):
         ):
             TerraformOutput(self, name, value=value, description=description, static_id=True)
 
+    # ---- issue 13: Data Factory orchestration, Azure ML workspace + Application Insights ----------
+    def _orchestration_and_ml(self) -> None:
+        """The optional systems, each only where the environment turns it on."""
+        cfg, names = self.cfg, self.cfg.names
+        rg, loc, tags = self.resource_group.name, cfg.location, tags_for(cfg.tags, cfg.name)
+        private = cfg.network.private
+        self.data_factory: OrchestrationFactory | None = None
+        self.telemetry: ApplicationTelemetry | None = None
+        self.ml_workspace: AzureMlWorkspace | None = None
+        self.application_insights_secret_name: str | None = None
+        adf = cfg.data_factory
+        if adf.enabled:
+            self.data_factory = OrchestrationFactory(self, "data-factory", DataFactoryProps(
+                names=names, resource_group_name=rg, location=loc, source=adf.source, storage=self.storage,
+                databricks_workspace_id=self.workspace.id, private=private, tags=tags))
+            if self.network:  # its public endpoint is off: authoring and monitoring from inside the VNet
+                self.network.private_endpoint("adf", self.data_factory.id, "dataFactory")
+            TerraformOutput(self, OUTPUT_DATA_FACTORY_ID, value=self.data_factory.id, static_id=True,
+                            description="Data Factory that orchestrates the jobs (copy to raw, then the Databricks job)")
+        if cfg.ml_workspace.enabled:
+            self.telemetry = ApplicationTelemetry(self, "application-insights", TelemetryProps(
+                name=names.application_insights, resource_group_name=rg, location=loc,
+                log_analytics_workspace_id=self.log_analytics.id,
+                retention_days=cfg.ml_workspace.application_insights_retention_days, private=private, tags=tags))
+            # Terraform writes the secret as the deployer: after the deployer's access policy exists.
+            deployer_policy = [p for k, p in self.key_vault.policies.items() if k == "deployer"]
+            self.telemetry.store_connection_string(self.key_vault, names.application_insights_secret,
+                                                   after=deployer_policy)
+            self.application_insights_secret_name = names.application_insights_secret
+            # The scoring service sends traces with its workload identity (local authentication is off).
+            self.telemetry.grant_publish("scoring-telemetry-publish", self.scoring_identity.principal_id)
+            self.ml_workspace = AzureMlWorkspace(self, "ml-workspace", AzureMlWorkspaceProps(
+                name=names.ml_workspace, storage_account_name=names.ml_storage_account, resource_group_name=rg,
+                location=loc, application_insights_id=self.telemetry.id, vault=self.key_vault,
+                container_registry_id=self.registry.id, private=private, high_business_impact=cfg.prod_like,
+                storage_replication=cfg.storage.replication, tags=tags))
+            if self.network:  # clients in the VNet: the workspace API and its storage
+                self.network.private_endpoint("mlw", self.ml_workspace.id, "amlworkspace")
+                self.network.private_endpoint("stml-blob", self.ml_workspace.storage.id, "blob")
+            # mlkit promote registers the approved versions as the deployer.
+            self.ml_workspace.grant_register_models("deployer-register-models", cfg.principals.deployer)
+            for name, value, description in (
+                (OUTPUT_ML_WORKSPACE_ID, self.ml_workspace.id, "Azure ML workspace promotion registers models into"),
+                (OUTPUT_APPINSIGHTS_SECRET, names.application_insights_secret,
+                 "Key Vault secret holding the Application Insights connection string (the scoring service's "
+                 "APPLICATIONINSIGHTS_CONNECTION_STRING)"),
+            ):
+                TerraformOutput(self, name, value=value, description=description, static_id=True)
     def _predictions_database(self, tags: dict[str, str]) -> PredictionsDatabase:
         """The BI database and the export job's own identity (an access connector the workspace
         stack's service credential points at): a database role with write on its tables only."""

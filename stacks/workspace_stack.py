@@ -25,6 +25,11 @@ from .workspace.model_access import ModelAccessProps, UnityCatalogModels
 from .workspace.policy import JobClusterPolicy, JobClusterPolicyProps
 from .workspace.pools import WorkerPool, WorkerPoolProps
 from .workspace.secret_scope import KeyVaultSecretScope, KeyVaultSecretScopeProps
+# issue 13: Data Factory orchestrates the jobs it lists
+from cdktn_provider_azurerm.provider import AzurermProvider, AzurermProviderFeatures
+from envconfig.adf_schedule import recurrence
+from .platform.data_factory_pipeline import PipelineSpec
+from .workspace.orchestration import DatabricksLinkProps, FactoryOrchestration, OrchestratedJob, OrchestrationProps
 
 OUTPUT_JOB_IDS = "job_ids"
 
@@ -111,7 +116,8 @@ class WorkspaceStack(TerraformStack):
         for job in graph.JOBS.values():
             self.experiments[job.name] = TrackingExperiment(self, f"experiment-{job.name}", TrackingExperimentProps(
                 name=names.experiment(job.name), description=job.description, tags=tags))
-            schedule = cfg.jobs.schedules.get(job.schedule_key)
+            # One scheduler: a job Data Factory orchestrates runs on the factory's trigger, not its own.
+            schedule = None if job.name in self._orchestrated() else cfg.jobs.schedules.get(job.schedule_key)
             self.jobs[job.name] = GraphJob(self, f"job-{job.name}", GraphJobProps(
                 job=job, name=names.job(job.name), env=cfg.name, settings_path=names.settings_file,
                 wheel_path=names.wheel_path(workloads_version), cluster=cluster, run_as_application_id=run_as,
@@ -123,5 +129,48 @@ class WorkspaceStack(TerraformStack):
                 after=(self.wheel.file, self.settings_file.file, *self.data_access.grants.values(),
                        *self.model_access.dependables)))
 
+        self._orchestration(platform, job_pool.id)
+
         TerraformOutput(self, OUTPUT_JOB_IDS, value={k: j.id for k, j in self.jobs.items()},
                         description="Databricks job id per job of the workloads graph", static_id=True)
+
+    # ---- issue 13: Data Factory's pipelines, triggers and Databricks identity --------------------
+    def _orchestrated(self) -> tuple[str, ...]:
+        adf = self.cfg.data_factory
+        return tuple(adf.jobs) if adf.enabled else ()
+
+    def _orchestration(self, platform: PlatformStack, instance_pool_id: str) -> None:
+        factory = platform.data_factory
+        if factory is None or not self._orchestrated():
+            self.orchestration = None
+            return
+        cfg, adf = self.cfg, self.cfg.data_factory
+        # The factory's pipeline resources only: same OIDC login as the platform stack, no secrets.
+        AzurermProvider(self, "azurerm", subscription_id=cfg.subscription_id, tenant_id=cfg.tenant_id,
+                        use_oidc=True, use_cli=False, features=[AzurermProviderFeatures()])
+        dbx = cfg.databricks
+        jobs = []
+        for name in adf.jobs:
+            job = graph.JOBS[name]
+            schedule = cfg.jobs.schedules[job.schedule_key]
+            jobs.append(OrchestratedJob(spec=PipelineSpec(
+                job=job, copies=tuple(factory.copies),
+                ingest_folder=(getattr(cfg.workloads, name).source.path or "").strip("/"),
+                raw_root=cfg.names.abfss_url("raw").rstrip("/"), databricks_job_id=self.jobs[name].id,
+                databricks_linked_service=cfg.names.adf_linked_service_databricks,
+                copy_retries=adf.copy_retries, job_retries=adf.job_retries,
+                retry_interval_seconds=adf.retry_interval_seconds, copy_timeout_minutes=adf.copy_timeout_minutes,
+                job_timeout_seconds=cfg.jobs.timeout_seconds),
+                recurrence=recurrence(schedule.quartz_cron, schedule.timezone), paused=schedule.paused))
+        names = cfg.names
+        self.orchestration = FactoryOrchestration(self, "orchestration", OrchestrationProps(
+            names=names, data_factory_id=factory.id,
+            identity_client_id=factory.databricks_identity.client_id,
+            identity_name=names.data_factory_databricks_identity,
+            link=DatabricksLinkProps(
+                workspace_url=platform.workspace.url, workspace_resource_id=platform.workspace.id,
+                credential_name=names.adf_credential, instance_pool_id=instance_pool_id,
+                spark_version=dbx.spark_version, min_workers=dbx.job_cluster.min_workers,
+                max_workers=dbx.job_cluster.max_workers,
+                integration_runtime_name=names.adf_integration_runtime if factory.integration_runtime else None),
+            jobs=tuple(jobs)))

@@ -20,7 +20,8 @@ from mlkit.commands.graph import principals_of  # noqa: E402
 from stacks.app import stack_names  # noqa: E402
 from stacks.architecture import TYPES, Architecture, build_architecture, type_key  # noqa: E402
 from stacks.architecture_draw import architecture_mermaid, render_architecture  # noqa: E402
-from stacks.diagram import Diagram, build_diagram, load_stacks  # noqa: E402
+from stacks.diagram import Diagram, build_diagram  # noqa: E402
+from stacks.synth_output import load_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = REPO / "environments"
@@ -42,7 +43,7 @@ def out(tmp_path_factory) -> Path:
 
 def _diagram(out: Path, env: str) -> Diagram:
     cfg = load_environment(env, ENVIRONMENTS)
-    return build_diagram(load_stacks(out, stack_names({env: cfg})))
+    return build_diagram(load_configs(out, stack_names({env: cfg})))
 
 
 def _architecture(out: Path, env: str) -> Architecture:
@@ -63,9 +64,10 @@ def test_prod_architecture_is_a_fraction_of_the_resource_graph(out) -> None:
     diagram = _diagram(out, "prod")
     arch = _architecture(out, "prod")
     assert len(diagram.nodes) >= 90 and len(diagram.edges) >= 150  # what nobody reads
-    # +3 boxes (PostgreSQL server, export connector, UC service credential) and +3 arrows (Entra admin,
-    # ACCESS on the credential, the credential's connector) for the BI database (issue 13)
-    assert len(arch.boxes) <= 35 and len(arch.arrows) <= 45
+    # issue 13 adds 8 boxes (factory, its identity and Databricks principal, pipelines, the SQL source, ML
+    # workspace, its storage, Application Insights) and their grants; +3 boxes (PostgreSQL server, export
+    # connector, UC service credential) and +3 arrows (Entra admin, ACCESS, the credential's connector)
+    assert len(arch.boxes) <= 43 and len(arch.arrows) <= 63
     assert len(arch.boxes) * 3 <= len(diagram.nodes) and len(arch.arrows) * 4 <= len(diagram.edges)
     assert {b.subsystem for b in arch.boxes.values()} >= {"network", "data", "secrets", "compute", "ml", "serving"}
 
@@ -162,7 +164,7 @@ def test_picture_renders_png_and_self_contained_svg(out, tmp_path) -> None:
     arch = _architecture(out, "prod")
     render_architecture(arch, tmp_path / "prod.png")
     width, height = _png_size((tmp_path / "prod.png").read_bytes())
-    assert 800 < width < 5000 and 600 < height < 5000
+    assert 800 < width < 6500 and 600 < height < 5000
     render_architecture(arch, tmp_path / "prod.svg")
     svg = (tmp_path / "prod.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
@@ -177,9 +179,10 @@ def test_graph_command_draws_the_architecture(out, tmp_path) -> None:
                                  str(out), "--format", "png", "--out", str(target)])
     assert result.exit_code == 0, result.output
     # prod: 99 before Unity Catalog (-2 workspace models, -1 permissions, +schema, 2 models, 4 grants) and the
-    # release gates (+1 per stack); the BI database (issue 13: +9 platform: server, Entra admin, 2 TLS settings,
-    # database, private endpoint, DNS zone + link, export connector; +2 workspace: service credential, its grant)
-    assert re.search(r"\d+ boxes, \d+ edges \(from 117 resources, 220 references\)", result.output)
+    # release gates (+1 per stack); +34 resources with issue 13's Data Factory, Azure ML and Application Insights;
+    # +11 with the BI database (server, Entra admin, 2 TLS settings, database, private endpoint, DNS zone + link,
+    # export connector; service credential and its grant)
+    assert re.search(r"\d+ boxes, \d+ edges \(from 151 resources, 292 references\)", result.output)
     _png_size(target.read_bytes())
 
 

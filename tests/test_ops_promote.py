@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from ops_helpers import ENVIRONMENTS
 
 from envconfig.loader import load_environment
@@ -19,12 +19,6 @@ from mlkit.ops.promote import PROMOTED_FROM, PromotionRefused, env_diff, promote
 from mlkit.ops.release import ReleaseRecord, lock_path, read_lock, record_release, release_experiment
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +217,51 @@ def test_promote_bad_or_unreachable_registry_is_a_message(tmp_path) -> None:
     down = runner.invoke(app, ["promote", "--from", "staging", "--to", "prod", "--environments", envs,
                                "--from-uri", "http://127.0.0.1:9", "--to-uri", "http://127.0.0.1:9"])
     assert down.exit_code == 1 and "did not answer" in down.stderr and "Traceback" not in down.stderr
+
+
+# ---- issue 13: the target's Azure ML workspace registry (a stand-in of its MLflow REST routes) ----
+
+
+def test_approved_versions_are_registered_in_the_targets_azure_ml_workspace_too(servers, tmp_path):
+    from urllib.parse import urlsplit
+
+    from aml_standin import AmlStandIn
+
+    from mlkit.ops.aml_registry import PROMOTED_FROM as AML_FROM
+    from mlkit.ops.aml_registry import https_uri, workspace_uri
+
+    envs = env_files(tmp_path, "amla", "amlb")
+    src = client(servers[0])
+    ver = train(src, "amla", "c.s.amlafc", True, "w-aml", tmp_path)
+    train(src, "amla", "c.s.amlacl", True, "cl-aml", tmp_path)
+    release(src, load_environment("amla", envs), "b" * 40)
+    target = load_environment("amlb", envs)
+    # the stand-in answers at exactly the path of B's workspace MLflow URI (azureml://... as https)
+    with AmlStandIn(urlsplit(https_uri(workspace_uri(target))).path) as aml:
+        res = run_promote(envs, "amla", "amlb", servers, aml=client(aml.uri), aml_token=lambda: "entra-token")
+        lock = read_lock(lock_path(envs, "amlb"))
+        assert [(m.aml_model, m.aml_version) for m in lock.models] == [("c-s-amlacl", "1"), ("c-s-amlafc", "1")]
+        registered = aml.registry.versions[("c-s-amlafc", "1")]
+        assert registered["tags"][AML_FROM] == f"amla/c.s.amlafc/{ver}"
+        # its source: where the version's files now are in B's registry
+        b_version = next(c["version"] for c in res.copies if c["model"] == "c.s.amlafc")
+        assert registered["source"] == client(servers[1]).get_model_version_download_uri("c.s.amlafc", b_version)
+        assert set(aml.registry.tokens) == {"entra-token"} and "MLFLOW_TRACKING_TOKEN" not in os.environ
+        before = lock_path(envs, "amlb").read_bytes()
+        again = run_promote(envs, "amla", "amlb", servers, aml=client(aml.uri), aml_token=lambda: "entra-token")
+        assert all(r["reused"] for r in again.aml) and len(aml.registry.versions) == 2
+        assert not again.lock_written and lock_path(envs, "amlb").read_bytes() == before
+
+
+def test_the_workspace_mlflow_uri_is_built_from_the_environment():
+    from mlkit.ops.aml_registry import https_uri, model_name, workspace_uri
+
+    prod = load_environment("prod", "environments", env={})
+    uri = workspace_uri(prod)
+    assert uri == ("azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/00000000-0000-0000-0000-000000000000/"
+                   "resourceGroups/rg-mlk-prod-weu/providers/Microsoft.MachineLearningServices/workspaces/"
+                   "mlw-mlk-prod-weu")
+    assert https_uri(uri).startswith("https://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/")
+    assert model_name("mlk_prod.ml.forecast") == "mlk_prod-ml-forecast"
+    with pytest.raises(ValueError, match="not an Azure ML MLflow URI"):
+        https_uri("https://example.com")

@@ -266,6 +266,9 @@ CASES = {
                     "sets token"),
     **POSTGRES_CASES,
 }
+from policy_cases_orchestration import CASES as ORCHESTRATION_CASES  # noqa: E402  (issue 13's rules)
+
+CASES.update(ORCHESTRATION_CASES)
 NOT_ELEMENT_RULES = {"MLK-SUP-001", "MLK-SUP-002", "MLK-SUP-003", "MLK-SUP-004", "MLK-ENG-001"}
 
 

@@ -251,7 +251,9 @@ def test_workspace_unity_catalog_wiring(app, env) -> None:
 def test_storage_firewall_follows_the_environment(app, env) -> None:
     configs, docs = app
     platform = docs[f"{env}-platform"]
-    account, = resources(platform, "azurerm_storage_account").values()
+    # the data lake (Azure ML's own account, where it is on, is covered in test_synth_app)
+    lake_address, account = next((a, s) for a, s in resources(platform, "azurerm_storage_account").items()
+                                 if s["name"] == configs[env].names.storage_account)
     connector_address = next(iter(resources(platform, "azurerm_databricks_access_connector")))
     # Enabled everywhere: a Disabled endpoint would shut out Event Hubs Capture and the access connector.
     assert account["public_network_access"] == "Enabled"
@@ -267,7 +269,7 @@ def test_storage_firewall_follows_the_environment(app, env) -> None:
         endpoints = {e["private_service_connection"]["subresource_names"][0]
                      for e in resources(platform, "azurerm_private_endpoint").values()
                      if e["private_service_connection"]["private_connection_resource_id"].startswith(
-                         "${azurerm_storage_account.")}
+                         f"${{azurerm_storage_account.{lake_address}.")}
         assert endpoints == {"dfs", "blob"}
 
 

@@ -161,6 +161,26 @@ def test_every_taggable_azure_resource_carries_the_environment_tags(synthesized,
         assert {t["key"]: t["value"] for t in experiment["tags"]} == expected
 
 
+def _optional_names(cfg) -> set[str]:
+    """Names of issue 13's systems where the environment turns them on."""
+    names, private, out = cfg.names, cfg.network.private, set()
+    adf = cfg.data_factory
+    if adf.enabled:
+        out |= {names.data_factory, names.data_factory_databricks_identity, names.adf_credential,
+                names.adf_linked_service_sql, names.adf_linked_service_raw, names.adf_linked_service_databricks,
+                *(f(t.name) for t in adf.source.tables for f in (names.adf_dataset_sql, names.adf_dataset_raw)),
+                *(f(j) for j in adf.jobs for f in (names.adf_pipeline, names.adf_trigger))}
+        if private:
+            out |= {names.adf_integration_runtime, names.private_endpoint("adf"),
+                    *(names.adf_managed_private_endpoint(t) for t in ("sql", "st-dfs", "dbw"))}
+    if cfg.ml_workspace.enabled:
+        out |= {names.ml_workspace, names.ml_storage_account, names.application_insights,
+                names.application_insights_secret}
+        if private:
+            out |= {names.private_endpoint("mlw"), names.private_endpoint("stml-blob")}
+    return out
+
+
 def _expected_names(names: Names, private_network: bool, models: tuple[str, ...] = ()) -> set[str]:
     version = workloads_version
     network = {
@@ -194,7 +214,7 @@ def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> N
     registry = ws.tracking.registry
     expected = _expected_names(names, cfg.network.private,
                                (ws.forecast.registered_model, ws.classifier.registered_model, registry.schema_,
-                                *([registry.catalog] if cfg.databricks.create_catalog else [])))
+                                *([registry.catalog] if cfg.databricks.create_catalog else []))) | _optional_names(cfg)
     seen = set()
     for kind in ("platform", "workspace"):
         for rtype, items in synthesized["docs"][f"{env}-{kind}"]["resource"].items():
@@ -216,6 +236,12 @@ def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> N
 def test_key_vault_access_policies_follow_the_grants(synthesized, env) -> None:
     cfg = synthesized["configs"][env]
     policies = resources(synthesized["docs"][f"{env}-platform"], "azurerm_key_vault_access_policy")
+    # + the Azure ML workspace's identity where it is on: its connections' secrets, nothing else
+    aml = [p for p in policies if p["object_id"].startswith("${azurerm_machine_learning_workspace.")]
+    assert len(aml) == cfg.ml_workspace.enabled
+    assert all(p["secret_permissions"] == ["Get", "List", "Set", "Delete"] and not p.get("key_permissions")
+               for p in aml)
+    policies = [p for p in policies if p not in aml]
     assert len(policies) == len(cfg.key_vault.grants)
     by_object = {p["object_id"]: p for p in policies}
     assert by_object[cfg.principals.deployer]["secret_permissions"] == ["Get", "List", "Set", "Delete", "Recover"]
@@ -226,16 +252,26 @@ def test_key_vault_access_policies_follow_the_grants(synthesized, env) -> None:
     assert all(p["tenant_id"] == cfg.tenant_id for p in policies)
 
 
+def _scoring_identity(doc: dict, cfg) -> str:
+    """The scoring service's user-assigned identity (the factory has one of its own too)."""
+    return next(a for a, i in doc["resource"]["azurerm_user_assigned_identity"].items()
+                if i["name"] == cfg.names.scoring_principal)
+
+
 @pytest.mark.parametrize("env", CLOUD)
 def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> None:
     doc = synthesized["docs"][f"{env}-platform"]
-    identity = next(iter(doc["resource"]["azurerm_user_assigned_identity"]))
+    cfg = synthesized["configs"][env]
+    identity = _scoring_identity(doc, cfg)
     grants = {}
     for ra in resources(doc, "azurerm_role_assignment"):
         pid = ra["principal_id"]
         who = ("scoring" if identity in pid else "kubelet" if "kubelet_identity" in pid
                else "capture" if pid.startswith("${azurerm_eventhub_namespace.")
                else "jobs" if pid.startswith("${azurerm_databricks_access_connector.")
+               else "factory" if pid.startswith("${azurerm_data_factory.")
+               else "ml-workspace" if pid.startswith("${azurerm_machine_learning_workspace.")
+               else "deployer" if pid == synthesized["configs"][env].principals.deployer
                else "cluster" if ".identity[0].principal_id" in pid or ".identity.0.principal_id" in pid else pid)
         target = ra["scope"].split(".")[0].removeprefix("${")
         grants.setdefault(who, set()).add((ra["role_definition_name"], target))
@@ -245,12 +281,23 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
         "jobs": {("Storage Blob Data Reader", "azurerm_storage_container"),
                  ("Storage Blob Data Contributor", "azurerm_storage_container")},
         "scoring": {("AcrPull", "azurerm_container_registry"), ("Storage Blob Data Reader", "azurerm_storage_container"),
-                    ("Azure Event Hubs Data Sender", "azurerm_eventhub")},
+                    ("Azure Event Hubs Data Sender", "azurerm_eventhub"),
+                    # issue 13: traces to Application Insights, whose local authentication is off
+                    *([("Monitoring Metrics Publisher", "azurerm_application_insights")]
+                      if cfg.ml_workspace.enabled else [])},
         "kubelet": {("AcrPull", "azurerm_container_registry")},
         # Event Hubs Capture writes the inference log into its container as the namespace's identity.
         "capture": {("Storage Blob Data Contributor", "azurerm_storage_container")},
         # VNet-integrated clusters (private network) also manage their own node subnet, nothing else.
         **({"cluster": {("Network Contributor", "azurerm_subnet")}} if synthesized["configs"][env].network.private else {}),
+        # issue 13: the factory writes raw only; Azure ML uses its own account as itself; the deployer
+        # registers models (mlkit promote); the scoring service sends telemetry with Entra ID.
+        **({"factory": {("Storage Blob Data Contributor", "azurerm_storage_container")}}
+           if synthesized["configs"][env].data_factory.enabled else {}),
+        **({"ml-workspace": {("Storage Blob Data Contributor", "azurerm_storage_account"),
+                             ("Storage File Data Privileged Contributor", "azurerm_storage_account")},
+            "deployer": {("AzureML Data Scientist", "azurerm_machine_learning_workspace")}}
+           if synthesized["configs"][env].ml_workspace.enabled else {}),
     }
     models = [a for a, c in doc["resource"]["azurerm_storage_container"].items() if c["name"] == "models"]
     reader = [r for r in resources(doc, "azurerm_role_assignment") if r["role_definition_name"] == "Storage Blob Data Reader"
@@ -262,24 +309,29 @@ def test_scoring_identity_gets_exactly_what_scoring_needs(synthesized, env) -> N
 def test_scoring_identity_reads_only_the_served_model_in_the_registry(synthesized, env) -> None:
     cfg = synthesized["configs"][env]
     platform, workspace = synthesized["docs"][f"{env}-platform"], synthesized["docs"][f"{env}-workspace"]
-    sp, = resources(workspace, "databricks_service_principal")
+    sp_address, sp = next((a, p) for a, p in workspace["resource"]["databricks_service_principal"].items()
+                          if p["display_name"] == cfg.names.scoring_principal)
     # application_id is the platform's scoring identity client id, read from the platform's state.
     output = re.fullmatch(r"\$\{data\.terraform_remote_state\.[\w-]+\.outputs\.([\w-]+)\}", sp["application_id"])
-    identity = next(iter(platform["resource"]["azurerm_user_assigned_identity"]))
+    identity = _scoring_identity(platform, cfg)
     assert platform["output"][output.group(1)]["value"] == f"${{azurerm_user_assigned_identity.{identity}.client_id}}"
     assert platform["resource"]["azurerm_user_assigned_identity"][identity]["name"] == cfg.names.scoring_principal
     assert sp["display_name"] == cfg.names.scoring_principal
     assert (sp["allow_cluster_create"], sp["allow_instance_pool_create"], sp["databricks_sql_access"]) == (False,) * 3
     assert not {"workspace_access", "force", "external_id"} & set(sp)
     # Unity Catalog models (MLflow's databricks-uc registry), never the legacy workspace registry.
-    assert "databricks_mlflow_model" not in workspace["resource"] and "databricks_permissions" not in workspace["resource"]
+    assert "databricks_mlflow_model" not in workspace["resource"]
+    # The only Databricks ACLs: Data Factory's identity may run the jobs it orchestrates (issue 13).
+    assert all([a["permission_level"] for a in p["access_control"]] == ["CAN_MANAGE_RUN"] and "job_id" in p
+               for p in resources(workspace, "databricks_permissions"))
+    assert len(resources(workspace, "databricks_permissions")) == \
+        (len(cfg.data_factory.jobs) if cfg.data_factory.enabled else 0)
     registry = cfg.workloads.tracking.registry
     models = {f"{registry.catalog}.{registry.schema_}.{m['name']}": a
               for a, m in workspace["resource"]["databricks_registered_model"].items()}
     assert set(models) == set(cfg.registered_models.values())
     assert all(m["owner"] == cfg.principals.deployer_application_id
                for m in resources(workspace, "databricks_registered_model"))
-    sp_address = next(iter(workspace["resource"]["databricks_service_principal"]))
     model_grants = [g for g in resources(workspace, "databricks_grants") if "model" in g]
     assert [(g["model"], g["grant"]) for g in model_grants] == [
         (f"${{databricks_registered_model.{models[cfg.served_model]}.id}}",
@@ -297,7 +349,7 @@ def _api_job(body: dict) -> dict:
             out["libraries"] = t["library"]
         return out
 
-    renames = {"task": "tasks", "job_cluster": "job_clusters"}
+    renames = {"task": "tasks", "job_cluster": "job_clusters", "parameter": "parameters"}
     out = {}
     for key, value in body.items():
         if key in ("//", "depends_on"):  # provenance and Terraform's own ordering: not job settings
@@ -336,10 +388,15 @@ def test_jobs_parse_with_the_sdk_and_equal_the_graph(synthesized, env) -> None:
             (cfg.databricks.job_cluster.min_workers, cfg.databricks.job_cluster.max_workers)
         assert cluster.policy_id.startswith("${databricks_cluster_policy.")
         assert cluster.instance_pool_id == cluster.driver_instance_pool_id
+        # the graph's job parameters, with their defaults (an orchestrator sets them per run)
+        assert [(p.name, p.default) for p in settings.parameters or []] == [(p.name, p.default) for p in job.parameters]
         schedule = cfg.jobs.schedules[job.schedule_key]
-        assert settings.schedule.quartz_cron_expression == schedule.quartz_cron
-        assert settings.schedule.timezone_id == schedule.timezone
-        assert settings.schedule.pause_status.value == ("PAUSED" if schedule.paused else "UNPAUSED")
+        if cfg.data_factory.enabled and job.name in cfg.data_factory.jobs:
+            assert settings.schedule is None  # one scheduler: Data Factory's trigger (test_stacks_orchestration)
+        else:
+            assert settings.schedule.quartz_cron_expression == schedule.quartz_cron
+            assert settings.schedule.timezone_id == schedule.timezone
+            assert settings.schedule.pause_status.value == ("PAUSED" if schedule.paused else "UNPAUSED")
         assert settings.email_notifications.on_failure == cfg.databricks.notification_emails
         assert settings.timeout_seconds == cfg.jobs.timeout_seconds
         assert settings.max_concurrent_runs == cfg.jobs.max_concurrent_runs
@@ -348,7 +405,7 @@ def test_jobs_parse_with_the_sdk_and_equal_the_graph(synthesized, env) -> None:
 def test_dev_schedules_are_paused_and_prod_are_not(synthesized) -> None:
     for env, status in (("dev", "PAUSED"), ("prod", "UNPAUSED")):
         assert {j["schedule"]["pause_status"] for j in resources(synthesized["docs"][f"{env}-workspace"],
-                                                                 "databricks_job")} == {status}
+                                                                 "databricks_job") if "schedule" in j} == {status}
 
 
 @pytest.mark.parametrize("env", CLOUD)
@@ -404,7 +461,10 @@ def test_private_workspace_is_vnet_injected_with_private_endpoints(synthesized, 
     assert len(delegated) == 2
     assert all(s["delegation"][0]["service_delegation"]["name"] == "Microsoft.Databricks/workspaces" for s in delegated)
     endpoints = {e["private_service_connection"]["subresource_names"][0]: e for e in resources(doc, "azurerm_private_endpoint")}
-    assert set(endpoints) == {"databricks_ui_api", "vault", "dfs", "blob", "registry", "namespace"}
+    cfg = synthesized["configs"][env]
+    assert set(endpoints) == {"databricks_ui_api", "vault", "dfs", "blob", "registry", "namespace",
+                              *(["dataFactory"] if cfg.data_factory.enabled else []),
+                              *(["amlworkspace"] if cfg.ml_workspace.enabled else [])}
     zones = {z["name"] for z in resources(doc, "azurerm_private_dns_zone")}
     assert zones == set(PRIVATE_DNS_ZONES.values())
     assert endpoints["vault"]["private_service_connection"]["private_connection_resource_id"].startswith(
@@ -505,3 +565,124 @@ def test_export_task_connects_with_its_identity_token_never_a_password(synthesiz
         {"principal": cfg.principals.deployer_application_id, "privileges": ["ACCESS"]}]
     text = synthesized["text"][f"{env}-workspace"] + synthesized["text"][f"{env}-platform"]
     assert "administrator_password" not in text and "password_auth_enabled\": true" not in text
+# ---- issue 13: Data Factory orchestration, Azure ML workspace + Application Insights ----------
+
+
+def _untoken(text: str) -> str:
+    """Terraform interpolations in a JSON-valued attribute, as values (the job id is known at apply)."""
+    return re.sub(r"\$\{[^}]*\}", "resolved-at-apply", text)
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_synthesized_pipeline_is_the_job_graphs_refereed_by_the_sdk(synthesized, env) -> None:
+    import azure.mgmt.datafactory.models as adf
+    from adf_referee import strict, typed
+
+    cfg = synthesized["configs"][env]
+    names, workspace = cfg.names, synthesized["docs"][f"{env}-workspace"]
+    pipelines = {p["name"]: p for p in resources(workspace, "azurerm_data_factory_pipeline")}
+    assert set(pipelines) == {names.adf_pipeline(j) for j in cfg.data_factory.jobs}
+    for job_name in cfg.data_factory.jobs:
+        body = pipelines[names.adf_pipeline(job_name)]
+        job = graph.JOBS[job_name]
+        doc = {"properties": {"activities": json.loads(_untoken(body["activities_json"])),
+                              "parameters": {k: {"type": "String", "defaultValue": v}
+                                             for k, v in body["parameters"].items()}}}
+        acts = [typed(adf.Activity, a) for a in strict(adf.PipelineResource, doc).properties.activities]
+        tables = cfg.data_factory.source.tables
+        assert [a.name for a in acts] == [*(f"copy_{t.name.replace('.', '_')}" for t in tables), f"run_{job_name}",
+                                          f"fail_{job_name}"]
+        run = acts[len(tables)]
+        assert type(run).__name__ == "DatabricksJobActivity"
+        # the job it runs is this stack's Databricks job, with the graph's parameters and tasks
+        job_address = next(a for a, j in workspace["resource"]["databricks_job"].items() if j["name"] == names.job(job_name))
+        assert json.loads(body["activities_json"])[len(tables)]["typeProperties"]["jobId"] == \
+            f"${{databricks_job.{job_address}.id}}"
+        assert set(run.type_properties.job_parameters) == {p.name for p in job.parameters}
+        raw_root = names.abfss_url("raw").rstrip("/")
+        folder = cfg.workloads.forecast.source.path.strip("/")
+        assert run.type_properties.job_parameters["raw_path"]["value"].startswith(
+            f"@concat('{raw_root}/{folder}/load_date='")
+        assert run.user_properties[0].value == " -> ".join(t.key for t in job.topological_order())
+        assert body["concurrency"] == 1
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_trigger_is_the_jobs_own_schedule_and_the_job_has_none(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    workspace = synthesized["docs"][f"{env}-workspace"]
+    trigger, = resources(workspace, "azurerm_data_factory_trigger_schedule")
+    schedule = cfg.jobs.schedules["forecast"]
+    assert schedule.quartz_cron == "0 0 1 ? * SUN" and schedule.timezone == "Europe/Amsterdam"  # reference 000
+    assert (trigger["frequency"], trigger["interval"], trigger["time_zone"], trigger["activated"]) == \
+        ("Week", 1, "W. Europe Standard Time", True)
+    assert trigger["schedule"] == {"days_of_week": ["Sunday"], "hours": [1], "minutes": [0]}
+    jobs = {j["name"]: j for j in resources(workspace, "databricks_job")}
+    assert "schedule" not in jobs[cfg.names.job("forecast")]
+    assert "schedule" in jobs[cfg.names.job("classifier")]  # not orchestrated: keeps its own
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_factory_is_private_and_every_linked_service_is_an_identity(synthesized, env) -> None:
+    import azure.mgmt.datafactory.models as adf
+    from adf_referee import strict, typed
+
+    cfg = synthesized["configs"][env]
+    platform, workspace = synthesized["docs"][f"{env}-platform"], synthesized["docs"][f"{env}-workspace"]
+    factory, = resources(platform, "azurerm_data_factory")
+    assert (factory["public_network_enabled"], factory["managed_virtual_network_enabled"]) == (False, True)
+    assert factory["identity"]["type"] == "SystemAssigned, UserAssigned"
+    sql, = resources(platform, "azurerm_data_factory_linked_service_azure_sql_database")
+    lake, = resources(platform, "azurerm_data_factory_linked_service_data_lake_storage_gen2")
+    assert sql["use_managed_identity"] is True and lake["use_managed_identity"] is True
+    assert "Encrypt=True" in sql["connection_string"] and "Password" not in sql["connection_string"]
+    assert f"Data Source={cfg.data_factory.source.host}" in sql["connection_string"]
+    assert {sql["integration_runtime_name"], lake["integration_runtime_name"]} == {cfg.names.adf_integration_runtime}
+    custom, = resources(workspace, "azurerm_data_factory_linked_custom_service")
+    props = json.loads(_untoken(custom["type_properties_json"]))
+    service = typed(adf.LinkedService, strict(adf.LinkedServiceResource, {"properties": {
+        "type": custom["type"], "typeProperties": props}}).properties)
+    assert service.type_properties.authentication == "MSI" and service.type_properties.access_token is None
+    assert service.type_properties.credential.reference_name == cfg.names.adf_credential
+    targets = {e["subresource_name"] for e in resources(platform, "azurerm_data_factory_managed_private_endpoint")}
+    assert targets == {"sqlServer", "dfs", "databricks_ui_api"}
+    parquet = resources(platform, "azurerm_data_factory_dataset_parquet")
+    assert [p["azure_blob_fs_location"]["path"] for p in parquet] == \
+        [f"@concat('{t.folder}/load_date=', dataset().load_date)" for t in cfg.data_factory.source.tables]
+    assert "CREATE USER [" + cfg.names.data_factory + "] FROM EXTERNAL PROVIDER" in \
+        platform["output"]["data_factory_sql_grants"]["value"]
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_ml_workspace_reuses_vault_and_registry_with_its_own_insights_and_storage(synthesized, env) -> None:
+    cfg = synthesized["configs"][env]
+    platform = synthesized["docs"][f"{env}-platform"]
+    mlw, = resources(platform, "azurerm_machine_learning_workspace")
+    assert mlw["key_vault_id"].startswith("${azurerm_key_vault.")
+    assert mlw["container_registry_id"].startswith("${azurerm_container_registry.")
+    assert mlw["application_insights_id"].startswith("${azurerm_application_insights.")
+    accounts = {a["name"]: a for a in resources(platform, "azurerm_storage_account")}
+    lake, own = accounts[cfg.names.storage_account], accounts[cfg.names.ml_storage_account]
+    # Azure ML cannot use an account with a hierarchical namespace: its own, locked down like the lake
+    assert lake["is_hns_enabled"] is True and own["is_hns_enabled"] is False
+    assert (own["shared_access_key_enabled"], own["min_tls_version"], own["infrastructure_encryption_enabled"]) == \
+        (False, "TLS1_2", True)
+    assert (mlw["public_network_access_enabled"], mlw["storage_account_access_type"], mlw["high_business_impact"]) == \
+        (False, "Identity", True)
+    assert mlw["managed_network"]["isolation_mode"] == "AllowOnlyApprovedOutbound"
+    appi, = resources(platform, "azurerm_application_insights")
+    assert appi["workspace_id"].startswith("${azurerm_log_analytics_workspace.")
+    assert appi["local_authentication_enabled"] is False and appi["internet_query_enabled"] is False
+    secret, = resources(platform, "azurerm_key_vault_secret")
+    assert secret["name"] == cfg.names.application_insights_secret
+    assert secret["value"].startswith("${azurerm_application_insights.") and secret["value"].endswith(".connection_string}")
+    assert platform["output"]["application_insights_secret_name"]["value"] == cfg.names.application_insights_secret
+    assert synthesized["manifest"] and mlw["tags"] == tags_for(cfg.tags, env)
+
+
+def test_dev_has_neither_factory_nor_ml_workspace(synthesized) -> None:
+    for kind in ("platform", "workspace"):
+        doc = synthesized["docs"][f"dev-{kind}"]
+        assert not [t for t in doc["resource"] if t.startswith(("azurerm_data_factory", "azurerm_machine_learning",
+                                                                 "azurerm_application_insights"))]
+    assert all("schedule" in j for j in resources(synthesized["docs"]["dev-workspace"], "databricks_job"))

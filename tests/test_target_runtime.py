@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import KIT_SPARK_MODULES, ON_TARGET_RUNTIME, SPARK_LEG_MODULES
 from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME as RT
+from workload_fixtures import KIT_SPARK_MODULES, ON_TARGET_RUNTIME, SPARK_LEG
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 OVERRIDE = re.compile(r"^#override ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)\s+(\S.*)$")
 
@@ -100,11 +99,14 @@ def _uses_spark(path: Path) -> bool:
 
 
 def test_every_spark_test_module_runs_in_the_second_leg():
-    spark_modules = {p.name for p in TESTS.glob("test_*.py") if _uses_spark(p)}
+    # Both test trees (pyproject testpaths): the kit's tests/ and the wheel's workloads/tests/.
+    assert set(SPARK_LEG) == set(re.findall(r'"([^"]+)"', re.search(r"testpaths = \[(.*)\]",
+                                                                     (REPO / "pyproject.toml").read_text())[1]))
+    spark_modules = {(d, p.name) for d in SPARK_LEG for p in (REPO / d).glob("test_*.py") if _uses_spark(p)}
     assert spark_modules, "no Spark tests found"
-    missing = spark_modules - set(SPARK_LEG_MODULES) - set(KIT_SPARK_MODULES)
-    assert not missing, f"add to SPARK_LEG_MODULES in tests/conftest.py: {sorted(missing)}"
-    assert all((TESTS / m).exists() for m in SPARK_LEG_MODULES)
+    missing = {f"{d}/{m}" for d, m in spark_modules if m not in SPARK_LEG[d] and m not in KIT_SPARK_MODULES}
+    assert not missing, f"add to SPARK_LEG in workloads/tests/workload_fixtures.py: {sorted(missing)}"
+    assert all((REPO / d / m).exists() for d, ms in SPARK_LEG.items() for m in ms)
 
 
 def _leg_distributions() -> dict[str, str]:

@@ -10,9 +10,10 @@ import typer
 from rich.table import Table
 
 from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 
 def promote(
@@ -23,10 +24,13 @@ def promote(
     to_uri: str = typer.Option(..., "--to-uri", help="MLflow tracking/registry URI of the target"),
     update_lock: bool = typer.Option(False, "--update-lock", help="replace the target's lock with the source's "
                                      "current release (otherwise a different existing lock is refused as stale)"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
+    aml_uri: str = typer.Option(None, "--aml-uri", help="MLflow URI of the target's Azure ML workspace (https://...; "
+                                "default: from the environment, when its ml_workspace registers models)"),
 ) -> None:
     """Verify A's release passed its gates, write B's release lock, copy the approved models, set `champion`."""
     from mlflow import MlflowClient
+    from azure.core.exceptions import ClientAuthenticationError
     from mlflow.exceptions import MlflowException
 
     from ..ops.promote import promote as run
@@ -44,14 +48,24 @@ def promote(
         # databricks-uc://p: models in Unity Catalog, runs and releases in the workspace databricks://p.
         src = MlflowClient(tracking_uri=from_uri.replace("databricks-uc://", "databricks://"), registry_uri=from_uri)
         dst = MlflowClient(tracking_uri=to_uri.replace("databricks-uc://", "databricks://"), registry_uri=to_uri)
+        aml = aml_token = None
+        if b.ml_workspace.enabled and b.ml_workspace.register_models:  # issue 13: B's Azure ML registry too
+            from ..ops.aml_registry import entra_token, https_uri, workspace_uri
+
+            uri = aml_uri or https_uri(workspace_uri(b))
+            aml, aml_token = MlflowClient(tracking_uri=uri, registry_uri=uri), entra_token()
         try:
             res = run(a, b, environments=environments, src=src, dst=dst, src_uri=from_uri, update_lock=update_lock,
                       same_registry=from_uri == to_uri,
-                      progress=lambda s: err.print(f"[dim]… {s}[/]"))
+                      progress=lambda s: err.print(f"[dim]… {s}[/]"), aml=aml, aml_token=aml_token)
         except MlflowException as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"the MLflow registry did not answer as expected ({from_uri} -> {to_uri}): "
                             f"{first[:400]}", exit_code=1) from None
+        except ClientAuthenticationError as e:  # issue 13: no token for B's Azure ML workspace
+            raise UserError(f"no Entra ID token for {b.name}'s Azure ML workspace (sign in with `az login`, or run "
+                            f"with a managed identity or OIDC login): {str(e).splitlines()[0][:300]}",
+                            exit_code=1) from None
         table = Table(title=f"mlkit env diff {source} {target}: {len(res.diff)} field(s) differ")
         for col in ("field", source, target, "expected?"):
             table.add_column(col, overflow="fold")
@@ -68,3 +82,6 @@ def promote(
             how = "already there" if c["reused"] else "copied"
             console.print(f"  {c['model']} v{c['source_version']} -> {target} v{c['version']} ({how}); champion "
                           f"= v{c['version']}", markup=False)
+        for r in res.aml:
+            console.print(f"  Azure ML {r['model']} v{r['version']} ({'already there' if r['reused'] else 'registered'})",
+                          markup=False)

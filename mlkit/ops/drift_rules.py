@@ -43,6 +43,10 @@ IDENTITY = {
     "administrator_login", "admin_username", "kubelet_identity", "user_assigned_identity_id",
     "azure_active_directory_role_based_access_control", "*_principal_id", "*_object_id", "*_object_ids",
     "*identity_ids", "owner_*",
+    # issue 13: a linked service switching from its managed identity to a key or another identity
+    "use_managed_identity", "credential_name", "msi_workspace_id", "msi_work_space_resource_id",
+    "service_principal_id", "service_principal_key", "storage_account_key", "access_token", "key_vault_password",
+    "primary_user_assigned_identity",
 }
 PERMISSION = {
     "access_control", "permission_level", "grant", "grants", "privileges", "role_definition_id",
@@ -52,6 +56,8 @@ PERMISSION = {
     "shared_access_key_enabled", "local_authentication_enabled", "local_auth_enabled", "admin_enabled",
     "rbac_authorization_enabled", "enable_rbac_authorization", "role_based_access_control_enabled", "scope",
     "*_permissions", "*_privileges", "role_*",
+    # issue 13: how Data Factory, Azure ML and Application Insights authenticate (keys vs identity)
+    "storage_account_access_type",
 }
 NETWORK = {
     "public_network_access", "public_network_access_enabled", "public_network_enabled", "network_rules",
@@ -65,16 +71,20 @@ NETWORK = {
     "min_tls_version", "minimum_tls_version", "list_type", "custom_parameters", "trusted_service_access_enabled",
     "*subnet_id", "*subnet_ids", "*public_network*", "*ip_range*", "*ip_rules", "*firewall*", "*private_endpoint*",
     "*public_access*", "*_cidr*", "*address_prefix*",
+    # issue 13: Data Factory's managed network, Azure ML's outbound isolation, Application Insights' endpoints
+    "managed_virtual_network_enabled", "virtual_network_enabled", "isolation_mode", "managed_network",
+    "internet_ingestion_enabled", "internet_query_enabled", "target_resource_id", "subresource_name",
 }
 PROTECTED_TYPES = {
     "identity": ("databricks_service_principal", "databricks_user", "databricks_group", "azurerm_user_assigned_identity",
-                 "azurerm_federated_identity_credential"),
+                 "azurerm_federated_identity_credential", "azurerm_data_factory_credential_*"),
     "permission": ("databricks_grants", "databricks_grant", "databricks_permissions", "databricks_secret_acl",
                    "databricks_group_member", "databricks_service_principal_role", "databricks_entitlements",
                    "databricks_access_control_rule_set", "azurerm_role_assignment", "azurerm_key_vault_access_policy"),
     "network": ("azurerm_network_security_rule", "azurerm_network_security_group", "azurerm_private_endpoint",
                 "azurerm_storage_account_network_rules", "databricks_ip_access_list", "azurerm_*firewall_rule",
-                "azurerm_public_ip", "azurerm_subnet*association"),
+                "azurerm_public_ip", "azurerm_subnet*association",
+                "azurerm_data_factory_managed_private_endpoint"),
 }
 _NAMES = (("identity", IDENTITY), ("permission", PERMISSION), ("network", NETWORK))
 # One exact-name set and one compiled pattern per category: protected() runs for every row.

@@ -1,7 +1,10 @@
 """What exists in the cloud, to find objects Terraform does not manage.
 
 Azure: every resource in the environment's resource group (ARM ``resources`` list, paged by
-``nextLink``). Databricks: jobs, instance pools, cluster policies and clusters, and the Unity
+``nextLink``): with issue 13's systems on, that includes the Data Factory, the Azure ML workspace
+and its storage account, Application Insights and the factory's user-assigned identity; a
+factory's pipelines, linked services and triggers are its child resources, which ARM does not
+list by resource group (the plan's refresh covers them). Databricks: jobs, instance pools, cluster policies and clusters, and the Unity
 Catalog registered models of the given schemas (all paged by ``next_page_token``). Both go through the official SDK clients with an Entra ID credential
 (service principal, managed identity or OIDC federated credential): no personal tokens.
 """

@@ -52,6 +52,8 @@ class Promotion:
     lock: ReleaseLock | None = None
     lock_written: bool = False
     copies: list[dict] = field(default_factory=list)
+    # issue 13: registrations in the target's Azure ML workspace (mlkit.ops.aml_registry)
+    aml: list[dict] = field(default_factory=list)
 
 
 def env_diff(a: EnvironmentConfig, b: EnvironmentConfig) -> tuple[list[tuple[str, Any, Any]], list[str]]:
@@ -99,7 +101,8 @@ def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[Mode
 
 def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, src, dst, src_uri: str,
             update_lock: bool = False, same_registry: bool = False,
-            progress: Callable[[str], None] = lambda _: None) -> Promotion:
+            progress: Callable[[str], None] = lambda _: None, aml=None,
+            aml_token: Callable[[], str] | None = None) -> Promotion:
     """``same_registry``: A and B share one registry (one Unity Catalog metastore): versions are copied
     with the registry's own ``copy_model_version`` into B's catalog instead of downloaded and re-logged."""
     result = Promotion(*env_diff(a, b))
@@ -138,6 +141,15 @@ def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, s
     for pin in pins:
         progress(f"copying {pin.name} v{pin.version} into {b.name}")
         result.copies.append(copy_version(pin, a.name, b, src, src_uri, dst, lock, same_registry))
+    if aml is not None:  # issue 13: B's Azure ML workspace registry too, recorded in B's lock
+        from .aml_registry import register
+
+        progress(f"registering {len(pins)} version(s) in {b.name}'s Azure ML workspace")
+        result.aml = register(aml, pins, result.copies, a.name, lock, dst, aml_token)
+        on_disk = read_lock(path)
+        if on_disk is None or on_disk.as_dict() != lock.as_dict():
+            write_lock(path, lock)
+            result.lock_written = True
     return result
 
 

@@ -63,7 +63,8 @@ def expected_names(n: Names) -> dict[str, dict[str, object]]:
     """type -> attribute -> the name (str), the allowed names (tuple) or a pattern."""
     return {
         "azurerm_resource_group": {"name": n.resource_group},
-        "azurerm_storage_account": {"name": n.storage_account},
+        # the data lake, and Azure ML's own account (issue 13: a workspace cannot use an HNS account)
+        "azurerm_storage_account": {"name": (n.storage_account, n.ml_storage_account)},
         "azurerm_storage_container": {"name": tuple(n.CONTAINERS)},
         "azurerm_key_vault": {"name": n.key_vault},
         "azurerm_container_registry": {"name": n.container_registry},
@@ -90,7 +91,23 @@ def expected_names(n: Names) -> dict[str, dict[str, object]]:
         "databricks_credential": {"name": n.export_service_credential},
         "databricks_storage_credential": {"name": n.storage_credential},
         "databricks_external_location": {"name": tuple(n.external_location(c) for c in n.CONTAINERS)},
-        "databricks_service_principal": {"display_name": n.scoring_principal},
+        # the scoring service's, and Data Factory's identity in the workspace (issue 13)
+        "databricks_service_principal": {"display_name": (n.scoring_principal, n.data_factory_databricks_identity)},
+        # issue 13: Data Factory, Azure ML, Application Insights
+        "azurerm_data_factory": {"name": n.data_factory},
+        "azurerm_machine_learning_workspace": {"name": n.ml_workspace},
+        "azurerm_application_insights": {"name": n.application_insights},
+        "azurerm_key_vault_secret": {"name": (n.application_insights_secret,)},
+        "azurerm_data_factory_pipeline": {"name": _pattern(n.adf_pipeline)},
+        "azurerm_data_factory_trigger_schedule": {"name": _pattern(n.adf_trigger)},
+        "azurerm_data_factory_managed_private_endpoint": {"name": _pattern(n.adf_managed_private_endpoint)},
+        "azurerm_data_factory_integration_runtime_azure": {"name": n.adf_integration_runtime},
+        "azurerm_data_factory_credential_user_managed_identity": {"name": n.adf_credential},
+        "azurerm_data_factory_linked_service_azure_sql_database": {"name": n.adf_linked_service_sql},
+        "azurerm_data_factory_linked_service_data_lake_storage_gen2": {"name": n.adf_linked_service_raw},
+        "azurerm_data_factory_linked_custom_service": {"name": n.adf_linked_service_databricks},
+        "azurerm_data_factory_dataset_azure_sql_table": {"name": _pattern(n.adf_dataset_sql)},
+        "azurerm_data_factory_dataset_parquet": {"name": _pattern(n.adf_dataset_raw)},
     }
 
 

@@ -11,6 +11,12 @@ STORAGE_BLOB_DATA_READER = "Storage Blob Data Reader"
 # Write (and list/delete) blobs, no account management: what Event Hubs Capture needs on its container.
 STORAGE_BLOB_DATA_CONTRIBUTOR = "Storage Blob Data Contributor"
 EVENT_HUBS_DATA_SENDER = "Azure Event Hubs Data Sender"
+# Azure ML's workspace identity on its own storage account with shared keys off: blobs and file
+# shares (notebooks, snapshots) as itself. Publishing telemetry to Application Insights with Entra ID.
+STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR = "Storage File Data Privileged Contributor"
+MONITORING_METRICS_PUBLISHER = "Monitoring Metrics Publisher"
+# Register models and read the workspace (what mlkit promote does), no workspace management.
+AZUREML_DATA_SCIENTIST = "AzureML Data Scientist"
 # AKS's own identity manages load balancer IPs and NICs in a subnet we bring (VNet-integrated nodes).
 NETWORK_CONTRIBUTOR = "Network Contributor"
 

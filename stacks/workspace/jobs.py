@@ -10,6 +10,7 @@ from cdktn_provider_databricks.job import (
     JobJobCluster,
     JobJobClusterNewCluster,
     JobJobClusterNewClusterAutoscale,
+    JobParameter,
     JobRunAs,
     JobSchedule,
     JobTask,
@@ -116,6 +117,9 @@ class GraphJob(Construct):
                 ),
             )],
             task=tasks,
+            # The graph's job parameters (raw_path, ...), which its tasks reference as {{job.parameters.x}}:
+            # an orchestrator sets them per run, a scheduled run takes the defaults.
+            parameter=[JobParameter(name=p.name, default=p.default) for p in props.job.parameters] or None,
             run_as=JobRunAs(service_principal_name=props.run_as_application_id),
             schedule=JobSchedule(
                 quartz_cron_expression=props.schedule.quartz_cron,

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import WorkloadError
-from .graph import JOBS, Task
+from .graph import JOBS, Task, resolve_parameters
 from .runtime import Runtime
 from .settings import WorkloadSettings
 
 
-def _ingest(rt: Runtime, dataset: str) -> dict:
+def _ingest(rt: Runtime, dataset: str, raw_path: str = "") -> dict:
     from . import ingest
 
-    return ingest.run(rt, dataset)
+    return ingest.run(rt, dataset, raw_path=raw_path or None)
 
 
 def _train_many(rt: Runtime) -> dict:
@@ -63,7 +63,7 @@ def _monitor(rt: Runtime) -> dict:
 
 # entry point name -> (task function, its parameters). Must match pyproject's [project.scripts].
 TASKS: dict[str, tuple[Callable[..., dict], tuple[str, ...]]] = {
-    "mlkit-ingest": (_ingest, ("dataset",)),
+    "mlkit-ingest": (_ingest, ("dataset", "raw_path")),
     "mlkit-train-many": (_train_many, ()),
     "mlkit-promote": (_promote, ("model",)),
     "mlkit-score": (_score, ()),
@@ -73,9 +73,10 @@ TASKS: dict[str, tuple[Callable[..., dict], tuple[str, ...]]] = {
 }
 
 
-def task_params(task: Task) -> dict[str, str]:
-    """The graph's ``("--dataset", "forecast")`` -> ``{"dataset": "forecast"}``."""
-    p = list(task.parameters)
+def task_params(task: Task, job_values: dict[str, str] | None = None) -> dict[str, str]:
+    """The graph's ``("--dataset", "forecast")`` -> ``{"dataset": "forecast"}``; job-parameter
+    references (``{{job.parameters.raw_path}}``) take ``job_values`` or their default, as on Databricks."""
+    p = list(resolve_parameters(task.parameters, job_values))
     if len(p) % 2 or not all(a.startswith("--") for a in p[::2]):
         raise ValueError(f"task {task.key!r}: parameters must be --name value pairs, got {p}")
     return {a[2:].replace("-", "_"): v for a, v in zip(p[::2], p[1::2])}

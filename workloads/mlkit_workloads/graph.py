@@ -13,6 +13,34 @@ PACKAGE_NAME = "mlkit_workloads"
 
 
 @dataclass(frozen=True)
+class JobParameter:
+    """A value given to a whole job run (Databricks job parameter), referenced by its tasks'
+    parameters as ``{{job.parameters.<name>}}``; the local runner substitutes it the same way."""
+
+    name: str
+    default: str = ""
+    description: str = ""
+
+    @property
+    def reference(self) -> str:
+        return "{{job.parameters.%s}}" % self.name
+
+
+# The raw-zone folder ingest reads: an orchestrator (Data Factory) passes the load_date partition
+# it just copied; empty means the source configured in the environment.
+RAW_PATH = JobParameter("raw_path", "", "raw-zone folder to ingest (a load_date=YYYY-MM-DD partition); "
+                                        "empty: the configured source")
+JOB_PARAMETERS: dict[str, JobParameter] = {p.name: p for p in (RAW_PATH,)}
+
+
+def resolve_parameters(parameters: tuple[str, ...], values: dict[str, str] | None = None) -> tuple[str, ...]:
+    """A task's parameters with each job-parameter reference replaced by its value (or default)."""
+    by_reference = {p.reference: p for p in JOB_PARAMETERS.values()}
+    return tuple((values or {}).get(by_reference[a].name, by_reference[a].default) if a in by_reference else a
+                 for a in parameters)
+
+
+@dataclass(frozen=True)
 class Task:
     key: str
     entry_point: str  # a [project.scripts] name of the workloads wheel
@@ -36,6 +64,12 @@ class Job:
                 return t
         raise KeyError(f"job {self.name!r} has no task {key!r}")
 
+    @property
+    def parameters(self) -> tuple[JobParameter, ...]:
+        """The job parameters its tasks reference (each a Databricks job parameter with its default)."""
+        used = {a for t in self.tasks for a in t.parameters}
+        return tuple(p for p in JOB_PARAMETERS.values() if p.reference in used)
+
     def topological_order(self) -> list[Task]:
         """Tasks in an order where every task comes after the tasks it depends on."""
         done: list[str] = []
@@ -56,7 +90,7 @@ FORECAST = Job(
     schedule_key="forecast",
     tasks=(
         Task("ingest", "mlkit-ingest", (), "Validate the source and append it to a versioned Delta table.",
-             ("--dataset", "forecast")),
+             ("--dataset", "forecast", "--raw-path", RAW_PATH.reference)),
         Task("train_many", "mlkit-train-many", ("ingest",), "One tuned XGBoost model per group, bundled behind a routing meta model."),
         Task("promote", "mlkit-promote", ("train_many",), "Apply the promotion gates; move the champion alias on pass.",
              ("--model", "forecast")),
@@ -72,7 +106,7 @@ CLASSIFIER = Job(
     schedule_key="classifier",
     tasks=(
         Task("ingest", "mlkit-ingest", (), "Validate the source and append it to a versioned Delta table.",
-             ("--dataset", "classifier")),
+             ("--dataset", "classifier", "--raw-path", RAW_PATH.reference)),
         Task("train_classifier", "mlkit-train-classifier", ("ingest",), "Pipeline + XGBoost, Optuna search with one child run per trial."),
         Task("promote", "mlkit-promote", ("train_classifier",), "Apply the classifier gates; move the champion alias on pass.",
              ("--model", "classifier")),

@@ -91,8 +91,53 @@ def describe(source: Source) -> str:
     return {"synthetic": "synthetic sales generator", "islp_default": "ISLP Default.csv"}[source.format]
 
 
-def read_source(rt: Runtime, dataset: str):
-    """The configured source as a Spark DataFrame, plus a name for messages."""
+def _spark_reason(e: Exception) -> str:
+    """Spark's own reason (an error class like [FAILED_READ_FILE...] or a Java exception line) says
+    more than py4j's "An error occurred while calling o51.parquet"."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    first = next((line for line in lines if re.search(r"\[[A-Z_.]+\]|Exception: ", line)),
+                 lines[0] if lines else type(e).__name__)
+    return first[:300]
+
+
+# The raw zone's layout, as Data Factory's copy activity writes it: <folder>/load_date=YYYY-MM-DD/*.parquet.
+# Each load is a complete copy of the source table on that date, so ingest reads one partition.
+LOAD_DATE = "load_date"
+
+
+def latest_load(sdf, where: str):
+    """One load of a raw folder: the newest load_date partition when the folder has several (Spark's
+    partition discovery shows them as a column); a single partition or plain files as they are."""
+    from pyspark.sql import functions as F
+
+    # A column of that name in the data itself is data: only the folder layout makes it a partition.
+    if LOAD_DATE not in sdf.columns or not any(f"/{LOAD_DATE}=" in f for f in sdf.inputFiles()[:1]):
+        return sdf, None
+    latest = sdf.agg(F.max(LOAD_DATE)).first()[0]
+    if latest is None:
+        raise DataError(where, [f"no {LOAD_DATE}=YYYY-MM-DD partition has rows"])
+    return sdf.where(F.col(LOAD_DATE) == F.lit(latest)).drop(LOAD_DATE), str(latest)
+
+
+def read_raw(rt: Runtime, raw_path: str):
+    """The raw-zone folder an orchestrator named (job parameter raw_path): parquet, one load."""
+    where = f"raw folder {raw_path}"
+    if "://" not in raw_path and not raw_path.startswith("/Volumes") and not Path(raw_path).is_dir():
+        raise DataError(where, [f"folder {raw_path} does not exist (the copy activity writes "
+                                f"<folder>/{LOAD_DATE}=YYYY-MM-DD/*.parquet)"])
+    try:
+        sdf = rt.spark.read.parquet(raw_path)
+    except Exception as e:  # noqa: BLE001 - no parquet there: say so, not a JVM trace
+        raise DataError(where, [f"{raw_path} cannot be read as parquet: {_spark_reason(e)}"]) from None
+    sdf, load_date = latest_load(sdf, where)
+    return sdf, where + (f" ({LOAD_DATE}={load_date})" if load_date else "")
+
+
+def read_source(rt: Runtime, dataset: str, raw_path: str | None = None):
+    """The configured source as a Spark DataFrame, plus a name for messages. ``raw_path`` (the job
+    parameter an orchestrator sets) replaces the configured source with that raw-zone folder."""
+    if raw_path:
+        return read_raw(rt, raw_path)
     spark = rt.spark
     cfg = rt.settings.forecast if dataset == "forecast" else rt.settings.classifier
     src = cfg.source
@@ -103,14 +148,12 @@ def read_source(rt: Runtime, dataset: str):
         try:  # both readers look at the files now (schema inference, parquet footers)
             if src.format == "csv":
                 return spark.read.option("header", True).option("inferSchema", True).csv(path), f"file {path}"
-            return spark.read.parquet(path), f"file {path}"
+            sdf = spark.read.parquet(path)
         except Exception as e:  # a file Spark cannot read as this format: say which, not a JVM trace
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            # Spark's own reason (an error class like [FAILED_READ_FILE...] or a Java exception line)
-            # says more than py4j's "An error occurred while calling o51.parquet".
-            first = next((line for line in lines if re.search(r"\[[A-Z_.]+\]|Exception: ", line)),
-                         lines[0] if lines else type(e).__name__)
-            raise DataError(describe(src), [f"{path} cannot be read as {src.format}: {first[:300]}"]) from None
+            raise DataError(describe(src), [f"{path} cannot be read as {src.format}: {_spark_reason(e)}"]) from None
+        # A raw-zone folder holds one partition per load: read the newest, not every copy at once.
+        sdf, load_date = latest_load(sdf, f"file {path}")
+        return sdf, f"file {path}" + (f" ({LOAD_DATE}={load_date})" if load_date else "")
     if src.format == "jdbc":
         reader = spark.read.format("jdbc").option("url", src.jdbc_url).option("dbtable", src.table)
         if src.partition_column:
@@ -232,9 +275,9 @@ def with_row_ids(df, columns: list[str]):
     return df.withColumn("_row_id", F.concat_ws("#", "_row_hash", n.cast("string"))).drop("_row_hash")
 
 
-def run(rt: Runtime, dataset: str) -> dict:
+def run(rt: Runtime, dataset: str, raw_path: str | None = None) -> dict:
     spec = spec_for(dataset, rt.settings)
-    sdf, where = read_source(rt, dataset)
+    sdf, where = read_source(rt, dataset, raw_path)
     rt.say(f"validating {where}")
     df = conform(sdf, spec, where)
     keys = spec.keys
