@@ -235,6 +235,7 @@ class PlatformStack(TerraformStack):
                  "APPLICATIONINSIGHTS_CONNECTION_STRING)"),
             ):
                 TerraformOutput(self, name, value=value, description=description, static_id=True)
+
     def _predictions_database(self, tags: dict[str, str]) -> PredictionsDatabase:
         """The BI database and the export job's own identity (an access connector the workspace
         stack's service credential points at): a database role with write on its tables only."""
