@@ -59,7 +59,7 @@ def main() -> None:
         server = postgres.ensure(state)
         conn = connection(ExportSettings(enabled=True, host=server.host, port=server.port, user=server.user,
                                          password_file=str(server.password_file), sslmode="disable"))
-        from mlkit.local.spark import local_session
+        from mlkit_workloads.local_spark import local_session
 
         spark = local_session(2, app="bench-export")
         try:

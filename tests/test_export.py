@@ -186,7 +186,7 @@ def test_the_spark_jdbc_edge_writes_the_same_rows_idempotently(pg, spark):
     """The Databricks driver (staging table + one JDBC transaction), run here on Debian's jar."""
     from mlkit_workloads.export import jdbc_writer
 
-    from mlkit.local.spark import POSTGRES_JDBC
+    from mlkit_workloads.local_spark import POSTGRES_JDBC
 
     if not POSTGRES_JDBC.exists():
         pytest.skip("needs Debian's libpostgresql-jdbc-java")
