@@ -20,6 +20,8 @@ from .infra import Aks, Backend, ContainerRegistry, EventHubs, KeyVault, Network
 from .jobs import Jobs
 from .local import Local
 from .naming import MANDATORY_TAGS, Names, names_for
+from .postgres import Postgres
+from .postgres import check_cloud as postgres_checks
 from .orchestration import DataFactory, MlWorkspace
 from .suppressions import Suppression
 
@@ -44,6 +46,8 @@ class EnvironmentConfig(Strict):
     event_hubs: EventHubs = EventHubs()
     network: Network = Network()
     databricks: Databricks = Databricks()
+    postgres: Postgres = Postgres()
+    """The BI database the export task writes batch predictions to (optional)."""
     jobs: Jobs = Jobs()
     workloads: WorkloadSettings = WorkloadSettings()
     local: Local = Local()
@@ -80,6 +84,7 @@ class EnvironmentConfig(Strict):
             infra_checks.check_cloud(self.principals, self.key_vault, self.aks, self.storage,
                                      self.container_registry, self.network)
             databricks_checks.check_cloud(self.databricks, self.network)
+            postgres_checks(self.postgres, self.principals.groups, self.workloads.export.enabled)
         orchestration.check(self)
         return self
 

@@ -30,6 +30,7 @@ PRIVATE_DNS_ZONES = {
     "blob": "privatelink.blob.core.windows.net",
     "registry": "privatelink.azurecr.io",
     "namespace": "privatelink.servicebus.windows.net",
+    "postgresqlServer": "privatelink.postgres.database.azure.com",
     # issue 13: Data Factory's authoring/data plane, Azure ML's workspace API
     "dataFactory": "privatelink.datafactory.azure.net",
     "amlworkspace": "privatelink.api.azureml.ms",
@@ -79,6 +80,9 @@ RULES = {
                              "letters, digits, '_' and '-'; starts with a letter or digit"),
     "databricks_access_connector": Rule("Databricks access connector", r"[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]",
                                         3, 64, "letters, digits, '_' and '-'"),
+    # azurerm validate.FlexibleServerName: ^[a-z0-9]([a-z0-9-]+[a-z0-9])?$, at most 63.
+    "postgresql_server": Rule("PostgreSQL flexible server", r"[a-z0-9]([a-z0-9-]+[a-z0-9])?", 3, 63,
+                              "lowercase letters, digits and '-'; starts and ends with a letter or digit"),
 }
 
 # Names of the optional systems (issue 13), checked only where the environment turns them on
@@ -165,6 +169,26 @@ class Names:
     def databricks_access_connector(self) -> str:
         """The managed identity Unity Catalog reaches the data lake with (CAF: dbac)."""
         return self._dashed("dbac")
+
+    # -- The BI database (export of batch predictions) ------------------------
+    @property
+    def postgresql_server(self) -> str:
+        return self._dashed("psql")
+
+    @property
+    def postgresql_fqdn(self) -> str:
+        """Host the export job connects to (public DNS resolves to the private endpoint where private)."""
+        return f"{self.postgresql_server}.postgres.database.azure.com"
+
+    @property
+    def export_access_connector(self) -> str:
+        """The export job's own managed identity (a Databricks access connector): its database role's name."""
+        return self._dashed("dbac", "export")
+
+    @property
+    def export_service_credential(self) -> str:
+        """Unity Catalog service credential on that connector: how the job asks it for a token."""
+        return self._catalog("cred", "export")
 
     # -- Network (VNet injection for Databricks, private endpoints) -----------
     @property

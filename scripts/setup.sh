@@ -41,6 +41,21 @@ if ! command -v dot >/dev/null; then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
   fi
 fi
+# PostgreSQL (Debian's `postgresql`: initdb/pg_ctl under /usr/lib/postgresql/<major>/bin) for the local
+# BI database `mlkit run` exports predictions to, and its JDBC driver (`libpostgresql-jdbc-java`:
+# /usr/share/java/postgresql.jar) for the export's Spark JDBC edge. Each skipped when present.
+pg_missing=()
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || pg_missing+=(postgresql)
+[ -f /usr/share/java/postgresql.jar ] || pg_missing+=(libpostgresql-jdbc-java)
+if [ ${#pg_missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: no apt-get: install ${pg_missing[*]} yourself (or turn workloads.export.enabled off)" >&2
+  else
+    as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pg_missing[@]}" >/dev/null
+  fi
+fi
 # The CDK Terrain CLI (scripts/cdktn) with the Node >= 22.19 it needs, both from the npm registry
 # into .tools/cdktn (pinned by its package-lock.json); skipped while that lock is what is installed.
 cdktn_lock=.tools/cdktn/package-lock.json cdktn_stamp=.tools/cdktn/node_modules/.mlkit-installed

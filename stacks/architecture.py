@@ -103,7 +103,7 @@ def _key_vault_access_policy(b: dict[str, Any]) -> list[End]:
 
 # The securable a databricks_grants / databricks_grant resource is attached to.
 _SECURABLES = ("metastore", "catalog", "schema", "table", "volume", "model", "function", "storage_credential",
-               "external_location", "share", "foreign_connection")
+               "external_location", "share", "foreign_connection", "credential")
 
 
 def _securable(b: dict[str, Any]) -> str:
@@ -232,6 +232,8 @@ TYPES: dict[str, Kind] = {
     "azurerm_postgresql_flexible_server_firewall_rule": part("azurerm_postgresql_flexible_server",
                                                              "firewall rule"),
     "azurerm_postgresql_flexible_server_active_directory_administrator": link(_postgres_admin),
+    # the BI database's token identity (export task): a UC service credential on its access connector
+    "databricks_credential": box("identity", "UC service credential", "azure.identity.ManagedIdentities"),
     "databricks_metastore_assignment": box("data", "Unity Catalog metastore", "azure.integration.DataCatalog"),
     "databricks_storage_credential": box("data", "UC storage credential", "azure.identity.ManagedIdentities"),
     "databricks_external_location": box("data", "UC external locations", "azure.general.StorageContainer",

@@ -12,6 +12,7 @@ from cdktn_provider_azurerm.provider import (
     AzurermProviderFeaturesResourceGroup,
 )
 from constructs import Construct
+from mlkit_workloads.export.sql import table_spec
 
 from envconfig.environment import EnvironmentConfig
 from envconfig.naming import Names, tags_for
@@ -27,6 +28,8 @@ from .platform.key_vault import SecretsVault, SecretsVaultProps
 from .platform.network import PrivateNetwork, PrivateNetworkProps
 from .platform.registry import ImageRegistry, ImageRegistryProps
 from .platform.resource_group import PlatformResourceGroup, ResourceGroupProps
+from .platform.postgres import PRIVATE_ENDPOINT_SUBRESOURCE as POSTGRES_SUBRESOURCE
+from .platform.postgres import PredictionsDatabase, PredictionsDatabaseProps
 from .platform.storage import DataLakeProps, DataLakeStorage
 # issue 13: Data Factory orchestration, Azure ML workspace + Application Insights
 from .platform.data_factory import DataFactoryProps, OrchestrationFactory
@@ -46,6 +49,9 @@ OUTPUT_ACCESS_CONNECTOR_ID = "databricks_access_connector_id"
 OUTPUT_DATA_FACTORY_ID = "data_factory_id"
 OUTPUT_ML_WORKSPACE_ID = "ml_workspace_id"
 OUTPUT_APPINSIGHTS_SECRET = "application_insights_secret_name"
+OUTPUT_POSTGRES_FQDN = "postgres_fqdn"
+OUTPUT_POSTGRES_SETUP_SQL = "postgres_setup_sql"
+OUTPUT_EXPORT_CONNECTOR_ID = "export_access_connector_id"
 
 # The models container is all the scoring service reads.
 SCORING_MODELS_CONTAINER = "models"
@@ -165,6 +171,7 @@ class PlatformStack(TerraformStack):
         if self.network:
             self._private_endpoints(self.network)
         self._orchestration_and_ml()
+        self.predictions_db = self._predictions_database(tags) if cfg.postgres.enabled else None
 
         for name, value, description in (
             (OUTPUT_WORKSPACE_URL, self.workspace.url, "Databricks workspace URL"),
@@ -228,6 +235,33 @@ class PlatformStack(TerraformStack):
                  "APPLICATIONINSIGHTS_CONNECTION_STRING)"),
             ):
                 TerraformOutput(self, name, value=value, description=description, static_id=True)
+
+    def _predictions_database(self, tags: dict[str, str]) -> PredictionsDatabase:
+        """The BI database and the export job's own identity (an access connector the workspace
+        stack's service credential points at): a database role with write on its tables only."""
+        cfg, names, pg = self.cfg, self.cfg.names, self.cfg.postgres
+        rg, loc = self.resource_group.name, cfg.location
+        self.export_connector = UnityCatalogConnector(self, "export-connector", AccessConnectorProps(
+            name=names.export_access_connector, resource_group_name=rg, location=loc, tags=tags))
+        db = PredictionsDatabase(self, "postgres", PredictionsDatabaseProps(
+            server_name=names.postgresql_server, resource_group_name=rg, location=loc, tenant_id=cfg.tenant_id,
+            admin_group_name=pg.admin_group, admin_group_object_id=cfg.principals.groups[pg.admin_group],
+            table=table_spec(cfg.workloads), database_name=cfg.workloads.export.database,
+            version=pg.version, sku_name=pg.sku_name, storage_mb=pg.storage_mb,
+            backup_retention_days=pg.backup_retention_days, geo_redundant_backup=pg.geo_redundant_backup,
+            high_availability=pg.high_availability, public_network_access=not cfg.network.private, tags=tags))
+        db.grant_writer(names.export_access_connector)
+        if pg.bi_readers_group:
+            db.grant_reader(pg.bi_readers_group)
+        if self.network:
+            self.network.private_endpoint("psql", db.id, POSTGRES_SUBRESOURCE)
+        for name, value, description in (
+            (OUTPUT_POSTGRES_FQDN, db.fqdn, "host of the BI database (export task, Power BI)"),
+            (OUTPUT_POSTGRES_SETUP_SQL, db.setup_sql(), "run once as the Entra admin group: roles, tables, view, grants"),
+            (OUTPUT_EXPORT_CONNECTOR_ID, self.export_connector.id, "access connector behind the export's service credential"),
+        ):
+            TerraformOutput(self, name, value=value, description=description, static_id=True)
+        return db
 
     def _private_endpoints(self, network: PrivateNetwork) -> None:
         """Every data-plane the platform exposes, reachable from inside the VNet."""

@@ -35,6 +35,13 @@ def resolve_workload_settings(settings: WorkloadSettings, names: Names) -> dict[
     monitoring = data["monitoring"]
     capture = monitoring.get("capture_path") or capture_prefix(names)
     monitoring["capture_path"] = capture if _is_absolute(capture) else names.abfss_url(CAPTURE_CONTAINER, capture)
+    # The export task writes to the environment's flexible server with an Entra ID token of its own
+    # identity (the export connector's service credential), through Spark JDBC; never a password.
+    export = data["export"]
+    if export.get("enabled"):
+        export.update(host=names.postgresql_fqdn, port=5432, user=names.export_access_connector, auth="entra",
+                      credential=names.export_service_credential, password_file=None, driver="spark_jdbc",
+                      sslmode="verify-full")
     # Still valid settings: the job's own parser must accept exactly what we upload.
     WorkloadSettings.model_validate(data)
     return data

@@ -18,6 +18,7 @@ from .platform_stack import PlatformStack
 from .settings_resolution import resolve_workload_settings
 from .workspace.data_access import DataAccessProps, UnityCatalogDataAccess
 from .workspace.experiments import TrackingExperiment, TrackingExperimentProps
+from .workspace.export_credential import ExportCredential, ExportCredentialProps
 from .workspace.files import SettingsFile, SettingsFileProps, WheelFile, WheelFileProps
 from .workspace.jobs import GraphJob, GraphJobProps, JobClusterSpec, ScheduleSpec
 from .workspace.model_access import ModelAccessProps, UnityCatalogModels
@@ -86,6 +87,12 @@ class WorkspaceStack(TerraformStack):
                        for c, access in JOB_CONTAINER_ACCESS.items()},
             principal_application_id=run_as, workspace_id=platform.workspace.workspace.workspace_id,
             metastore_id=dbx.metastore_id))
+
+        # The export task's token for the BI database (only where the environment has one).
+        self.export_credential = ExportCredential(self, "export-credential", ExportCredentialProps(
+            name=names.export_service_credential, access_connector_id=platform.export_connector.id,
+            principal_application_id=run_as, comment=f"Managed by mlkit ({cfg.name}): export to the BI database",
+        )) if platform.predictions_db is not None else None
 
         # The models live in Unity Catalog (MLflow's databricks-uc registry); the jobs register versions
         # as their owner, the scoring service loads its champion as its own identity.

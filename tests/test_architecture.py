@@ -65,8 +65,9 @@ def test_prod_architecture_is_a_fraction_of_the_resource_graph(out) -> None:
     arch = _architecture(out, "prod")
     assert len(diagram.nodes) >= 90 and len(diagram.edges) >= 150  # what nobody reads
     # issue 13 adds 8 boxes (factory, its identity and Databricks principal, pipelines, the SQL source, ML
-    # workspace, its storage, Application Insights) and their grants
-    assert len(arch.boxes) <= 40 and len(arch.arrows) <= 60
+    # workspace, its storage, Application Insights) and their grants; +3 boxes (PostgreSQL server, export
+    # connector, UC service credential) and +3 arrows (Entra admin, ACCESS, the credential's connector)
+    assert len(arch.boxes) <= 43 and len(arch.arrows) <= 63
     assert len(arch.boxes) * 3 <= len(diagram.nodes) and len(arch.arrows) * 4 <= len(diagram.edges)
     assert {b.subsystem for b in arch.boxes.values()} >= {"network", "data", "secrets", "compute", "ml", "serving"}
 
@@ -178,8 +179,10 @@ def test_graph_command_draws_the_architecture(out, tmp_path) -> None:
                                  str(out), "--format", "png", "--out", str(target)])
     assert result.exit_code == 0, result.output
     # prod: 99 before Unity Catalog (-2 workspace models, -1 permissions, +schema, 2 models, 4 grants) and the
-    # release gates (+1 per stack); +34 resources with issue 13's Data Factory, Azure ML and Application Insights
-    assert re.search(r"\d+ boxes, \d+ edges \(from 140 resources, 276 references\)", result.output)
+    # release gates (+1 per stack); +34 resources with issue 13's Data Factory, Azure ML and Application Insights;
+    # +11 with the BI database (server, Entra admin, 2 TLS settings, database, private endpoint, DNS zone + link,
+    # export connector; service credential and its grant)
+    assert re.search(r"\d+ boxes, \d+ edges \(from 151 resources, 292 references\)", result.output)
     _png_size(target.read_bytes())
 
 

@@ -46,6 +46,9 @@ def environments(tmp: Path, port: int) -> Path:
                           search={"n_trials": 1, "max_rounds": 10, "early_stopping_rounds": 3},
                           gates={"min_share_ok": 0.2, "max_median_wape": 0.9})
     wl["classifier"].update(registered_model=CLASSIFIER, search={"n_trials": 2, "max_rounds": 10})
+    # The export has its own tests (test_export.py: a real PostgreSQL, each one stopped); here it would
+    # only add a server every case had to stop.
+    wl["export"] = {"enabled": False}
     (envs / "local.yaml").write_text(yaml.safe_dump(local))
     return envs
 

@@ -200,7 +200,16 @@ class DatabricksStandIn(Recorder):
         return {"registered_models": [{"full_name": "ci.models.forecast", "name": "forecast", "catalog_name": "ci",
                                        "schema_name": "models", "owner": DEPLOYER}], "next_page_token": "m2"}
 
+    @staticmethod
+    def _credentials(q, port):
+        if q.get("purpose") != ["SERVICE"]:
+            return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": f"unexpected {q}"}
+        if q.get("page_token") == ["k2"]:
+            return {"credentials": [{"name": "hand_made_cred", "purpose": "SERVICE"}]}
+        return {"credentials": [{"name": "cred_mlk_dev_weu_export", "purpose": "SERVICE"}], "next_page_token": "k2"}
+
     pages = {
+        "/api/2.1/unity-catalog/credentials": _credentials,
         "/api/2.1/unity-catalog/models": _models,
         "/api/2.2/jobs/list": _jobs,
         "/api/2.1/clusters/list": _clusters,
@@ -283,6 +292,18 @@ def test_unity_catalog_models_not_in_state_are_unmanaged(databricks_server):
     assert [o.id for o in inv.unmanaged(models, managed)] == ["ci.models.hand_made"]
     objs = inv.databricks_objects(w, [("ci", "models")])
     assert [o.id for o in objs if o.type == "registered_model"] == ["ci.models.forecast", "ci.models.hand_made"]
+
+
+def test_service_credentials_not_in_state_are_unmanaged(databricks_server):
+    """The export's token identity (databricks_credential): listed by purpose SERVICE, paged, by name."""
+    w = inv.databricks_client(databricks_server, Token())
+    creds = inv.service_credentials(w)
+    assert [(o.type, o.id) for o in creds] == [("service_credential", "cred_mlk_dev_weu_export"),
+                                              ("service_credential", "hand_made_cred")]
+    managed = {("databricks_credential", "CRED_mlk_dev_weu_export")}
+    assert [o.id for o in inv.unmanaged(creds, managed)] == ["hand_made_cred"]
+    assert not [o for o in inv.databricks_objects(w) if o.type == "service_credential"]  # only when asked
+    assert len([o for o in inv.databricks_objects(w, credentials=True) if o.type == "service_credential"]) == 2
 
 
 def test_uc_schemas_to_inventory_come_from_state():

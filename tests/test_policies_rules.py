@@ -22,6 +22,10 @@ from cdktn_provider_azurerm.eventhub_namespace import EventhubNamespace  # noqa:
 from cdktn_provider_azurerm.key_vault import KeyVault  # noqa: E402
 from cdktn_provider_azurerm.key_vault_access_policy import KeyVaultAccessPolicyA  # noqa: E402
 from cdktn_provider_azurerm.kubernetes_cluster import KubernetesCluster  # noqa: E402
+from cdktn_provider_azurerm.postgresql_flexible_server import PostgresqlFlexibleServer  # noqa: E402
+from cdktn_provider_azurerm.postgresql_flexible_server_configuration import (  # noqa: E402
+    PostgresqlFlexibleServerConfiguration,
+)
 from cdktn_provider_azurerm.provider import AzurermProvider  # noqa: E402
 from cdktn_provider_azurerm.storage_account import StorageAccount  # noqa: E402
 from cdktn_provider_databricks.cluster_policy import ClusterPolicy  # noqa: E402
@@ -164,6 +168,31 @@ def databricks_provider(s, **over):
 
 PAT = "dapi" + "0123456789abcdef" * 2
 # rule id -> (environment, passing fixture, failing fixture, words the failure message contains)
+# -- the BI database (policies/packs/postgres.py)
+def postgres(s, **over):
+    kw = dict(name=N.postgresql_server, **RG, version="16", sku_name="B_Standard_B1ms", tags=TAGS,
+              authentication={"active_directory_auth_enabled": True, "password_auth_enabled": False,
+                              "tenant_id": TENANT},
+              public_network_access_enabled=False)
+    kw.update(over)
+    PostgresqlFlexibleServer(s, "postgres", **kw)
+
+
+def postgres_config(s, name="require_secure_transport", value="on"):
+    PostgresqlFlexibleServerConfiguration(s, f"postgres-{name}", name=name, value=value,
+                                          server_id="/subscriptions/x/flexibleServers/psql")
+
+
+POSTGRES_CASES = {
+    "MLK-PG-001": (PROD, postgres, lambda s: postgres(s, authentication={"active_directory_auth_enabled": True},
+                                                      administrator_login="pgadmin", administrator_password="x"),
+                   "passwords stay usable"),
+    "MLK-PG-002": (PROD, postgres, lambda s: postgres(s, public_network_access_enabled=None),
+                   "public_network_access_enabled is unset in a private environment"),
+    "MLK-PG-003": (PROD, lambda s: (postgres_config(s), postgres_config(s, "ssl_min_protocol_version", "TLSv1.2")),
+                   lambda s: postgres_config(s, value="off"), "clients may connect without TLS"),
+}
+
 CASES = {
     "MLK-ST-001": (PROD, storage, lambda s: storage(s, https_traffic_only_enabled=False), "plain HTTP"),
     "MLK-ST-002": (PROD, storage, lambda s: storage(s, min_tls_version="TLS1_0"), '"TLS1_0"; it must be TLS1_2'),
@@ -235,6 +264,7 @@ CASES = {
         "holds a Databricks personal access token"),
     "MLK-GOV-004": (PROD, databricks_provider, lambda s: databricks_provider(s, token="${var.databricks_token}"),
                     "sets token"),
+    **POSTGRES_CASES,
 }
 from policy_cases_orchestration import CASES as ORCHESTRATION_CASES  # noqa: E402  (issue 13's rules)
 

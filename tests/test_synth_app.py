@@ -512,6 +512,59 @@ def test_synth_refusal_names_every_stack_of_the_refused_environment(tmp_path) ->
     assert not list((out / "stacks").glob("staging-*"))
 
 
+# ------------------------------------------------------------------ the BI database (issue 13, part 3)
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_bi_database_entra_only_tls_private_endpoint(synthesized, env) -> None:
+    cfg, doc = synthesized["configs"][env], synthesized["docs"][f"{env}-platform"]
+    (server,) = resources(doc, "azurerm_postgresql_flexible_server")
+    assert server["name"] == cfg.names.postgresql_server
+    assert server["authentication"] == {"active_directory_auth_enabled": True, "password_auth_enabled": False,
+                                        "tenant_id": cfg.tenant_id}
+    assert not {"administrator_login", "administrator_password", "administrator_password_wo"} & set(server)
+    assert server["public_network_access_enabled"] is False  # staging and prod are private
+    settings = {c["name"]: c["value"] for c in resources(doc, "azurerm_postgresql_flexible_server_configuration")}
+    assert settings == {"require_secure_transport": "on", "ssl_min_protocol_version": "TLSv1.2"}
+    (admin,) = resources(doc, "azurerm_postgresql_flexible_server_active_directory_administrator")
+    assert (admin["principal_type"], admin["principal_name"]) == ("Group", cfg.postgres.admin_group)
+    assert admin["object_id"] == cfg.principals.groups[cfg.postgres.admin_group]
+    (pe,) = [p for p in resources(doc, "azurerm_private_endpoint")
+             if p["private_service_connection"]["subresource_names"] == ["postgresqlServer"]]
+    assert "azurerm_postgresql_flexible_server" in pe["private_service_connection"]["private_connection_resource_id"]
+    zones = {z["name"] for z in resources(doc, "azurerm_private_dns_zone")}
+    assert PRIVATE_DNS_ZONES["postgresqlServer"] == "privatelink.postgres.database.azure.com" and \
+        "privatelink.postgres.database.azure.com" in zones
+    sql_text = doc["output"]["postgres_setup_sql"]["value"]
+    role = cfg.names.export_access_connector
+    assert f"pgaadauth_create_principal('{role}', false, false)" in sql_text
+    assert f'GRANT SELECT, INSERT, UPDATE, DELETE ON "predictions"."forecast_predictions", ' \
+           f'"predictions"."forecast_predictions_staging" TO "{role}";' in sql_text
+    assert "CREATE ON SCHEMA" not in sql_text and not re.search(r"password\s+'", sql_text, re.I)  # no role password
+
+
+def test_dev_has_no_bi_database(synthesized) -> None:
+    assert not resources(synthesized["docs"]["dev-platform"], "azurerm_postgresql_flexible_server")
+    assert not resources(synthesized["docs"]["dev-workspace"], "databricks_credential")
+
+
+@pytest.mark.parametrize("env", ("staging", "prod"))
+def test_export_task_connects_with_its_identity_token_never_a_password(synthesized, env) -> None:
+    cfg, doc = synthesized["configs"][env], synthesized["docs"][f"{env}-workspace"]
+    (file_,) = [f for f in resources(doc, "databricks_workspace_file") if f["path"] == cfg.names.settings_file]
+    export = json.loads(base64.b64decode(file_["content_base64"]))["export"]
+    assert export["enabled"] and export["host"] == cfg.names.postgresql_fqdn
+    assert (export["auth"], export["driver"], export["sslmode"]) == ("entra", "spark_jdbc", "verify-full")
+    assert export["user"] == cfg.names.export_access_connector and export["password_file"] is None
+    assert export["credential"] == cfg.names.export_service_credential
+    (cred,) = resources(doc, "databricks_credential")
+    assert (cred["name"], cred["purpose"]) == (cfg.names.export_service_credential, "SERVICE")
+    assert "export-connector" in cred["azure_managed_identity"]["access_connector_id"]
+    grants = [g for g in resources(doc, "databricks_grants") if g.get("credential")]
+    assert [gr for g in grants for gr in g["grant"]] == [
+        {"principal": cfg.principals.deployer_application_id, "privileges": ["ACCESS"]}]
+    text = synthesized["text"][f"{env}-workspace"] + synthesized["text"][f"{env}-platform"]
+    assert "administrator_password" not in text and "password_auth_enabled\": true" not in text
 # ---- issue 13: Data Factory orchestration, Azure ML workspace + Application Insights ----------
 
 

@@ -43,7 +43,9 @@ def _inventories(cfg, databricks_host: str | None, uc_schemas: list[tuple[str, s
         # unmanaged models matter most), plus every schema the state knows.
         registry = cfg.workloads.tracking.registry
         schemas = uc_schemas or sorted({(registry.catalog, registry.schema_), *uc_schemas_from_state(plans)})
-        return inv.databricks_objects(inv.databricks_client(host, credential), schemas)
+        # An environment that exports to its BI database has a service credential to account for.
+        return inv.databricks_objects(inv.databricks_client(host, credential), schemas,
+                                      credentials=cfg.postgres.enabled)
 
     return {"azure": azure, "databricks": databricks}
 

@@ -26,7 +26,7 @@ def run(
     stores: Optional[int] = typer.Option(None, "--stores", help="synthetic data: number of stores"),
     items: Optional[int] = typer.Option(None, "--items", help="synthetic data: items per store"),
     days: Optional[int] = typer.Option(None, "--days", help="synthetic data: days of history"),
-    stop_server: bool = typer.Option(False, "--stop-server", help="stop the MLflow server at the end if this run started it"),
+    stop_server: bool = typer.Option(False, "--stop-server", help="stop the MLflow server (and PostgreSQL) at the end if this run started them"),
     force: bool = typer.Option(False, "--force", help="train again even on a data version already trained with the same settings"),
 ) -> None:
     """Run JOB of ENV locally: MLflow server on 127.0.0.1, Spark local mode, Delta via delta-rs."""
@@ -60,7 +60,7 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     from mlkit_workloads.local_spark import local_session
     from mlkit_workloads.settings import WorkloadSettings
 
-    from ..local import mlflow_server, runner, summary
+    from ..local import mlflow_server, postgres, runner, summary
     from ..local.progress import TaskProgress
 
     mlflow_server.bound_client_retries()
@@ -83,10 +83,15 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
         server = mlflow_server.ensure(state, cfg.local.mlflow_port)
         os.environ["MLFLOW_TRACKING_URI"] = server.url
         spark = local_session(cfg.local.spark_cores)
+        database = postgres.ensure(state) if runner.needs_postgres(settings, jobs) else None
+    if database is not None:
+        settings = runner.with_local_export(settings, database)
     how = "started" if server.started else "reused"
     if server.pid is None:  # another state dir's (or someone else's) server: its runs are stored there
         how += f", not started from {state}: runs and models go to that server's store"
-    console.print(f"MLflow {server.url} ({how}) · "
+    pg = (f"PostgreSQL {database.host}:{database.port} ({'started' if database.started else 'reused'}) · "
+          if database is not None else "")
+    console.print(f"MLflow {server.url} ({how}) · {pg}"
                   f"Spark local[{cfg.local.spark_cores}] · ready in {time.perf_counter() - t0:.1f} s")
     interrupt = runner.InterruptFlag()
     previous = _on_sigint(spark, interrupt)
@@ -109,12 +114,18 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
         _stop_spark(spark, interrupt.set)
         if stop_server and server.started:
             mlflow_server.stop(server)
+        if stop_server and database is not None and database.started:
+            postgres.stop(state)
     if report is None:
         return INTERRUPTED
     alive = mlflow_server.started_here(state)
     if alive and not (stop_server and server.started):
         console.print(f"the MLflow server {server.url} (pid {alive[0].pid}) is still running so the UI stays "
                       f"browsable; stop it with `mlkit stop --env {env}`")
+    if database is not None and not (stop_server and database.started):
+        console.print(f"PostgreSQL {database.host}:{database.port} (database {database.database}, user "
+                      f"{database.user}, password in {database.password_file}) keeps running for BI clients; "
+                      f"`mlkit stop --env {env}` stops it")
     return 0 if report.ok else 1
 
 

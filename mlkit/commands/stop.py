@@ -20,15 +20,18 @@ def stop(
     env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
     environments: Path = ENVIRONMENTS,
 ) -> None:
-    """Stop the MLflow server(s) ENV's state dir started (the store and the runs stay on disk)."""
+    """Stop the MLflow server(s) and PostgreSQL ENV's state dir started (stores, runs and rows stay on disk)."""
     with user_errors():
         cfg = load_environment(env, environments)
-        cfg.require_local("stop", "it stops the MLflow servers a local environment's state dir started")
-        from ..local import mlflow_server
+        cfg.require_local("stop", "it stops the MLflow servers and PostgreSQL a local environment's state dir started")
+        from ..local import mlflow_server, postgres
 
         state = Path(cfg.local.state_dir).resolve()
         stopped = mlflow_server.stop_all(state)
-        if not stopped:
+        database = postgres.stop(state)
+        if not stopped and database is None:
             console.print(f"no server started from {state} is running")
         for s in stopped:
             console.print(f"stopped the MLflow server {s.url or ''} (pid {s.pid}); its store stays in {state}")
+        if database is not None:
+            console.print(f"stopped PostgreSQL 127.0.0.1:{database.port}; its data stays in {database.data_dir}")

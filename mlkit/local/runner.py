@@ -138,6 +138,29 @@ def settings_for_run(settings: WorkloadSettings, state_dir: Path, data: Path | N
     return settings.model_copy(update=update)
 
 
+def with_local_export(settings: WorkloadSettings, server) -> WorkloadSettings:
+    """The export task's connection to the local PostgreSQL (``mlkit.local.postgres.Server``):
+    127.0.0.1 without TLS, the password from the server's file, written with psycopg."""
+    export = settings.export.model_copy(update={
+        "host": server.host, "port": server.port, "database": server.database, "user": server.user,
+        "auth": "password_file", "password_file": str(server.password_file), "sslmode": "disable",
+        "driver": "psycopg"})
+    return settings.model_copy(update={"export": export})
+
+
+def needs_postgres(settings: WorkloadSettings, jobs: list[str]) -> bool:
+    """Whether a run of ``jobs`` writes to PostgreSQL (the forecast job's export task, when on)."""
+    return settings.export.enabled and any(t.entry_point == "mlkit-export" for j in jobs for t in JOBS[j].tasks)
+
+
+def new_run_id() -> str:
+    """A job run id for a local run (Databricks passes its own): time, then 8 random hex digits."""
+    import secrets
+    from datetime import datetime, timezone
+
+    return f"local-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+
+
 def run_jobs(settings: WorkloadSettings, jobs: list[str], spark, env: str, state_dir: Path,
              on_task: Callable[[str, str], Any] | None = None, say: Callable[[str], None] = lambda m: None,
              force: bool = False, interrupt: InterruptFlag | None = None, monitor_root: str | None = None) -> RunReport:
@@ -156,6 +179,7 @@ def run_jobs(settings: WorkloadSettings, jobs: list[str], spark, env: str, state
     report = RunReport(tracking_uri=mlflow.get_tracking_uri(), tables_root=root)
     tables = DeltaRsStore(root)
     interrupt = interrupt or InterruptFlag()
+    run_id = new_run_id()
     for job_name in jobs:
         job = JOBS[job_name]
         job_tables = DeltaRsStore(monitor_root) if job_name == "monitor" and monitor_root else tables
@@ -168,7 +192,8 @@ def run_jobs(settings: WorkloadSettings, jobs: list[str], spark, env: str, state
             report.tasks.append(rec)
             if stopped:
                 continue
-            rt = Runtime(env, settings, spark, job_tables, ctx.for_task(task.key), say=say, force=force)
+            rt = Runtime(env, settings, spark, job_tables, ctx.for_task(task.key), say=say, force=force,
+                         run_id=run_id)
             cm = on_task(job_name, task.key) if on_task else None
             t0 = time.perf_counter()
             try:

@@ -21,9 +21,10 @@ DATABRICKS_TF_TYPES = {
     "cluster_policy": "databricks_cluster_policy",
     "cluster": "databricks_cluster",
     "registered_model": "databricks_registered_model",  # id: catalog.schema.model
+    "service_credential": "databricks_credential",  # id: the credential's name (the export's token)
 }
 # Unity Catalog names are case-insensitive (stored lower-case); compare them that way.
-CASE_INSENSITIVE = {"registered_model"}
+CASE_INSENSITIVE = {"registered_model", "service_credential"}
 # The AzureDatabricks first-party application: the audience of Databricks Entra ID tokens.
 DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 
@@ -121,8 +122,9 @@ def databricks_client(host: str, credential, **kwargs):
     return WorkspaceClient(config=cfg)
 
 
-def databricks_objects(w, uc_schemas: Iterable[tuple[str, str]] = ()) -> list[CloudObject]:
-    """``uc_schemas``: (catalog, schema) pairs whose registered models to list."""
+def databricks_objects(w, uc_schemas: Iterable[tuple[str, str]] = (), credentials: bool = False) -> list[CloudObject]:
+    """``uc_schemas``: (catalog, schema) pairs whose registered models to list; ``credentials``: list the
+    metastore's service credentials too (environments with a BI database export have one)."""
     out = [CloudObject("databricks", "job", str(j.job_id), (j.settings.name if j.settings else "") or "")
            for j in w.jobs.list()]
     out += [CloudObject("databricks", "instance_pool", p.instance_pool_id, p.instance_pool_name or "")
@@ -134,7 +136,17 @@ def databricks_objects(w, uc_schemas: Iterable[tuple[str, str]] = ()) -> list[Cl
                         c.cluster_source.value if c.cluster_source else "") for c in w.clusters.list()]
     for catalog, schema in uc_schemas:
         out += registered_models(w, catalog, schema)
+    if credentials:
+        out += service_credentials(w)
     return out
+
+
+def service_credentials(w) -> list[CloudObject]:
+    """Unity Catalog service credentials (identities jobs get tokens from) visible to the caller."""
+    from databricks.sdk.service.catalog import CredentialPurpose
+
+    return [CloudObject("databricks", "service_credential", c.name or "", c.name or "")
+            for c in w.credentials.list_credentials(purpose=CredentialPurpose.SERVICE)]
 
 
 def registered_models(w, catalog: str, schema: str) -> list[CloudObject]:

@@ -7,12 +7,12 @@ from ..model import Rule
 
 
 def all_rules() -> dict[str, Rule]:
-    from . import azure_baseline, databricks, governance, meta
+    from . import azure_baseline, databricks, governance, meta, postgres
     from . import orchestration  # issue 13: Data Factory, Azure ML, Application Insights
 
     out: dict[str, Rule] = {}
     for pack in (azure_baseline.PACK, databricks.PACK, governance.PACK, meta.PACK,
-                 orchestration.PACK):
+                 orchestration.PACK, postgres.PACK):
         for r in pack.rules:
             if r.id in out:
                 raise RuntimeError(f"duplicate rule id {r.id}")

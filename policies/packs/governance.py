@@ -86,7 +86,9 @@ def expected_names(n: Names) -> dict[str, dict[str, object]]:
         "databricks_secret_scope": {"name": n.secret_scope},
         "databricks_job": {"name": _pattern(n.job)},
         "databricks_mlflow_experiment": {"name": _pattern(n.experiment)},
-        "azurerm_databricks_access_connector": {"name": n.databricks_access_connector},
+        "azurerm_databricks_access_connector": {"name": (n.databricks_access_connector, n.export_access_connector)},
+        "azurerm_postgresql_flexible_server": {"name": n.postgresql_server},
+        "databricks_credential": {"name": n.export_service_credential},
         "databricks_storage_credential": {"name": n.storage_credential},
         "databricks_external_location": {"name": tuple(n.external_location(c) for c in n.CONTAINERS)},
         # the scoring service's, and Data Factory's identity in the workspace (issue 13)

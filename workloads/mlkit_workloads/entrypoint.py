@@ -43,6 +43,12 @@ def _score(rt: Runtime) -> dict:
     return score.run(rt)
 
 
+def _export(rt: Runtime) -> dict:
+    from .export import job
+
+    return job.run(rt)
+
+
 def _train_classifier(rt: Runtime) -> dict:
     from . import train_classifier
 
@@ -61,6 +67,7 @@ TASKS: dict[str, tuple[Callable[..., dict], tuple[str, ...]]] = {
     "mlkit-train-many": (_train_many, ()),
     "mlkit-promote": (_promote, ("model",)),
     "mlkit-score": (_score, ()),
+    "mlkit-export": (_export, ()),
     "mlkit-train-classifier": (_train_classifier, ()),
     "mlkit-monitor": (_monitor, ()),
 }
@@ -115,10 +122,10 @@ def _runtime(args: argparse.Namespace, entry_point: str) -> Runtime:
         raise WorkloadError("workloads.tables.root is not set in the environment (where the Delta tables live)")
     if _on_databricks():
         return Runtime(args.env, settings, spark, SparkDeltaStore(spark, root), DatabricksTaskContext(), say=print,
-                       force=args.force)
+                       force=args.force, run_id=args.run_id or "")
     ctx_file = Path(args.context_file) if args.context_file else Path(root) / "_task_values.json"
     return Runtime(args.env, settings, spark, DeltaRsStore(root), LocalTaskContext(task_key(entry_point), ctx_file),
-                   say=print, force=args.force)
+                   say=print, force=args.force, run_id=args.run_id or "")
 
 
 def main(entry_point: str, argv: list[str] | None = None) -> int:
@@ -161,6 +168,10 @@ def promote() -> None:
 
 def score() -> None:
     sys.exit(main("mlkit-score"))
+
+
+def export() -> None:
+    sys.exit(main("mlkit-export"))
 
 
 def train_classifier() -> None:

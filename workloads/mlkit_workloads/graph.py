@@ -86,7 +86,7 @@ class Job:
 
 FORECAST = Job(
     name="forecast",
-    description="Many-models demand forecast: ingest, train one model per group, gate, batch score.",
+    description="Many-models demand forecast: ingest, train one model per group, gate, batch score, export for BI.",
     schedule_key="forecast",
     tasks=(
         Task("ingest", "mlkit-ingest", (), "Validate the source and append it to a versioned Delta table.",
@@ -95,6 +95,8 @@ FORECAST = Job(
         Task("promote", "mlkit-promote", ("train_many",), "Apply the promotion gates; move the champion alias on pass.",
              ("--model", "forecast")),
         Task("score", "mlkit-score", ("promote",), "Score the latest data with the champion, by group."),
+        Task("export", "mlkit-export", ("score",), "The champion's predictions into the BI database (PostgreSQL): "
+             "staging + MERGE in one transaction, a re-run of a version replaces its rows."),
     ),
 )
 

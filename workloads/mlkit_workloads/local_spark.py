@@ -14,6 +14,10 @@ from pathlib import Path
 LOG4J = Path(__file__).with_name("log4j2.properties")  # the JVM says only what is wrong
 
 
+# The PostgreSQL JDBC driver of Debian's libpostgresql-jdbc-java (Databricks runtimes ship their own).
+POSTGRES_JDBC = Path("/usr/share/java/postgresql.jar")
+
+
 def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | None = None):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -33,6 +37,9 @@ def local_session(cores: int = 2, app: str = "mlkit-local", warehouse: str | Non
                .config("spark.python.worker.reuse", "true"))
     if warehouse:
         builder = builder.config("spark.sql.warehouse.dir", warehouse)
+    if POSTGRES_JDBC.exists():  # Debian's driver (scripts/setup.sh): the export's Spark JDBC edge runs here too
+        builder = (builder.config("spark.jars", str(POSTGRES_JDBC))
+                   .config("spark.driver.extraClassPath", str(POSTGRES_JDBC)))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -33,6 +33,8 @@ class Runtime:
     say: Callable[[str], None] = field(default=lambda msg: None)
     # Train again even when this data version was already trained with the same settings.
     force: bool = False
+    # The job run this task belongs to (Databricks' {{job.run_id}}; the local runner makes one per run).
+    run_id: str = ""
 
 
 def code_version() -> str:

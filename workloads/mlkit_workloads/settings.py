@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .export.settings import ExportSettings
 from .model_names import ModelRegistry
 from .monitor.settings import MonitoringSettings
 from .strict import Strict
@@ -260,3 +261,5 @@ class WorkloadSettings(Strict):
     """The real-time scoring service (AKS / `mlkit serve`)."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """The drift monitoring job."""
+    export: ExportSettings = ExportSettings()
+    """Batch predictions into a PostgreSQL table and view for BI (the forecast job's export task)."""

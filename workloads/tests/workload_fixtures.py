@@ -29,7 +29,7 @@ SPARK_LEG = {
     "workloads/tests": ("test_monitor_capture.py",),
 }
 # Spark tests of the kit's command line (`mlkit run` in a subprocess), not of the wheel: first leg only.
-KIT_SPARK_MODULES = ("test_faults.py",)
+KIT_SPARK_MODULES = ("test_faults.py", "test_export.py")
 
 
 def _pyspark_version() -> str:
