@@ -173,7 +173,7 @@ class PolicyGate:
             from policies.checkov import Checkov, CheckovUnavailable
         except ImportError as e:
             return GateOutcome("unavailable", f"policy gate not available: the policies package is not installed ({e})")
-        done = self._runs.get(Path(cdktf_out).resolve())
+        done = self._runs.pop(Path(cdktf_out).resolve(), None)  # a run is evaluated once
         missing = _differences(cfg, None, Path(cdktf_out))
         if missing:  # nothing to judge: no second synth needed to say so
             return GateOutcome("failed", f"{cdktf_out}: {'; '.join(missing)} of environment {cfg.name}")

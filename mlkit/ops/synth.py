@@ -33,11 +33,7 @@ class Synthesis:
     stacks: list["StackSummary"]           # the stacks written for these environments
     run: "PolicyRun | None" = None         # the packs' run (None: synthesized with policies off)
     report: "Report | None" = None         # its findings, suppressions applied (checkov's too when asked)
-    checkov: bool = False
     refused: dict[str, list["Finding"]] = field(default_factory=dict)  # filled by refuse_failing
-
-    def blocking(self, env: str) -> list["Finding"]:
-        return [f for f in self.report.blocking if f.env == env] if self.report else []
 
 
 def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, *, environments: Path | None = None,
@@ -95,7 +91,7 @@ def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, *, environme
         report = run.evaluate(extra, checkov_envs=run.configs if driver is not None else ())
         report.checkov_version = driver.version if driver is not None else None
         locate(report.findings, outdir)
-    return Synthesis(outdir, configs, summarize(outdir, set(stack_names(configs))), run, report, checkov)
+    return Synthesis(outdir, configs, summarize(outdir, set(stack_names(configs))), run, report)
 
 
 def refuse_failing(synthesis: Synthesis) -> Synthesis:
