@@ -78,14 +78,12 @@ def serve_main(a) -> None:
     import uvicorn
 
     from mlkit_workloads.serve.runner import build
-    from mlkit_workloads.serve.settings import ServingSettings
     from mlkit_workloads.serve.sinks import DeltaSink
-    from mlkit_workloads.settings import WorkloadSettings
 
-    ss = ServingSettings(registered_model=a.model, lru_max_models=a.lru_models, lru_max_bytes=a.lru_bytes,
+    ss = served(a.model, lru_max_models=a.lru_models, lru_max_bytes=a.lru_bytes,
                          alias_poll_seconds=30, kubernetes={"memory_limit": "8Gi"})
-    built = build(WorkloadSettings(), env="bench", cache_dir=Path(a.work) / f"cache-{a.lru_models}",
-                  tracking_uri=a.tracking, sink=DeltaSink(Path(a.work) / "inference_log"), auth=None, serving=ss)
+    built = build(ss, env="bench", cache_dir=Path(a.work) / f"cache-{a.lru_models}",
+                  tracking_uri=a.tracking, sink=DeltaSink(Path(a.work) / "inference_log"), auth=None)
     uvicorn.run(built.app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False)
 
 

@@ -21,7 +21,7 @@ from mlkit_workloads.forecast.features import make_features
 from mlkit_workloads.forecast.frequency import future_dates, plan
 from mlkit_workloads.forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
 from mlkit_workloads.forecast.train import metric_names, train_group
-from mlkit_workloads.settings import Forecast
+from mlkit_workloads.settings import Forecast, WorkloadSettings
 
 KEYS, TS, FEATURES = ["store", "item"], "date", ["promo", "holiday"]
 START, DAYS, HORIZON = "2024-01-01", 120, 7
@@ -29,6 +29,17 @@ LAST = pd.Timestamp(START) + pd.Timedelta(days=DAYS - 1)  # every test group's l
 TRAINED_AT = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).isoformat()
 # The XGBoost groups: their data has a strong promo effect, so mlforecast's XGBoost beats the baseline.
 XGB, STATS = "xgboost", "stats"
+
+
+def served(forecast: str | None = None, classifier: str | None = None, **serving) -> WorkloadSettings:
+    """Workload settings serving the registered models named (short names; None: that job's model is
+    not served), with ``serving`` as the rest of ``workloads.serving``."""
+    models = [job for job, name in (("forecast", forecast), ("classifier", classifier)) if name]
+    ws = {"serving": {"models": models, **serving}}
+    for job, name in (("forecast", forecast), ("classifier", classifier)):
+        if name:
+            ws[job] = {"registered_model": name}
+    return WorkloadSettings.model_validate(ws)
 
 
 def forecast_settings(kind: str = XGB, rounds: int = 40) -> Forecast:

@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 from serve_helpers import (HORIZON, future, make_bundle, register, registered_with_metrics, registry_dir, serve_shifted_traffic,
-                           sqlite_uri, training_table)
+                           served, sqlite_uri, training_table)
 
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
@@ -23,7 +23,6 @@ from mlkit_workloads.monitor.psi import distribution, psi
 from mlkit_workloads.monitor.settings import MonitoringSettings
 from mlkit_workloads.runtime import Runtime
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import ServingSettings
 from mlkit_workloads.serve.sinks import DeltaSink
 from mlkit_workloads.settings import Tracking, WorkloadSettings
 from mlkit_workloads.tables import DeltaRsStore
@@ -54,9 +53,8 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
     name = f"forecast_monitor_{tmp_path.name[-12:]}"
     version = registered_with_metrics(store, name, table_version)
 
-    built = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-                  sink=DeltaSink(Path(store.path("inference_log"))), auth=None,
-                  serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
+    built = build(served(name, alias_poll_seconds=60), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                  sink=DeltaSink(Path(store.path("inference_log"))), auth=None)
     train = store.read_pandas("forecast_sales", table_version)
     with TestClient(built.app) as c:
         serve_shifted_traffic(c)

@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from serve_helpers import LiveServer, registered, registry_dir, sqlite_uri
+from serve_helpers import LiveServer, registered, registry_dir, served, sqlite_uri
 
 from mlkit_workloads.serve.auth import ApiKeys
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import ServingSettings
 from mlkit_workloads.serve.sinks import DeltaSink
-from mlkit_workloads.settings import WorkloadSettings
 
 ST = Path(sys.executable).parent / "st"
 MODEL = "forecast_fuzz"
@@ -33,9 +31,9 @@ def _st(url: str, seconds: int, checks: str, tmp_path: Path, *extra: str) -> sub
 @pytest.mark.slow
 def test_fuzz_open_api_all_checks(tmp_path):
     registered(MODEL, 12, broken=(("S01", "I01"),))  # include a 503 group in the space it explores
-    ss = ServingSettings(registered_model=MODEL, max_batch_rows=20, max_body_bytes=32 * 1024, alias_poll_seconds=60)
-    b = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-              sink=DeltaSink(tmp_path / "log"), auth=None, serving=ss)
+    ss = served(MODEL, max_batch_rows=20, max_body_bytes=32 * 1024, alias_poll_seconds=60)
+    b = build(ss, env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+              sink=DeltaSink(tmp_path / "log"), auth=None)
     with LiveServer(b.app) as server:
         # positive_data_acceptance is left out: one request schema serves every group, and which
         # features a row must carry depends on the group's model (XGBoost groups need them all,
@@ -54,9 +52,9 @@ def test_fuzz_with_auth_no_server_errors_and_auth_enforced(tmp_path):
     registered(MODEL, 12, broken=(("S01", "I01"),))
     auth = ApiKeys(lambda: KEY, refresh_seconds=3600)
     auth.refresh()
-    ss = ServingSettings(registered_model=MODEL, alias_poll_seconds=60)
-    b = build(WorkloadSettings(), env="dev", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-              sink=None, auth=auth, serving=ss)
+    ss = served(MODEL, alias_poll_seconds=60)
+    b = build(ss, env="dev", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+              sink=None, auth=auth)
     with LiveServer(b.app) as server:
         r = _st(server.url, 10, "not_a_server_error,status_code_conformance,ignored_auth", tmp_path,
                 "-H", f"Authorization: Bearer {KEY}")

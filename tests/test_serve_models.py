@@ -12,20 +12,18 @@ import httpx
 import mlflow
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import LiveServer, future, make_bundle, register, registered, registry_dir, sqlite_uri
+from serve_helpers import LiveServer, future, make_bundle, register, registered, registry_dir, served, sqlite_uri
 
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import ServingSettings
-from mlkit_workloads.settings import WorkloadSettings
 
 
 def _body(store="S00", item="I01"):
     return {"group": {"store": store, "item": item}, "rows": [{"date": future()[0], "promo": 1, "holiday": 0}]}
 
 
-def _build(tmp_path, **serving):
-    return build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-                 sink=None, auth=None, serving=ServingSettings(**serving))
+def _build(tmp_path, registered_model: str, **serving):
+    return build(served(registered_model, **serving), env="local", cache_dir=tmp_path / "cache",
+                 tracking_uri=sqlite_uri(registry_dir()), sink=None, auth=None)
 
 
 def test_lru_keeps_the_count_bound(tmp_path):

@@ -29,7 +29,7 @@ def future_rows(models: GroupModels, future: pd.DataFrame | None) -> tuple[pd.Da
     """One row per group and future period (keys, timestamp, step, the features), and the groups
     that cannot be forecast -> why. ``future``: keys, timestamp (naive UTC) and feature columns."""
     spec = models.spec
-    keys, ts, feats, freq, horizon = spec["keys"], spec["timestamp"], spec["features"], spec["frequency"], spec["horizon"]
+    keys, ts, feats, freq, horizon = list(spec.keys), spec.timestamp, list(spec.features), spec.frequency, spec.horizon
     frames, cannot = [], {}
     lookup = None
     if future is not None and feats:
@@ -110,10 +110,10 @@ def run(rt: Runtime) -> dict:
     data_version = rt.tables.version(table)
     local = mlflow.artifacts.download_artifacts(uri)
     models: GroupModels = worker_models(("path", local))
-    if "frequency" not in models.spec:
+    if not models.spec.forecasts_future:
         raise WorkloadError(f"{name} v{version} was trained before forecasts knew their history "
                             "(no frequency in its bundle): train a new version")
-    rt.say(f"forecasting {models.spec['horizon']} {models.spec['frequency']} periods per group with {name} v{version}")
+    rt.say(f"forecasting {models.spec.horizon} {models.spec.frequency} periods per group with {name} v{version}")
     future, cannot = future_rows(models, read_future(rt, keys))
     # Groups in the data without a model (skipped or failed in training), and groups with newer data
     # than their model was trained on (the forecast starts after the model's history: retrain).
@@ -127,7 +127,7 @@ def run(rt: Runtime) -> dict:
         if canonical(key) in known and pd.Timestamp(r["_last"]).tz_localize(None) > pd.Timestamp(models.group_info(key)["last_ts"]):
             stale.append("/".join(key))
     scored = pd.DataFrame()
-    levels = list(models.spec.get("levels", []))
+    levels = list(models.spec.levels)
     bands = [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
     if len(future):
         cores = rt.spark.sparkContext.defaultParallelism
@@ -154,7 +154,7 @@ def run(rt: Runtime) -> dict:
         rt.tables.replace_where(TABLES["predictions"], scored, {"model_version": version})
     result = {"model_name": name, "model_version": version, "rows_scored": len(scored),
               "groups_scored": int(scored[keys].drop_duplicates().shape[0]) if len(scored) else 0,
-              "horizon": int(models.spec["horizon"]), "frequency": models.spec["frequency"],
+              "horizon": int(models.spec.horizon), "frequency": models.spec.frequency,
               "forecast_from": str(scored[ts].min().date()) if len(scored) else "",
               "forecast_to": str(scored[ts].max().date()) if len(scored) else "",
               "groups_without_model": ["/".join(r) for r in missing],

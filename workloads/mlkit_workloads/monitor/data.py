@@ -19,7 +19,7 @@ INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local)
 
 
 def logged_events(rt, ms, since: pd.Timestamp) -> tuple[pd.DataFrame, str]:
-    """The logged inference events (inference-log columns, ``sinks.event_table``) and where they came from.
+    """The logged inference events (inference-log columns, ``inference_event.event_table``) and where they came from.
 
     ``monitoring.capture_path`` set (cloud: the stacks set it): the Event Hubs Capture archive.
     Otherwise the local Delta table the service's Delta sink writes. Empty when nothing was logged.
