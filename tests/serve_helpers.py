@@ -282,3 +282,64 @@ def registered_with_metrics(store, name: str, table_version: int, **kw) -> str:
                        train_version=table_version, **kw)
     store.append("forecast_group_metrics", group_metrics(name, version, 3))
     return version
+
+
+# --------------------------------------------------------------------------- the classifier
+CLASSIFIER_ROWS = 3000  # of ISLP's Default (10k): enough positives (~100) for a threshold, ~2 s to fit
+
+
+@functools.lru_cache(maxsize=None)
+def classifier_data():
+    """(x, y) of a stratified share of ISLP's Default, as the classifier job reads it."""
+    from mlkit_workloads.classifier.model import split, xy
+    from mlkit_workloads.data.islp import default_csv
+    from mlkit_workloads.settings import Classifier
+
+    cfg = Classifier()
+    x, y = xy(pd.read_csv(default_csv()), cfg)
+    _, x_small, _, y_small = split(x, y, CLASSIFIER_ROWS / len(y), seed=3)
+    return x_small, y_small
+
+
+@functools.lru_cache(maxsize=None)
+def fitted_classifier(n_estimators: int = 30):
+    """The classifier job's own pipeline (impute/encode + ADASYN + XGBoost) with its tuned-threshold
+    wrapper, fitted on a small share of Default: the model train_classifier registers, smaller."""
+    from mlkit_workloads.classifier.model import best_threshold, build, split, with_threshold
+    from mlkit_workloads.settings import Classifier
+
+    cfg = Classifier()
+    x, y = classifier_data()
+    x_fit, x_val, y_fit, y_val = split(x, y, 0.3, seed=7)
+    params = {"n_estimators": n_estimators, "max_depth": 3, "learning_rate": 0.2}
+    threshold = best_threshold(y_val, build(cfg, params).fit(x_fit, y_fit).predict_proba(x_val)[:, 1])
+    return with_threshold(build(cfg, params), threshold).fit(x, y)
+
+
+@functools.lru_cache(maxsize=None)
+def registered_classifier(name: str, n_estimators: int = 30, train_table: str | None = None,
+                          train_version: int | None = None) -> str:
+    """Register (once per session) the small classifier under ``name`` as train_classifier logs it,
+    with the champion alias on it; returns the version."""
+    import mlflow
+
+    from mlkit_workloads.model_names import ModelRegistry, full_model_name
+    from mlkit_workloads.train_classifier import log_model
+
+    model = fitted_classifier(n_estimators)
+    x, _ = classifier_data()
+    full = full_model_name(ModelRegistry(), name)
+    uri = sqlite_uri(registry_dir())
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment_in(registry_dir())):
+            mlflow.log_params({"threshold": float(model.threshold),
+                               **({"data_table": train_table, "data_table_version": train_version}
+                                  if train_table else {})})
+            info = log_model(model, x.head(5), full)
+        version = str(info.registered_model_version)
+        mlflow.MlflowClient(uri).set_registered_model_alias(full, "champion", version)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return version

@@ -72,10 +72,11 @@ class ClassifierModel:
 
         frame = pd.DataFrame.from_records(rows, columns=self.names)
         for c in self.columns:
-            # Missing values as the training frame had them: NaN (numbers) / None (categories), which
-            # the pipeline's imputers fill.
-            frame[c.name] = (frame[c.name].astype(object) if c.kind == "string"
-                             else pd.to_numeric(frame[c.name], errors="coerce").astype(float))
+            # Missing values as the classifier job's frame has them (classifier.model.xy): NaN, which the
+            # imputers fill. A None category would pass the imputer as a category of its own.
+            col = frame[c.name]
+            frame[c.name] = (col.astype(object).where(col.notna(), np.nan) if c.kind == "string"
+                             else pd.to_numeric(col, errors="coerce").astype(float))
         return np.asarray(self.model.predict_proba(frame)[:, 1], dtype=float)
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
