@@ -199,8 +199,10 @@ def test_model_info(client, built):
     assert client.get("/v1/models/S00/I02").json()["model_type"] == "xgboost"
     r = client.get("/v1/models/S99/I03")
     assert r.status_code == 404 and "S99" in r.json()["error"]["message"]
-    r = client.get("/v1/models/S00")
+    r = client.get("/v1/models/S00/I01/extra")
     assert r.status_code == 422 and r.json()["error"]["field"] == "path.group"
+    r = client.get("/v1/models/S00")  # one part: a model's name, and no model is called that
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_model"
 
 
 def test_health_and_readiness(client, built):

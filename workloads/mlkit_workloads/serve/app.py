@@ -182,10 +182,10 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
 
     @app.get("/v1/models/{name}", dependencies=guarded, summary="One served model: version, readiness, route",
              responses={c: ERRORS[c] for c in (401, 404) if c != 401 or auth is not None})
-    def model(name: str = Path(description=f"one of {', '.join(services)}")):
+    def model(name: str = Path(description=f"one of {', '.join(services)}", json_schema_extra={"enum": list(services)})):
         if name in services:
             return describe(name)
-        if api.group_info is not None:  # the forecast's group info as before (GET /v1/models/<keys>)
+        if api.group_info is not None:  # a one-key forecast's group info as before (GET /v1/models/<key>)
             return api.group_info(name)
         raise _unknown_model(name, services)
 

@@ -126,7 +126,8 @@ def add_legacy(api, e) -> None:
     def info(group: str = group_path()):
         return group_info(group)
 
-    api.group_info = group_info  # a one-part path reaches it through GET /v1/models/{name}
+    if len(S.keys) == 1:  # a one-part path reaches it through GET /v1/models/{name}
+        api.group_info = group_info
     app.get("/v1/models/{group:path}", response_model=ModelInfo, responses=api.responses, dependencies=api.guarded,
             operation_id="group_info_legacy",
             summary=f"A group's model info (alias of /v1/models/{e.job}/groups/{{group}})")(info)

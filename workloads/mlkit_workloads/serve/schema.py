@@ -134,7 +134,8 @@ class Schemas:
         self.PredictRequest = create_model(
             "PredictRequest", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [request_example]}),
             group=(self.Group, Field(description=f"the group: {', '.join(keys)}")),
-            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows of one group")))
+            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows of one group",
+                                        json_schema_extra={"maxItems": max_batch_rows})))
         self.PredictResponse = create_model(
             "PredictResponse",
             request_id=(str, ...), model=(ModelRef, ...), group=(dict[str, str], ...),
@@ -201,7 +202,8 @@ class ClassifierSchemas:
         self.PredictRequest = create_model(
             f"{title}PredictRequest",
             __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"rows": self._rows}]}),
-            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows to classify")))
+            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows to classify",
+                                        json_schema_extra={"maxItems": max_batch_rows})))
         self.PredictResponse = create_model(
             f"{title}PredictResponse",
             request_id=(str, ...), model=(ModelRef, ...),
