@@ -199,7 +199,7 @@ def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_pat
     quiet.write_bytes(capture_bytes([]))  # a header-only archive of a quiet window
 
     capture = str(root / NAMESPACE / HUB)
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix),
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix), forecast={"registered_model": name},
                                 monitoring=MonitoringSettings(capture_path=capture))
     ctx = LocalTaskContext("monitor")
     out = monitor.run(Runtime(env="dev", settings=settings, spark=spark, tables=store, context=ctx))

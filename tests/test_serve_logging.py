@@ -225,5 +225,5 @@ def test_rejected_requests_are_logged_with_their_status_and_a_wrong_content_type
 
     from mlkit_workloads.monitor.data import served_rows
 
-    rows = served_rows(df.reset_index(), pd.Timestamp("2000-01-01", tz="UTC"), ["store", "item"])
+    rows = served_rows(df.reset_index(), pd.Timestamp("2000-01-01", tz="UTC"))
     assert len(rows) == 2 + 1  # the 200's two rows + the old table's row
