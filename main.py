@@ -13,9 +13,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from pathlib import Path  # noqa: E402
 
+from envconfig.errors import UserError  # noqa: E402
+from envconfig.loader import DEFAULT_DIR, load_all  # noqa: E402
 from mlkit.commands.synth import DEFAULT_OUT, synthesize  # noqa: E402
-from mlkit.config import DEFAULT_DIR, load_all  # noqa: E402
-from mlkit.console import UserError, console, user_errors  # noqa: E402
+from mlkit.console import console, user_errors  # noqa: E402
 
 
 def main() -> None:

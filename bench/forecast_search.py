@@ -33,13 +33,14 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None, help="override search.n_trials (default: local.yaml's)")
     args = ap.parse_args()
 
-    from mlkit.config import load_environment
     from mlkit_workloads.data.synthetic import sales
     from mlkit_workloads.forecast.frequency import plan
     from mlkit_workloads.forecast.models import backtest
     from mlkit_workloads.forecast.series import prepare
     from mlkit_workloads.forecast.train import train_group
     from mlkit_workloads.forecast.tuning import tune
+
+    from envconfig.loader import load_environment
 
     cfg = load_environment("local", ROOT / "environments").workloads.forecast
     if args.trials:

@@ -8,16 +8,10 @@ from typing import Iterator
 
 from rich.console import Console
 
+from envconfig.errors import ConfigError, UserError
+
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay copyable
-
-
-class UserError(Exception):
-    """A mistake the user can fix. Printed as a message, never as a traceback."""
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @contextmanager
@@ -27,8 +21,6 @@ def user_errors(exit_code: int | None = None) -> Iterator[None]:
     ``exit_code`` overrides the code for both, for commands whose codes mean something else
     (``mlkit drift``: 2 is "drift found", so every error must be 1).
     """
-    from .config import ConfigError
-
     try:
         yield
     except ConfigError as e:

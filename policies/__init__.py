@@ -2,15 +2,13 @@
 
 - :mod:`policies.packs` — azure-baseline, databricks, governance (each rule: id, severity, title,
   why, fix, environments) and the suppression meta-rules.
-- :func:`suppress` — waive a rule on a construct, with a reason (cdk-nag style).
-- :class:`PolicyRun` — ``stack_hook`` for ``stacks.app.build_app``; ``evaluate()`` -> :class:`Report`.
+- :func:`policies.suppressions.suppress` — waive a rule on a construct, with a reason (cdk-nag
+  style). The constructs import only this module: it loads no rule pack.
+- :class:`policies.engine.PolicyRun` — ``stack_hook`` for ``stacks.app.build_app``;
+  ``evaluate()`` -> :class:`policies.report.Report`. ``policies.engine.RULES``: every rule by id.
 - :func:`policies.check.run_check` — synth + packs + checkov, what ``mlkit check`` runs.
-- :func:`policies.gate.refuse` — what ``mlkit synth`` does with unsuppressed errors.
+- :class:`policies.gate.PolicyGate` — what ``mlkit synth`` does with unsuppressed errors.
+
+Nothing is imported here, so that importing a construct (which imports policies.suppressions)
+does not import the engine, whose import collects every pack's rules.
 """
-
-from .engine import RULES, PolicyAspect, PolicyRun
-from .model import Element, Finding, Rule
-from .report import Report
-from .suppressions import suppress
-
-__all__ = ["RULES", "Element", "Finding", "PolicyAspect", "PolicyRun", "Report", "Rule", "suppress"]

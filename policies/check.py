@@ -11,7 +11,7 @@ from .engine import PolicyRun
 from .report import Report, locate
 
 if TYPE_CHECKING:
-    from mlkit.config import EnvironmentConfig
+    from envconfig.environment import EnvironmentConfig
 
 StackHook = Callable[[object, "EnvironmentConfig"], None]
 

@@ -22,7 +22,7 @@ from .report import Report
 from .suppressions import ActiveSuppression, from_config, from_construct
 
 if TYPE_CHECKING:
-    from mlkit.config import EnvironmentConfig
+    from envconfig.environment import EnvironmentConfig
 
 RULES: dict[str, Rule] = all_rules()
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 if TYPE_CHECKING:
-    from mlkit.config import EnvironmentConfig
-    from stacks.naming import Names
+    from envconfig.environment import EnvironmentConfig
+    from envconfig.naming import Names
 
 Severity = Literal["error", "warning"]
 Applies = Literal["all", "prod_like"]

@@ -17,9 +17,9 @@ from typing import Callable
 from cdktn import App, TerraformStack
 from mlkit_workloads import __version__ as workloads_version
 
-from mlkit.config import EnvironmentConfig
+from envconfig.environment import EnvironmentConfig
+from envconfig.naming import wheel_filename
 
-from .naming import wheel_filename
 from .platform_stack import PlatformStack
 from .release_gate import ReleaseGate, expectation_for
 from .serving_stack import ServingStack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cdktn import AzurermBackend, LocalBackend, TerraformStack
 
-from mlkit.config import EnvironmentConfig
+from envconfig.environment import EnvironmentConfig
 
 
 def attach_backend(stack: TerraformStack, cfg: EnvironmentConfig, stack_kind: str) -> None:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from cdktn import TerraformOutput, TerraformStack
+from cdktn_provider_azurerm.log_analytics_workspace import LogAnalyticsWorkspace
 from cdktn_provider_azurerm.provider import (
     AzurermProvider,
     AzurermProviderFeatures,
     AzurermProviderFeaturesKeyVault,
     AzurermProviderFeaturesResourceGroup,
 )
-from cdktn_provider_azurerm.log_analytics_workspace import LogAnalyticsWorkspace
 from constructs import Construct
 
-from mlkit.config import EnvironmentConfig
+from envconfig.environment import EnvironmentConfig
+from envconfig.naming import Names, tags_for
 
 from .backend import attach_backend
 from .data_access import JOB_CONTAINER_ACCESS
-from .naming import Names, tags_for
 from .platform.access_connector import AccessConnectorProps, UnityCatalogConnector
 from .platform.aks import ScoringCluster, ScoringClusterProps
 from .platform.databricks_workspace import MlWorkspace, MlWorkspaceProps

@@ -68,7 +68,7 @@ class ReleaseGate(Construct):
 
 def expectation_for(cfg, environments, repo) -> ReleaseExpectation | None:
     """What a prod-like environment's lock expects of its stacks; None for the others (not locked)."""
-    from mlkit.console import UserError
+    from envconfig.errors import UserError
     from mlkit.ops.artifacts import git_info
     from mlkit.ops.release import lock_path, read_lock
 

@@ -22,13 +22,13 @@ from cdktn_provider_azurerm.provider import AzurermProvider, AzurermProviderFeat
 from cdktn_provider_kubernetes.provider import KubernetesProvider, KubernetesProviderExec
 from constructs import Construct
 
-from mlkit.config import EnvironmentConfig
+from envconfig.environment import EnvironmentConfig
+from envconfig.naming import Names, tags_for
 
 from .backend import attach_backend
 from .errors import StackInputError
-from .naming import Names, tags_for
-from .release_gate import ReleaseExpectation, ReleaseGate
 from .platform_stack import PlatformStack
+from .release_gate import ReleaseExpectation, ReleaseGate
 from .serving.scoring import ScoringService, ScoringServiceProps
 from .settings_resolution import resolve_workload_settings
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from mlkit_workloads.settings import WorkloadSettings
 
-from .naming import Names
+from envconfig.naming import Names
+
 from .platform.event_hubs import CAPTURE_CONTAINER, capture_prefix
 
 

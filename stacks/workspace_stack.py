@@ -8,12 +8,12 @@ from constructs import Construct
 from mlkit_workloads import __version__ as workloads_version
 from mlkit_workloads import graph
 
-from mlkit.config import EnvironmentConfig
+from envconfig.environment import EnvironmentConfig
+from envconfig.naming import Names, tags_for
 
 from .backend import attach_backend
 from .data_access import JOB_CONTAINER_ACCESS
 from .errors import StackInputError
-from .naming import Names, tags_for
 from .platform_stack import PlatformStack
 from .settings_resolution import resolve_workload_settings
 from .workspace.data_access import DataAccessProps, UnityCatalogDataAccess

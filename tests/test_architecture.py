@@ -14,9 +14,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from envconfig.loader import load_environment  # noqa: E402
 from mlkit.cli import app  # noqa: E402
 from mlkit.commands.graph import principals_of  # noqa: E402
-from mlkit.config import load_environment  # noqa: E402
 from stacks.app import stack_names  # noqa: E402
 from stacks.architecture import TYPES, Architecture, build_architecture, type_key  # noqa: E402
 from stacks.architecture_draw import architecture_mermaid, render_architecture  # noqa: E402

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+from envconfig.loader import load_environment  # noqa: E402
 from mlkit.cli import app  # noqa: E402
-from mlkit.config import load_environment  # noqa: E402
 
 pytestmark = pytest.mark.slow
 PAT = "dapi" + "fedcba9876543210" * 2

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from envconfig.cron import CronError, validate_quartz_cron
+from envconfig.errors import ConfigError
+from envconfig.loader import json_schema, load_all, load_environment
 from mlkit.cli import app
-from mlkit.config import ConfigError, json_schema, load_all, load_environment
-from mlkit.cron import CronError, validate_quartz_cron
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "environments"

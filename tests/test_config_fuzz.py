@@ -19,7 +19,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlkit.config import ConfigError, load_environment
+from envconfig.errors import ConfigError
+from envconfig.loader import load_environment
 
 ENVS = Path(__file__).resolve().parents[1] / "environments"
 FILES = {p.stem: p.read_text() for p in sorted(ENVS.glob("*.yaml"))}

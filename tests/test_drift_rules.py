@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlkit.console import UserError
+from envconfig.errors import UserError
 from mlkit.ops.drift import DriftReport, analyze, load_allowlist, protected
 from mlkit.ops.plan_diff import SENSITIVE, UNKNOWN, attribute_diffs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacks.naming import RULES, NamingError, names_for, tags_for
+from envconfig.naming import RULES, NamingError, names_for, tags_for
 
 
 def test_caf_names() -> None:

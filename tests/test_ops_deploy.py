@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from ops_helpers import ENVIRONMENTS, WHEELPKG, copy_envs, edit_stack, git_repo, make_cdktf_out
 
-from mlkit.config import load_environment
-from mlkit.console import UserError
+from envconfig.errors import UserError
+from envconfig.loader import load_environment
 from mlkit.ops import artifacts
 from mlkit.ops.deploy import GateOutcome, Steps, azure_credentials, cli_commands, deploy, policy_gate
 from mlkit.ops.release import ModelPin, ReleaseLock, lock_path, write_lock
@@ -220,8 +220,8 @@ def test_cli_reports_missing_terraform_and_bad_environment(tmp_path):
 
 
 def test_synth_for_deploy_and_drift_creates_missing_parents_and_refuses_local(tmp_path) -> None:
-    from mlkit.config import load_environment
-    from mlkit.console import UserError
+    from envconfig.errors import UserError
+    from envconfig.loader import load_environment
     from mlkit.ops.deploy import synth_with_stacks
 
     envs = Path(__file__).resolve().parent.parent / "environments"

@@ -14,9 +14,9 @@ import pytest
 from ops_helpers import ENVIRONMENTS, FIXTURES, Token, make_cdktf_out, self_signed, serve
 from typer.testing import CliRunner
 
+from envconfig.errors import UserError
+from envconfig.loader import load_environment
 from mlkit.cli import app
-from mlkit.config import load_environment
-from mlkit.console import UserError
 from mlkit.ops import inventory as inv
 from mlkit.ops.drift import RESOURCE, Allowlist, DriftReport, Rule, analyze, load_allowlist, unmanaged_items
 from mlkit.ops.drift_check import check, uc_schemas_from_state, workspace_from_state

@@ -14,11 +14,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from ops_helpers import (ENVIRONMENTS, WHEELPKG, Token, add_serving_stack, make_cdktf_out, self_signed,
-                         serve)
+from ops_helpers import ENVIRONMENTS, WHEELPKG, Token, add_serving_stack, make_cdktf_out, self_signed, serve
 
-from mlkit.config import load_environment
-from mlkit.console import UserError
+from envconfig.errors import UserError
+from envconfig.loader import load_environment
 from mlkit.ops import acr_build, artifacts, build_context
 from mlkit.ops.deploy import GateOutcome, Steps, deploy
 from mlkit.ops.terraform import Terraform, find_terraform

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from ops_helpers import ENVIRONMENTS
 
-from mlkit.config import load_environment
+from envconfig.loader import load_environment
 from mlkit.ops.promote import PROMOTED_FROM, PromotionRefused, env_diff, promote
 from mlkit.ops.release import ReleaseRecord, lock_path, read_lock, record_release, release_experiment
 

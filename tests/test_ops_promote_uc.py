@@ -14,11 +14,11 @@ import os
 
 import pandas as pd
 import pytest
+from uc_standin import UcRegistry, serve
 
-from mlkit.config import load_environment
+from envconfig.loader import load_environment
 from mlkit.ops.promote import CHAMPION, PROMOTED_FROM, copy_version
 from mlkit.ops.release import ModelPin, ReleaseLock
-from uc_standin import UcRegistry, serve
 from stacks.app import REPO
 
 PREFIX = "/api/2.0/mlflow/unity-catalog"

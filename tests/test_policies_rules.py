@@ -31,10 +31,10 @@ from cdktn_provider_databricks.mlflow_experiment import MlflowExperiment, Mlflow
 from cdktn_provider_databricks.provider import DatabricksProvider  # noqa: E402
 from cdktn_provider_databricks.secret_scope import SecretScope  # noqa: E402
 
-from mlkit.config import load_environment  # noqa: E402
-from policies import RULES, PolicyRun  # noqa: E402
+from envconfig.loader import load_environment  # noqa: E402
+from envconfig.naming import tags_for  # noqa: E402
+from policies.engine import RULES, PolicyRun  # noqa: E402
 from policies.model import Finding  # noqa: E402
-from stacks.naming import tags_for  # noqa: E402
 
 PROD = load_environment("prod", "environments", env={})
 DEV = load_environment("dev", "environments", env={})

@@ -16,8 +16,11 @@ from cdktn import App, TerraformStack  # noqa: E402
 from constructs import Construct  # noqa: E402
 from test_policies_rules import PROD, storage  # noqa: E402
 
-from mlkit.config import ConfigError, Suppression, load_environment  # noqa: E402
-from policies import PolicyRun, suppress  # noqa: E402
+from envconfig.errors import ConfigError  # noqa: E402
+from envconfig.loader import load_environment  # noqa: E402
+from envconfig.suppressions import Suppression  # noqa: E402
+from policies.engine import PolicyRun  # noqa: E402
+from policies.suppressions import suppress  # noqa: E402
 from policies.model import Finding  # noqa: E402
 
 TODAY = dt.date(2026, 6, 1)

@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from mlkit.config import load_environment
 from mlkit_workloads.serve.settings import KubernetesSizing, ServingSettings
 from mlkit_workloads.settings import WorkloadSettings
+
+from envconfig.loader import load_environment
 from stacks.app import build_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def test_prod_passes_checkov_image_digest_without_a_suppression(tmp_path) -> Non
     import json
     import subprocess
 
-    from mlkit.config import load_environment as load
+    from envconfig.loader import load_environment as load
 
     checkov = REPO / ".venv-checkov" / "bin" / "checkov"
     if not checkov.exists():

@@ -17,10 +17,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import pytest  # noqa: E402
 from mlkit_workloads.settings import WorkloadSettings  # noqa: E402
 
-from mlkit.config import ConfigError, load_all, load_environment  # noqa: E402
+from envconfig.errors import ConfigError  # noqa: E402
+from envconfig.loader import load_all, load_environment  # noqa: E402
+from envconfig.naming import Names  # noqa: E402
 from stacks.app import build_app  # noqa: E402
 from stacks.errors import StackInputError  # noqa: E402
-from stacks.naming import Names  # noqa: E402
 from stacks.platform.event_hubs import (  # noqa: E402
     ARCHIVE_NAME_FORMAT,
     CAPTURE_CONTAINER,

@@ -9,14 +9,14 @@ import os
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import pytest  # noqa: E402
 import cdktn  # noqa: E402
+import pytest  # noqa: E402
 from cdktn import TerraformStack  # noqa: E402
 from mlkit_workloads import graph  # noqa: E402
 from mlkit_workloads.settings import WorkloadSettings  # noqa: E402
 
+from envconfig.naming import NamingError, names_for, wheel_filename  # noqa: E402
 from stacks.errors import StackInputError  # noqa: E402
-from stacks.naming import NamingError, names_for, wheel_filename  # noqa: E402
 from stacks.platform.aks import ScoringCluster, ScoringClusterProps  # noqa: E402
 from stacks.platform.databricks_workspace import MlWorkspace, MlWorkspaceProps  # noqa: E402
 from stacks.platform.event_hubs import InferenceLogHub, InferenceLogHubProps  # noqa: E402

@@ -16,7 +16,7 @@ import cdktn  # noqa: E402
 import pytest  # noqa: E402
 from cdktn import TerraformStack  # noqa: E402
 
-from mlkit.config import load_all  # noqa: E402
+from envconfig.loader import load_all  # noqa: E402
 from stacks.app import build_app  # noqa: E402
 from stacks.data_access import JOB_CONTAINER_ACCESS  # noqa: E402
 from stacks.errors import StackInputError  # noqa: E402
@@ -48,7 +48,7 @@ def resources(doc: dict, rtype: str) -> dict[str, dict]:
 
 
 def test_the_table_covers_only_real_containers_and_raw_is_read_only() -> None:
-    from stacks.naming import Names
+    from envconfig.naming import Names
 
     assert set(JOB_CONTAINER_ACCESS) <= set(Names.CONTAINERS)
     assert JOB_CONTAINER_ACCESS == {"raw": "read", "curated": "write", "models": "write", "inference-logs": "read"}

@@ -19,10 +19,11 @@ from mlkit_workloads import __version__ as workloads_version  # noqa: E402
 from mlkit_workloads import graph  # noqa: E402
 from mlkit_workloads.settings import WorkloadSettings  # noqa: E402
 
-from mlkit.config import Backend, load_all  # noqa: E402
+from envconfig.infra import Backend  # noqa: E402
+from envconfig.loader import load_all  # noqa: E402
+from envconfig.naming import PRIVATE_DNS_ZONES, RULES, Names, tags_for, wheel_filename  # noqa: E402
 from stacks.app import build_app  # noqa: E402
 from stacks.data_access import JOB_CONTAINER_ACCESS  # noqa: E402
-from stacks.naming import PRIVATE_DNS_ZONES, RULES, Names, tags_for, wheel_filename  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLOUD = ("dev", "staging", "prod")
@@ -200,7 +201,7 @@ def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> N
             for body in items.values():
                 for attr in ("name", "instance_pool_name", "path"):
                     if isinstance(body.get(attr), str) and "${" not in body[attr]:
-                        assert body[attr] in expected, f"{rtype}.{attr} = {body[attr]!r} is not from stacks.naming"
+                        assert body[attr] in expected, f"{rtype}.{attr} = {body[attr]!r} is not from envconfig.naming"
                         seen.add(body[attr])
     assert seen == expected
     platform = synthesized["docs"][f"{env}-platform"]

@@ -21,7 +21,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import pytest  # noqa: E402
 from cdktn import App, LocalBackend, TerraformStack, TerraformVariable  # noqa: E402
 
-from mlkit.config import load_environment  # noqa: E402
+from envconfig.loader import load_environment  # noqa: E402
 from mlkit.ops.artifacts import git_info  # noqa: E402
 from mlkit.ops.release import ModelPin, ReleaseLock, lock_path, write_lock  # noqa: E402
 from stacks.app import REPO, build_app  # noqa: E402
@@ -106,7 +106,7 @@ def test_a_missing_or_foreign_lock_refuses_at_plan(prod, tmp_path) -> None:
 
 
 def test_every_prod_like_stack_carries_the_gate_and_dev_none(tmp_path) -> None:
-    from mlkit.config import load_all
+    from envconfig.loader import load_all
 
     configs = load_all(REPO / "environments", env={})
     out = tmp_path / "cdktf.out"

@@ -66,14 +66,15 @@ def test_runtime_python_is_the_projects():
 
 
 def test_every_environment_runs_the_target_runtime():
-    from mlkit.config import load_all
+    from envconfig.loader import load_all
 
     clouds = {n: c for n, c in load_all(REPO / "environments", env={}).items() if c.kind == "cloud"}
     assert clouds and {c.databricks.spark_version for c in clouds.values()} == {RT.spark_version}
 
 
 def test_an_environment_on_another_runtime_is_refused(tmp_path):
-    from mlkit.config import ConfigError, load_environment
+    from envconfig.errors import ConfigError
+    from envconfig.loader import load_environment
 
     envs = tmp_path / "environments"
     shutil.copytree(REPO / "environments", envs)

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
+import tomllib
 from mlkit_workloads.entrypoint import TASKS, task_key, task_params
 from mlkit_workloads.forecast.features import make_features
-from mlkit_workloads.forecast.meta_model import CODEC, GroupModels, UnknownGroup, compress, write_bundle
 from mlkit_workloads.forecast.frequency import plan
+from mlkit_workloads.forecast.meta_model import CODEC, GroupModels, UnknownGroup, compress, write_bundle
 from mlkit_workloads.forecast.metrics import mae, rmse, wape
 from mlkit_workloads.forecast.train import train_group
 from mlkit_workloads.gates import classifier_gates, forecast_gates
@@ -243,7 +242,7 @@ def test_graph_entry_points_match_wheel_scripts_and_task_functions():
 
 
 def test_local_environment_settings_load():
-    from mlkit.config import load_environment
+    from envconfig.loader import load_environment
 
     cfg = load_environment("local", ROOT / "environments")
     assert cfg.workloads.forecast.source.format == "synthetic"
@@ -256,7 +255,6 @@ def test_local_environment_settings_load():
 def test_udf_rows_expand_to_one_typed_row_per_group():
     """The UDF sends keys + one JSON column + the model; the driver gets every result column back."""
     import cloudpickle
-
     from mlkit_workloads.forecast.meta_model import decompress
     from mlkit_workloads.train_many import expand, make_udf, result_fields
 
@@ -282,7 +280,6 @@ def test_udf_rows_expand_to_one_typed_row_per_group():
 def test_delta_rs_tables_are_written_in_row_groups_spark_can_split(tmp_path):
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
-
     from mlkit_workloads.tables import ROW_GROUP_ROWS, DeltaRsStore
 
     store = DeltaRsStore(tmp_path)

@@ -12,8 +12,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..config import DEFAULT_DIR, load_all, load_environment
-from ..console import UserError, console, err, user_errors
+from envconfig.errors import UserError
+from envconfig.loader import DEFAULT_DIR, load_all, load_environment
+
+from ..console import console, err, user_errors
 
 FORMATS = ("table", "json", "sarif")
 
@@ -35,11 +37,11 @@ def check(
             _print_rules()
             return
         configs = _load(env, environments)
+        from envconfig.naming import NamingError
         from policies.check import run_check
         from policies.checkov import CheckovUnavailable
         from policies.render import print_table, to_json, to_sarif
         from stacks.errors import StackInputError
-        from stacks.naming import NamingError
 
         try:
             if synth_out is not None:
@@ -96,7 +98,7 @@ def _verdict(report) -> None:
 
 
 def _print_rules() -> None:
-    from policies import RULES
+    from policies.engine import RULES
 
     table = Table(title=f"{len(RULES)} rules", title_justify="left")
     for col in ("id", "pack", "severity", "environments", "title", "checkov"):

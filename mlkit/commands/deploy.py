@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ..config import DEFAULT_DIR, load_environment
-from ..console import UserError, console, err, user_errors
+from envconfig.errors import UserError
+from envconfig.loader import DEFAULT_DIR, load_environment
+
+from ..console import console, err, user_errors
 
 
 def deploy(

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 
-from ..config import DEFAULT_DIR, ConfigError, load_environment
-from ..console import UserError, console, err, user_errors
+from envconfig.errors import ConfigError, UserError
+from envconfig.loader import DEFAULT_DIR, load_environment
+
+from ..console import console, err, user_errors
 
 
 def _uc_schemas(values: list[str]) -> list[tuple[str, str]]:

@@ -4,44 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 import yaml
 from rich.table import Table
 
-from ..config import DEFAULT_DIR, json_schema, load_environment
+from envconfig.diff import diff_environments
+from envconfig.loader import DEFAULT_DIR, json_schema, load_environment
+
 from ..console import console, user_errors
 
 app = typer.Typer(help="Inspect environments: resolved config, differences, schema.", no_args_is_help=True)
 
 EnvironmentsOpt = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files")
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {dotted.field: leaf}. Lists of scalars stay whole; lists of mappings index."""
-    out: dict[str, Any] = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-        for i, v in enumerate(value):
-            out.update(flatten(v, f"{prefix}.{i}"))
-    else:
-        out[prefix] = value
-    return out
-
-
-def diff_environments(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Field-by-field differences between two resolved configs, sorted by field."""
-    fa, fb = flatten(a), flatten(b)
-    missing = object()
-    rows = []
-    for key in sorted(set(fa) | set(fb)):
-        va, vb = fa.get(key, missing), fb.get(key, missing)
-        if va != vb:
-            rows.append((key, None if va is missing else va, None if vb is missing else vb))
-    return rows
 
 
 @app.command("show")

@@ -9,8 +9,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..config import DEFAULT_DIR, load_environment
-from ..console import UserError, console, err, user_errors
+from envconfig.errors import UserError
+from envconfig.loader import DEFAULT_DIR, load_environment
+
+from ..console import console, err, user_errors
 
 
 def promote(
@@ -25,10 +27,9 @@ def promote(
 ) -> None:
     """Verify A's release passed its gates, write B's release lock, copy the approved models, set `champion`."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from ..ops.promote import promote as run
-
-    from mlflow.exceptions import MlflowException
 
     with user_errors():
         a, b = load_environment(source, environments), load_environment(target, environments)

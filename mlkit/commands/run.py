@@ -11,8 +11,10 @@ from typing import Optional
 
 import typer
 
-from ..config import DEFAULT_DIR, load_environment
-from ..console import UserError, console, err, user_errors
+from envconfig.errors import UserError
+from envconfig.loader import DEFAULT_DIR, load_environment
+
+from ..console import console, err, user_errors
 
 
 def run(

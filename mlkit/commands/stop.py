@@ -10,8 +10,10 @@ from pathlib import Path
 
 import typer
 
-from ..config import DEFAULT_DIR, load_environment
-from ..console import UserError, console, user_errors
+from envconfig.errors import UserError
+from envconfig.loader import DEFAULT_DIR, load_environment
+
+from ..console import console, user_errors
 
 
 def stop(

@@ -9,8 +9,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..config import DEFAULT_DIR, EnvironmentConfig, load_all, load_environment
-from ..console import UserError, console, user_errors
+from envconfig.environment import EnvironmentConfig
+from envconfig.errors import UserError
+from envconfig.loader import DEFAULT_DIR, load_all, load_environment
+
+from ..console import console, user_errors
 
 DEFAULT_OUT = Path("cdktf.out")
 
@@ -20,9 +23,9 @@ def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, stack_hook=N
     """Build and synthesize the app; returns a StackSummary per stack written for these environments.
 
     ``environments``: where the release locks are (prod-like stacks check theirs at plan time)."""
+    from envconfig.naming import NamingError
     from stacks.app import build_app, stack_names, summarize
     from stacks.errors import StackInputError
-    from stacks.naming import NamingError
 
     Path(outdir).mkdir(parents=True, exist_ok=True)  # cdktn creates only the last directory level
     try:

@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..console import UserError
+from envconfig.errors import UserError
+
 from . import build_context
 
 RUNS_API = "2019-06-01-preview"

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 # Fixed fallback (1980-01-01, the zip epoch) when there is no git history to take a time from.
 FALLBACK_EPOCH = 315532800

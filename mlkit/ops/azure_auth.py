@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 ARM_SCOPE = "https://management.azure.com/.default"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config import EnvironmentConfig
-from ..console import UserError
+from envconfig.environment import EnvironmentConfig
+from envconfig.errors import UserError
+
 from . import acr_build, artifacts, azure_auth
 from .plan import PlanSummary, summarize
 from .release import ReleaseRecord, lock_mismatches, lock_path, now, read_lock

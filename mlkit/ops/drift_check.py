@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..config import EnvironmentConfig
-from ..console import UserError
+from envconfig.environment import EnvironmentConfig
+from envconfig.errors import UserError
+
 from .deploy import check_backend, env_stacks
 from .drift import Allowlist, DriftReport, analyze, unmanaged_items
 from .inventory import CloudObject, managed_ids, unmanaged

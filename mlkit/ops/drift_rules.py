@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from ..console import UserError
+from envconfig.errors import UserError
+
 from .plan_diff import empty
 
 DEFAULT_ALLOWLIST = Path(__file__).with_name("drift_allowlist.yaml")

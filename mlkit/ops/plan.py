@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 SKIP = {("no-op",), ("read",)}
 

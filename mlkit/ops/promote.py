@@ -18,11 +18,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable
 
+from envconfig.diff import diff_environments
+from envconfig.environment import EnvironmentConfig
+from envconfig.errors import UserError
 from mlkit_workloads.registry_contract import CHAMPION, PASSED, PROMOTED_FROM, PROMOTION, PROMOTION_REASONS, move_champion
 
-from ..commands.env import diff_environments
-from ..config import EnvironmentConfig
-from ..console import UserError
 from .release import ModelPin, ReleaseLock, latest_release, lock_path, now, read_lock, release_experiment, write_lock
 
 # Fields that are meant to differ between environments: sizes, names, grants, descriptions.

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 FORMAT = 1
 RELEASE_TAG = "mlkit.release"

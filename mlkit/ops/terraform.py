@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..console import UserError
+from envconfig.errors import UserError
 
 # Quiet, non-interactive, no telemetry: the same in CI and on a laptop.
 TF_ENV = {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}

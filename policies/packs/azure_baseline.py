@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from mlkit.config import CERT_PERMS, KEY_PERMS, SECRET_PERMS
+from envconfig.vault_permissions import CERT_PERMS, KEY_PERMS, SECRET_PERMS
 
 from ..model import Context, Element
 from ..values import blocks, get, has, is_false, is_ref, is_true, show
-from . import Pack
+from .pack import Pack
 
 PACK = Pack("azure-baseline")
 rule = PACK.rule

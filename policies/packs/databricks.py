@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from ..model import Context, Element
 from ..values import blocks, get, is_ref, json_document, show
-from . import Pack
+from .pack import Pack
 
 PACK = Pack("databricks")
 rule = PACK.rule

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable
 
-from stacks.naming import MANDATORY_TAGS, Names
+from envconfig.naming import MANDATORY_TAGS, Names
 
 from .. import secrets
 from ..model import Context, Element
 from ..values import get, is_ref, show
-from . import Pack
+from .pack import Pack
 
 PACK = Pack("governance")
 rule = PACK.rule
@@ -39,7 +39,7 @@ def _tags(value) -> dict | None:
 
 @rule("MLK-GOV-001", "error", "Taggable resources carry the mandatory tags",
       why="Cost allocation, ownership and clean-up all key on owner, cost-center and environment.",
-      fix="Pass stacks.naming.tags_for(cfg.tags, cfg.name) as the resource's tags.")
+      fix="Pass envconfig.naming.tags_for(cfg.tags, cfg.name) as the resource's tags.")
 def mandatory_tags(el: Element, ctx: Context) -> Iterable[str]:
     attr = tag_attribute(el)
     if attr is None:
@@ -94,7 +94,7 @@ def expected_names(n: Names) -> dict[str, dict[str, object]]:
 
 @rule("MLK-GOV-002", "error", "Names come from the naming module",
       why="Deploy, drift detection and the jobs find resources by their names; a hand-typed name breaks them.",
-      fix="Use the name from stacks.naming (cfg.names) instead of a literal.")
+      fix="Use the name from envconfig.naming (cfg.names) instead of a literal.")
 def names_from_module(el: Element, ctx: Context) -> Iterable[str]:
     for attr, want in expected_names(ctx.names).get(el.type, {}).items():
         got = el.config.get(attr)

@@ -5,7 +5,7 @@ These are not checks over elements (their check yields nothing); the engine repo
 
 from __future__ import annotations
 
-from . import Pack
+from .pack import Pack
 
 PACK = Pack("suppressions")
 

@@ -20,8 +20,9 @@ from cdktn_provider_azurerm.eventhub_namespace import EventhubNamespace, Eventhu
 from cdktn_provider_azurerm.role_assignment import RoleAssignment
 from constructs import Construct
 
+from envconfig.naming import Names
+
 from ..errors import StackInputError
-from ..naming import Names
 from .roles import EVENT_HUBS_DATA_SENDER, assign_role
 
 # Capture's archive: one of the data lake's containers, files named as below. The monitoring job

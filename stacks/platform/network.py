@@ -23,7 +23,8 @@ from cdktn_provider_azurerm.subnet_network_security_group_association import Sub
 from cdktn_provider_azurerm.virtual_network import VirtualNetwork
 from constructs import Construct
 
-from ..naming import PRIVATE_DNS_ZONES, Names
+from envconfig.naming import PRIVATE_DNS_ZONES, Names
+
 from .roles import NETWORK_CONTRIBUTOR, assign_role
 
 # Actions Azure Databricks needs on its delegated subnets (from the VNet-injection docs).

@@ -1,6 +1,6 @@
 """The Databricks runtime the jobs run on, named once.
 
-The environments' ``databricks.spark_version`` (mlkit/config.py) defaults to it and may not differ
+The environments' ``databricks.spark_version`` (envconfig/databricks.py) defaults to it and may not differ
 from it, and the second test leg (.venv-spark35, scripts/setup.sh) installs the workloads under
 its constraints file: the runtime's Spark and the library versions it preinstalls. Moving to
 another runtime is one change here plus a constraints file for it; tests/test_target_runtime.py

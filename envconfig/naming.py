@@ -3,7 +3,8 @@
 Names follow the Cloud Adoption Framework abbreviations (rg, st, kv, cr, aks, evhns, evh,
 dbw, id) and each Azure naming rule is checked here, so a prefix that would produce an
 invalid storage account or Key Vault name is rejected when the environment is loaded,
-not by Azure halfway through an apply. Pure Python: imported by the config loader too.
+not by Azure halfway through an apply. Pure Python: the loader validates an environment's names
+with it, the stacks take every physical name from it.
 """
 
 from __future__ import annotations
