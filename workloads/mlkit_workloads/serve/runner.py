@@ -23,7 +23,7 @@ from .schema import ClassifierSchemas, Schemas, example_request
 from .service import BundleService, VersionWatcher
 from .settings import ServingSettings
 from .single import InputColumn, SingleModelService
-from .telemetry import TelemetryError, json_logging, tracer_provider
+from .telemetry import CONNECTION_STRING_ENV, TelemetryError, json_logging, tracer_provider
 
 log = logging.getLogger("mlkit.serve")
 
@@ -115,14 +115,23 @@ def main(argv: list[str] | None = None) -> None:
         json_logging()
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        provider = tracer_provider(ss.telemetry.traces, f"mlkit-scoring-{a.env}", ss.telemetry.sample_ratio)
-    except TelemetryError as e:
-        sys.exit(f"mlkit-serve: {e}")
     if ss.auth.mode == "none":
         sys.exit("mlkit-serve: workloads.serving.auth.mode is 'none'; the container never runs open "
                  "(use `mlkit serve --env local` for an open local service)")
     vault = _required_env("MLKIT_KEY_VAULT_URI", "the Key Vault holding the API keys")
+    if ss.telemetry.traces == "azure_monitor" and not os.environ.get(CONNECTION_STRING_ENV):
+        # Read with the pod's workload identity: the connection string is in no manifest and no state.
+        secret = _required_env("MLKIT_APPINSIGHTS_SECRET_NAME", "the Key Vault secret with Application Insights' "
+                                                         "connection string")
+        try:
+            os.environ[CONNECTION_STRING_ENV] = key_vault_fetch(vault, secret)()
+        except Exception as e:  # the service can run untraced; say why, loudly
+            log.error("traces off: cannot read secret %r in %s: %s: %s", secret, vault, type(e).__name__, e)
+    try:
+        provider = tracer_provider(ss.telemetry.traces, f"mlkit-scoring-{a.env}", ss.telemetry.sample_ratio)
+    except TelemetryError as e:
+        log.error("traces off: %s", e)
+        provider = None
     auth = ApiKeys(key_vault_fetch(vault, ss.auth.api_keys_secret_name), ss.auth.refresh_seconds,
                    describe=f"secret {ss.auth.api_keys_secret_name!r} in {vault}")
     auth.refresh()

@@ -42,13 +42,12 @@ class InferenceLogSettings(Strict):
 
 
 class TelemetrySettings(Strict):
-    """Traces of the service (OpenTelemetry). ``azure_monitor`` sends them to Application Insights;
-    its connection string is the Key Vault secret ``connection_string_secret``, which the AKS
-    Deployment passes in as APPLICATIONINSIGHTS_CONNECTION_STRING (never a setting's value)."""
+    """Traces of the service (OpenTelemetry): ``none``, ``console`` (local) or ``azure_monitor``
+    (Application Insights: its connection string is read from the environment's Key Vault at start,
+    never a setting's value). ``sample_ratio``: share of requests traced."""
 
     traces: Literal["none", "console", "azure_monitor"] = "none"
     sample_ratio: float = Field(default=1.0, gt=0, le=1)
-    connection_string_secret: str = Field(default="appinsights-connection-string", pattern=r"^[0-9A-Za-z-]{1,127}$")
     json_logs: bool = True  # one JSON object per log line, with the request id
 
 
@@ -77,8 +76,6 @@ class ServingSettings(Strict):
     # rule: registry_contract.served_models). Every model has its own alias watcher and readiness.
     models: list[Literal["forecast", "classifier"]] = Field(default_factory=lambda: ["forecast", "classifier"],
                                                              min_length=1)
-    # None: the forecast job's registered model (workloads.forecast.registered_model).
-    registered_model: str | None = None
     alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     port: int = Field(default=8080, ge=1024, le=65535)
     # Group models kept in memory per process: both bounds apply (booster bytes as serialized).

@@ -4,8 +4,9 @@ Traces: OpenTelemetry's FastAPI instrumentation, one server span per request; th
 the model, its version, the group (forecast) and the outcome. Where spans go is the environment's
 ``workloads.serving.telemetry.traces``: ``none`` (no tracer at all: nothing is recorded), ``console``
 (JSON spans on stdout, local), ``azure_monitor`` (Application Insights, cloud: the connection
-string comes from ``APPLICATIONINSIGHTS_CONNECTION_STRING``, which the Deployment fills from a
-Kubernetes secret synced from Key Vault; it is never in a setting or a manifest). Tests pass their
+string comes from ``APPLICATIONINSIGHTS_CONNECTION_STRING``, which the container fills at start
+from the Key Vault secret the Deployment names, read with the pod's workload identity; it is never
+in a setting, a manifest or Terraform state). Tests pass their
 own provider (the SDK's in-memory exporter).
 
 Logs: one JSON object per line, with the request id of the request being answered (if any).
@@ -30,7 +31,8 @@ class TelemetryError(RuntimeError):
     pass
 
 
-def tracer_provider(traces: str, service_name: str, sample_ratio: float = 1.0, env: dict[str, str] | None = None):
+def tracer_provider(traces: str, service_name: str, sample_ratio: float = 1.0, env: dict[str, str] | None = None,
+                    credential=None):
     """The provider for ``traces`` (None for ``none``: the app is not instrumented)."""
     if traces == "none":
         return None
@@ -48,9 +50,14 @@ def tracer_provider(traces: str, service_name: str, sample_ratio: float = 1.0, e
         if not conn:
             raise TelemetryError(f"workloads.serving.telemetry.traces is 'azure_monitor' but {CONNECTION_STRING_ENV} "
                                  "is not set (the Deployment reads it from the Key Vault secret)")
+        from azure.identity import DefaultAzureCredential
         from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 
-        provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(connection_string=conn)))
+        # Application Insights has local authentication off: the connection string says where, the
+        # pod's workload identity (Monitoring Metrics Publisher) is what lets it send.
+        exporter = AzureMonitorTraceExporter(connection_string=conn, credential=credential or DefaultAzureCredential(
+            exclude_interactive_browser_credential=True))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     else:
         raise TelemetryError(f"unknown traces exporter {traces!r}")
     return provider
