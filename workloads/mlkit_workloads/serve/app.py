@@ -33,6 +33,7 @@ from .middleware import BodyLimit, Observe, Routes
 from .schema import ErrorResponse
 from .service import NotReady, VersionWatcher
 from .settings import ServingSettings
+from .telemetry import annotate
 
 log = logging.getLogger("mlkit.serve")
 
@@ -138,8 +139,10 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
     responses = {c: ERRORS[c] for c in ERRORS if c != 401 or auth is not None}
     api = Api(app, settings, env, alias, guarded, responses, logger)
 
+    # The request's span (when traced) gets its outcome: "ok" from the handlers, else the error code.
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError):
+        annotate(outcome=e.code, request_id=request.scope.get("mlkit.request_id"))
         return _error_response(e)
 
     @app.exception_handler(StarletteHTTPException)
@@ -157,6 +160,7 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
             given = request.headers.get("content-type", "")[:80]
             return _error_response(ApiError(415, "unsupported_media_type", f"content-type {given!r}: send the "
                                             "body as application/json", field="content-type"))
+        annotate(outcome="invalid_request", request_id=request.scope.get("mlkit.request_id"))
         errors = e.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
         field = _field(first["loc"])

@@ -2,8 +2,8 @@
 
 * :class:`BodyLimit` answers 413 before the app sees a body over the limit, whether the client
   sent a Content-Length or streamed it chunked (then it is buffered up to the limit, no further).
-* :class:`Observe`: request id, metrics per route and model, the span's outcome, and the
-  inference events of rejected predictions.
+* :class:`Observe`: request id, metrics per route and model, and the inference events of
+  rejected predictions.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import re
 import time
 import uuid
 from typing import Any, Callable
-
-from opentelemetry import trace
 
 from ..inference_event import inference_event
 
@@ -114,7 +112,7 @@ class Routes:
 
 class Observe:
     """Per request: the request id (the client's X-Request-ID when sane, echoed on every response),
-    the route's count and latency, the outcome on the request's trace span, and for a rejected
+    the route's count and latency, and for a rejected
     prediction (any status but 200, including the 413s BodyLimit answers itself) an inference event
     with its status and error code: never the body (it may be the very thing that was wrong).
     ``model_of(job)`` -> (full name, version) being served, for those events."""
@@ -152,11 +150,6 @@ class Observe:
             if self.metrics is not None:
                 self.metrics.observe(route, model, status, time.perf_counter() - started)
             error = _error_of(state["body"]) if status != 200 and predicting else {}
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.set_attribute("mlkit.outcome", "ok" if status < 400 else str(error.get("code") or status))
-                if model:
-                    span.set_attribute("mlkit.model", model)
             if error and self.offer is not None and self.model_of is not None:
                 name, version = self.model_of(model)
                 group = error.get("group") if isinstance(error.get("group"), dict) else {}

@@ -25,7 +25,7 @@ def add(api, e) -> None:
         rid = request.scope.get("mlkit.request_id", "")
         api.check_batch(len(body.rows))
         lv = api.current(service)
-        annotate(model=e.job, version=lv.version)
+        annotate(model=e.job, version=lv.version, request_id=rid)
         rows = S.model_input(body)
         model = lv.models
         try:
@@ -38,6 +38,7 @@ def add(api, e) -> None:
                            field="body.rows") from None
         probabilities = [float(p) for p in proba]
         labels = [int(v) for v in model.labels(proba)]
+        annotate(outcome="ok")
         if api.logger is not None:
             api.logger.offer(inference_event(rid, api.env, lv.name, lv.version, 1000 * (time.perf_counter() - started),
                                              inputs=rows, outputs=probabilities))

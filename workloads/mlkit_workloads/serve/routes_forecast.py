@@ -41,7 +41,7 @@ def _handlers(api, e):
         api.check_batch(len(body.rows))
         lv = api.current(service)
         key = S.group_key(body)
-        annotate(model=e.job, version=lv.version, group="/".join(key))
+        annotate(model=e.job, version=lv.version, group="/".join(key), request_id=rid)
         rows = S.model_input(body)
         try:
             # A loaded group whose answer needs no forecast run (see is_loaded) answers inline; anything
@@ -63,6 +63,7 @@ def _handlers(api, e):
         out = [finite(float(p)) for p in fc.pop("prediction")]
         intervals = {band: [finite(float(v)) for v in values] for band, values in fc.items()}
         group = named(key)
+        annotate(outcome="ok")
         if api.logger is not None:
             api.logger.offer(inference_event(rid, api.env, lv.name, lv.version, 1000 * (time.perf_counter() - started),
                                              inputs=S.rows_json(body), outputs=out, group=group))

@@ -172,7 +172,9 @@ class BundleService(VersionWatcher):
                 raise
             except Exception as e:  # corrupt/missing file or a model that cannot be read: this group only
                 self.load_failures += 1
-                raise GroupLoadFailed(key, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+                failed = GroupLoadFailed(key, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                log.warning("%s version %s: %s", lv.name, lv.version, failed)
+                raise failed from None
 
     def is_loaded(self, lv: LoadedVersion, key: tuple[str, ...]) -> bool:
         """True if the group's model is in memory and answers without running a forecast (a calendar
