@@ -86,19 +86,20 @@ def group_keys(n: int) -> list[tuple[str, str]]:
     return [(f"S{i // 10:02d}", f"I{i % 10:02d}") for i in range(n)]
 
 
-def kind_of(key: tuple[str, str]) -> str:
-    return XGB if int(key[1][1:]) % 2 == 0 else STATS
+def kind_of(key: tuple[str, str], xgb_every: int = 2) -> str:
+    return XGB if int(key[1][1:]) % xgb_every == 0 else STATS
 
 
 def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tuple = (), rounds: int = 40,
-                n_days: int = DAYS) -> Path:
-    """A bundle of ``n_groups`` groups (XGBoost on even items, statsforecast on odd ones), trained on
-    ``n_days`` days from START; ``broken`` keys get bytes that do not unpickle."""
+                n_days: int = DAYS, xgb_every: int = 2) -> Path:
+    """A bundle of ``n_groups`` groups (XGBoost on items divisible by ``xgb_every``: the even ones by
+    default; statsforecast on the others), trained on ``n_days`` days from START; ``broken`` keys get
+    bytes that do not unpickle."""
     names = metric_names([80, 95])
 
     def groups():
         for i, key in enumerate(group_keys(n_groups)):
-            raw, r = trained(kind_of(key), level, rounds, n_days=n_days)
+            raw, r = trained(kind_of(key, xgb_every), level, rounds, n_days=n_days)
             raw = b"not a model" if key in broken else raw
             yield key, compress(raw), {
                 "status": "ok", "kind": FORECASTER, "model_type": r.model_type, "trained_at": TRAINED_AT,

@@ -216,17 +216,19 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
         return {"status": "ready", "alias": alias,
                 "models": {job: {"name": s.current.name, "version": s.current.version} for job, s in services.items()}}
 
-    @app.get("/metrics", dependencies=guarded, response_class=Response,
-             responses={c: ERRORS[c] for c in (401,) if auth is not None},
-             summary="Prometheus: requests and latency per route and model, caches, versions, inference log")
-    def metrics_route():
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+    if settings.telemetry.metrics:
+        @app.get("/metrics", dependencies=guarded, response_class=Response,
+                 responses={c: ERRORS[c] for c in (401,) if auth is not None},
+                 summary="Prometheus: requests and latency per route and model, caches, versions, inference log")
+        def metrics_route():
+            body, content_type = metrics.render()
+            return Response(body, media_type=content_type)
 
     # Added last = outermost: the observer also sees the 413s that the body limit answers itself.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     legacy = forecast.job if forecast is not None else None
-    app.add_middleware(Observe, routes=Routes(list(services), legacy), metrics=metrics,
+    app.add_middleware(Observe, routes=Routes(list(services), legacy),
+                       metrics=metrics if settings.telemetry.metrics else None,
                        offer=logger.offer if logger is not None else None, env=env,
                        model_of=lambda job: _serving(services.get(job)))
     if tracer_provider is not None:

@@ -49,6 +49,7 @@ class TelemetrySettings(Strict):
     traces: Literal["none", "console", "azure_monitor"] = "none"
     sample_ratio: float = Field(default=1.0, gt=0, le=1)
     json_logs: bool = True  # one JSON object per log line, with the request id
+    metrics: bool = True  # /metrics and its per-request counters (off: only to measure what they cost)
 
 
 class KubernetesSizing(Strict):
