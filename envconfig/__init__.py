@@ -26,7 +26,8 @@ field of :class:`~envconfig.environment.EnvironmentConfig` plus its model in its
 - ``suppressions`` suppressions: policy waivers with reason and expiry.
 - ``local``        local: the local runner's state dir, MLflow port, Spark cores.
 - ``vault_permissions``  the Key Vault permission vocabulary (schema and rule packs share it).
-- ``ids``          UUID checks for subscription/tenant/object/application ids.
+- ``fields``       checks several sections share: UUIDs (subscription/tenant/object/application ids),
+                   min/max pairs.
 - ``naming``       every physical name (Names, names_for, Azure naming rules) and tags (tags_for,
                    MANDATORY_TAGS); a new resource's name is a Names property here.
 - ``loader``       files -> config: extends, ${VAR}, line numbers, load_environment / load_all,

@@ -11,7 +11,7 @@ from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME
 from pydantic import Field, field_validator, model_validator
 
 from .errors import FieldProblem
-from .ids import check_uuid
+from .fields import check_not_above, check_uuid
 from .infra import Network
 
 
@@ -23,8 +23,7 @@ class InstancePool(Strict):
 
     @model_validator(mode="after")
     def _range(self) -> "InstancePool":
-        if self.min_idle > self.max_capacity:
-            raise ValueError(f"min_idle ({self.min_idle}) is above max_capacity ({self.max_capacity})")
+        check_not_above(self, "min_idle", "max_capacity")
         return self
 
 
@@ -41,8 +40,7 @@ class JobCluster(Strict):
 
     @model_validator(mode="after")
     def _range(self) -> "JobCluster":
-        if self.min_workers > self.max_workers:
-            raise ValueError(f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})")
+        check_not_above(self, "min_workers", "max_workers")
         return self
 
 

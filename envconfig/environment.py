@@ -14,8 +14,8 @@ from . import databricks as databricks_checks
 from . import infra as infra_checks
 from . import serving
 from .databricks import Databricks
-from .errors import FieldProblem
-from .ids import check_uuid
+from .errors import FieldProblem, UserError
+from .fields import check_uuid
 from .infra import Aks, Backend, ContainerRegistry, EventHubs, KeyVault, Network, Principals, Storage
 from .jobs import Jobs
 from .local import Local
@@ -95,3 +95,17 @@ class EnvironmentConfig(Strict):
     @property
     def is_cloud(self) -> bool:
         return self.kind == "cloud"
+
+    # The refusals of a command given the wrong kind of environment, defined once. Exit code 2 (bad
+    # input, like an unknown environment), except where a command's codes mean otherwise (drift: 1).
+    def require_cloud(self, doing: str) -> None:
+        """Refuse a local environment: it has no cloud stacks ``doing`` ("to draw", "to deploy", ...)."""
+        if not self.is_cloud:
+            raise UserError(f"environment {self.name!r} is kind 'local': it has no cloud stacks {doing} "
+                            "(`mlkit run --env local` runs its jobs on this machine)", exit_code=2)
+
+    def require_local(self, command: str, instead: str) -> None:
+        """Refuse a cloud environment for a command that works on this machine; ``instead``: where it runs."""
+        if self.is_cloud:
+            raise UserError(f"{self.name} is a cloud environment; `mlkit {command}` works on a local environment "
+                            f"({instead})", exit_code=2)

@@ -11,7 +11,7 @@ from mlkit_workloads.strict import Strict
 from pydantic import Field, field_validator, model_validator
 
 from .errors import FieldProblem
-from .ids import check_uuid
+from .fields import check_not_above, check_uuid
 from .vault_permissions import CERT_PERMS, KEY_PERMS, SECRET_PERMS
 
 
@@ -123,8 +123,7 @@ class Aks(Strict):
 
     @model_validator(mode="after")
     def _range(self) -> "Aks":
-        if self.min_count > self.max_count:
-            raise ValueError(f"min_count ({self.min_count}) is above max_count ({self.max_count})")
+        check_not_above(self, "min_count", "max_count")
         return self
 
 

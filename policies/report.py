@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from stacks.synth_output import stack_files
 
 from .model import Finding, Rule
 
@@ -85,15 +86,6 @@ def block_lines(text: str) -> dict[str, tuple[int, int]]:
     if open_block:
         out[open_block[0]] = (open_block[2], len(lines))
     return out
-
-
-def stack_files(outdir: Path) -> dict[str, Path]:
-    """Stack name -> its synthesized cdk.tf.json, from the manifest cdktn writes."""
-    manifest = outdir / "manifest.json"
-    if not manifest.is_file():
-        return {}
-    stacks = json.loads(manifest.read_text()).get("stacks", {})
-    return {name: outdir / entry["synthesizedStackPath"] for name, entry in stacks.items()}
 
 
 def locate(findings: list[Finding], outdir: Path) -> None:

@@ -21,8 +21,9 @@ from envconfig.environment import EnvironmentConfig
 from envconfig.naming import wheel_filename
 
 from .platform_stack import PlatformStack
-from .release_gate import ReleaseGate, expectation_for
+from .release_gate import ReleaseExpectation, ReleaseGate
 from .serving_stack import ServingStack
+from .synth_output import stack_files
 from .workspace_stack import WorkspaceStack
 
 REPO = Path(__file__).resolve().parent.parent  # the git checkout the stacks are synthesized from
@@ -45,17 +46,18 @@ def wheel_source(outdir: str | Path, stack_name: str, wheel_dir: Path | None = N
 
 
 def build_app(configs: dict[str, EnvironmentConfig], outdir: str, stack_hook: StackHook | None = None,
-              wheel_dir: Path | None = None, environments: Path | None = None) -> App:
+              wheel_dir: Path | None = None, releases: dict[str, ReleaseExpectation] | None = None) -> App:
     """Build (not synthesize) the app. ``stack_hook(stack, cfg)`` runs for each stack once it is built.
 
-    ``environments``: where the release locks are; prod-like stacks then refuse, at ``terraform plan``,
-    to deploy anything their lock does not pin (stacks/release_gate.py)."""
+    ``releases``: per prod-like environment what its release lock expects (mlkit.ops.release reads the
+    locks); its stacks then refuse, at ``terraform plan``, to deploy anything the lock does not pin
+    (stacks/release_gate.py). The synth service (mlkit.ops.synth) passes them."""
     app = App(outdir=str(outdir))
     for name in sorted(configs):
         cfg = configs[name]
         if not cfg.is_cloud:
             continue
-        release = expectation_for(cfg, environments, REPO)
+        release = (releases or {}).get(name)
         wheels = {n: wheel_source(outdir, n, wheel_dir) for n in
                   (cfg.names.platform_stack, cfg.names.workspace_stack, cfg.names.serving_stack)}
         platform = PlatformStack(app, cfg)
@@ -81,13 +83,10 @@ class StackSummary:
 
 def summarize(outdir: str | Path, only: set[str] | None = None) -> list[StackSummary]:
     """What a synth wrote, stack by stack, read back from the manifest and the stack JSON."""
-    outdir = Path(outdir)
-    manifest = json.loads((outdir / "manifest.json").read_text())
     out = []
-    for name, entry in sorted(manifest["stacks"].items()):
+    for name, path in sorted(stack_files(Path(outdir)).items()):
         if only is not None and name not in only:
             continue
-        path = outdir / entry["synthesizedStackPath"]
         doc = json.loads(path.read_text())
         out.append(StackSummary(
             name=name, path=path,

@@ -7,7 +7,6 @@ Terraform will see: ``${type.name.attr}`` references, ``depends_on``, and cross-
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,11 +120,6 @@ def build_diagram(stacks: dict[str, dict[str, Any]]) -> Diagram:
                 if f"{stack}:{dep}" in diagram.nodes:
                     diagram.add_edge(Edge(f"{stack}:{dep}", target, "depends_on"))
     return diagram
-
-
-def load_stacks(outdir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    return {n: json.loads((outdir / manifest["stacks"][n]["synthesizedStackPath"]).read_text()) for n in names}
 
 
 # --------------------------------------------------------------------------- Mermaid

@@ -7,7 +7,8 @@ So synth writes the comparison into every stack of a prod-like environment: a pr
 applied) when
 
 - the lock is missing or unreadable, pins other models than this environment registers, or was
-  written for another git commit than the one synthesized (found at synth time, listed in a local);
+  written for another git commit than the one synthesized (found at synth time by
+  ``mlkit.ops.release.expectation_for``, listed in a local);
 - the workloads wheel next to the synth output has another sha256 than the lock pins
   (``filesha256`` at plan time: the file Terraform would upload is the file checked);
 - the serving stack's image digest is not the one the lock pins.
@@ -64,33 +65,3 @@ class ReleaseGate(Construct):
         self.resource = TerraformResource(self, "release", terraform_resource_type="terraform_data",
                                           lifecycle=TerraformResourceLifecycle(precondition=conditions))
         self.resource.add_override("input", {"lock": expected.lock_path})
-
-
-def expectation_for(cfg, environments, repo) -> ReleaseExpectation | None:
-    """What a prod-like environment's lock expects of its stacks; None for the others (not locked)."""
-    from envconfig.errors import UserError
-    from mlkit.ops.artifacts import git_info
-    from mlkit.ops.release import lock_path, read_lock
-
-    if not cfg.prod_like or environments is None:
-        return None
-    path = lock_path(environments, cfg.name)
-    shown = str(path)
-    try:
-        lock = read_lock(path)
-    except UserError as e:
-        return ReleaseExpectation(cfg.name, shown, (str(e),))
-    if lock is None:
-        return ReleaseExpectation(cfg.name, shown, (f"{shown} does not exist: promote a release into {cfg.name} "
-                                                    "first (`mlkit promote`)",))
-    problems = []
-    pinned = sorted(m.target or m.name for m in lock.models)
-    if pinned != sorted(cfg.registered_models.values()):
-        problems.append(f"it pins models {', '.join(pinned) or 'none'}, {cfg.name} registers "
-                        f"{', '.join(sorted(cfg.registered_models.values()))}")
-    sha = git_info(repo).sha
-    if sha != lock.git_sha:
-        problems.append(f"it pins git commit {lock.git_sha}, this synth is of {sha or 'an unknown commit'}")
-    if not lock.scoring_image_digest:
-        problems.append("it pins no scoring image digest (promote from an environment whose deploy built the image)")
-    return ReleaseExpectation(cfg.name, shown, tuple(problems), lock.wheel_sha256, lock.scoring_image_digest or None)

@@ -7,11 +7,11 @@ them shares them. Both bind 127.0.0.1 only and are stopped at the end of the ses
 from __future__ import annotations
 
 import os
-import socket
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+from helpers import free_port, use_tracking_uri
 from mlkit_workloads.target_runtime import DATABRICKS_RUNTIME
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -44,6 +44,8 @@ collect_ignore = ([p.name for p in Path(__file__).parent.glob("test_*.py") if p.
 
 
 def pytest_collection_modifyitems(items):
+    # The `spark` mark comes from fixture use (directly or through another fixture), never by hand:
+    # `-m "not spark"` then leaves out exactly the tests that start the JVM.
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
@@ -54,12 +56,6 @@ def pytest_report_header(config):
         return (f"second leg: pyspark {_pyspark_version()} with the libraries of {DATABRICKS_RUNTIME.spark_version} "
                 f"({DATABRICKS_RUNTIME.constraints}); modules: {', '.join(SPARK_LEG_MODULES)}")
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -75,22 +71,14 @@ def spark():
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A fresh MLflow server (sqlite + local artifacts in a temp dir); MLFLOW_TRACKING_URI points at it."""
-    import mlflow
-
     from mlkit.local import mlflow_server as srv
 
     state = Path(tmp_path_factory.mktemp("mlflow"))
     # The second leg has MLflow's client only (mlflow-skinny, as the cluster); the kit's venv serves.
     server = srv.ensure(state, free_port(), python=str(REPO / ".venv/bin/python") if ON_TARGET_RUNTIME else None)
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    mlflow.set_tracking_uri(server.url)
-    yield server
+    with use_tracking_uri(server.url):
+        yield server
     srv.stop(server)
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 @pytest.fixture()
@@ -100,9 +88,7 @@ def experiment_prefix(tmp_path):
     import mlflow
     from serve_helpers import registry_dir, sqlite_uri
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(sqlite_uri(registry_dir()))
-    prefix = f"/Shared/mlkit-test-{tmp_path.name}"
-    mlflow.create_experiment(f"{prefix}/monitor", artifact_location=(tmp_path / "mlartifacts").as_uri())
-    yield prefix
-    mlflow.set_tracking_uri(previous)
+    with use_tracking_uri(sqlite_uri(registry_dir())):
+        prefix = f"/Shared/mlkit-test-{tmp_path.name}"
+        mlflow.create_experiment(f"{prefix}/monitor", artifact_location=(tmp_path / "mlartifacts").as_uri())
+        yield prefix

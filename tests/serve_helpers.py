@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from helpers import free_port, use_tracking_uri
 
 from mlkit_workloads.forecast.features import make_features
 from mlkit_workloads.forecast.frequency import future_dates, plan
@@ -137,9 +138,7 @@ def register(tracking_uri: str, name: str, bundle: Path, alias: str | None = "ch
 
     name = full_model_name(ModelRegistry(), name)
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
+    with use_tracking_uri(tracking_uri):
         exp_id = experiment_in(Path(tracking_uri.removeprefix("sqlite:///")).parent)
         with mlflow.start_run(experiment_id=exp_id) as run:
             if train_table:
@@ -150,8 +149,6 @@ def register(tracking_uri: str, name: str, bundle: Path, alias: str | None = "ch
         version = str(info.registered_model_version)
         if alias:
             mlflow.MlflowClient(tracking_uri).set_registered_model_alias(name, alias, version)
-    finally:
-        mlflow.set_tracking_uri(previous)
     return version
 
 
@@ -172,7 +169,6 @@ def sqlite_uri(directory: Path) -> str:
 # --------------------------------------------------------------------------- one registry per session
 import atexit  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -181,16 +177,11 @@ import time  # noqa: E402
 @functools.lru_cache(maxsize=None)
 def registry_dir() -> Path:
     """A temp sqlite MLflow store shared by every serving test module (created once: ~3 s)."""
-    import mlflow
 
     d = Path(tempfile.mkdtemp(prefix="mlkit-serve-test-"))
     atexit.register(shutil.rmtree, d, True)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(sqlite_uri(d))
-    try:
+    with use_tracking_uri(sqlite_uri(d)):
         experiment_in(d)
-    finally:
-        mlflow.set_tracking_uri(previous)
     return d
 
 
@@ -200,12 +191,6 @@ def registered(name: str, n_groups: int, broken: tuple = (), level: float = 10.0
     d = registry_dir()
     bundle = make_bundle(Path(tempfile.mkdtemp(dir=d)) / "bundle", n_groups, level=level, broken=broken, rounds=rounds)
     return register(sqlite_uri(d), name, bundle)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer:

@@ -20,7 +20,8 @@ from mlkit.commands.graph import principals_of  # noqa: E402
 from stacks.app import stack_names  # noqa: E402
 from stacks.architecture import TYPES, Architecture, build_architecture, type_key  # noqa: E402
 from stacks.architecture_draw import architecture_mermaid, render_architecture  # noqa: E402
-from stacks.diagram import Diagram, build_diagram, load_stacks  # noqa: E402
+from stacks.diagram import Diagram, build_diagram  # noqa: E402
+from stacks.synth_output import load_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = REPO / "environments"
@@ -42,7 +43,7 @@ def out(tmp_path_factory) -> Path:
 
 def _diagram(out: Path, env: str) -> Diagram:
     cfg = load_environment(env, ENVIRONMENTS)
-    return build_diagram(load_stacks(out, stack_names({env: cfg})))
+    return build_diagram(load_configs(out, stack_names({env: cfg})))
 
 
 def _architecture(out: Path, env: str) -> Architecture:

@@ -59,7 +59,7 @@ def planted(tmp_path_factory):
     from cdktn_provider_azurerm.storage_account import StorageAccount
     from cdktn_provider_databricks.job import Job
 
-    from policies.check import run_check
+    from mlkit.ops.synth import synthesize
 
     def plant(stack, cfg):
         for node in stack.node.find_all():
@@ -69,8 +69,8 @@ def planted(tmp_path_factory):
                 node.add_override("parameter", [{"name": "api_token", "default": PAT}])
 
     cfg = load_environment("prod", "environments")
-    return run_check({"prod": cfg}, tmp_path_factory.mktemp("planted") / "cdktf.out", extra_hook=plant,
-                     environments_dir="environments")
+    return synthesize({"prod": cfg}, tmp_path_factory.mktemp("planted") / "cdktf.out", extra_hook=plant,
+                      environments=Path("environments"), checkov=True).report
 
 
 def test_prod_has_no_unsuppressed_findings(prod_sarif):
@@ -134,10 +134,10 @@ def test_planted_secret_literal_in_a_job_parameter_fails(planted):
 
 
 def test_staging_has_no_errors_and_dev_only_warnings(tmp_path):
-    from policies.check import run_check
+    from mlkit.ops.synth import synthesize
 
     configs = {n: load_environment(n, "environments") for n in ("staging", "dev")}
-    report = run_check(configs, tmp_path / "cdktf.out", environments_dir="environments")
+    report = synthesize(configs, tmp_path / "cdktf.out", environments=Path("environments"), checkov=True).report
     assert report.counts("staging")["errors"] == 0, [(f.rule_id, f.address) for f in report.blocking]
     assert report.counts("dev")["errors"] == 0, [(f.rule_id, f.address) for f in report.blocking]
     for f in report.findings:

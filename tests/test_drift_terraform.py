@@ -13,7 +13,8 @@ from ops_helpers import ENVIRONMENTS, edit_stack, make_cdktf_out
 from typer.testing import CliRunner
 
 from mlkit.cli import app
-from mlkit.ops.terraform import Terraform, find_terraform, ordered, read_manifest
+from mlkit.ops.terraform import Terraform, find_terraform, ordered
+from stacks.synth_output import read_stacks
 
 pytestmark = [pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not on PATH"),
               pytest.mark.slow]
@@ -37,7 +38,7 @@ def applied(tmp_path_factory):
     cdktf = make_cdktf_out(tmp_path_factory.mktemp("applied") / "cdktf.out", "ci")
     edit_stack(cdktf, "ci-platform", baseline)
     tf = Terraform(find_terraform())
-    for stack in ordered(read_manifest(cdktf)):
+    for stack in ordered(read_stacks(cdktf)):
         tf.init(stack)
         tf.plan(stack, stack.workdir / "p.tfplan")
         tf.apply(stack, stack.workdir / "p.tfplan")
@@ -86,7 +87,7 @@ def test_output_only_changes_are_drift_and_reformatted_json_is_not(applied, tmp_
     only_policy = tmp_path / "only-policy"
     shutil.copytree(applied, only_policy, symlinks=True)
     edit_stack(only_policy, "ci-platform", lambda doc: doc["output"]["policy"].update(value=json.dumps(POLICY, indent=4)))
-    [platform] = [s for s in ordered(read_manifest(only_policy)) if s.name == "ci-platform"]
+    [platform] = [s for s in ordered(read_stacks(only_policy)) if s.name == "ci-platform"]
     assert Terraform(find_terraform()).plan(platform, platform.workdir / "p.tfplan") == 2
     res = CliRunner().invoke(app, ["drift", "--env", "ci", "--environments", str(ENVIRONMENTS), "--cdktf-out",
                                    str(only_policy), "--no-inventory", "--out", str(tmp_path / "r2")])

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import free_port
+from helpers import free_port
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
@@ -450,7 +450,6 @@ def test_stopping_the_service_does_not_wait_on_a_registry_that_does_not_answer(t
 # ------------------------------------------------------------------ re-runs
 
 
-@pytest.mark.spark
 def test_an_identical_classifier_rerun_skips_training_and_moves_nothing(spark, mlflow_server, tmp_path):
     """A retried or repeated job on the same data version with the same settings registers no second
     version and leaves the champion where it was; the tables are as before."""

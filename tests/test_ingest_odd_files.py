@@ -12,8 +12,6 @@ from mlkit_workloads import ingest
 from mlkit_workloads.errors import DataError
 from mlkit_workloads.runtime import TABLES
 
-pytestmark = [pytest.mark.spark]
-
 
 def _ingest(spark, tmp_path, data):
     s = settings_for_run(small_settings(), tmp_path, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,9 +13,10 @@ from ops_helpers import ENVIRONMENTS, WHEELPKG, copy_envs, edit_stack, git_repo,
 from envconfig.errors import UserError
 from envconfig.loader import load_environment
 from mlkit.ops import artifacts
-from mlkit.ops.deploy import GateOutcome, Steps, azure_credentials, cli_commands, deploy, policy_gate
+from mlkit.ops.deploy import GateOutcome, PolicyGate, Steps, azure_credentials, deploy
 from mlkit.ops.release import ModelPin, ReleaseLock, lock_path, write_lock
-from mlkit.ops.terraform import Terraform, find_terraform, ordered, read_manifest
+from mlkit.ops.terraform import Terraform, find_terraform, ordered
+from stacks.synth_output import read_stacks
 
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not on PATH")
 
@@ -45,15 +47,15 @@ def run(tmp_path, steps, env="ci", plan_only=False, cdktf=None, environments=ENV
 
 def test_manifest_order_puts_dependencies_first(tmp_path):
     out = make_cdktf_out(tmp_path / "o", "ci")
-    stacks = read_manifest(out)
+    stacks = read_stacks(out)
     assert [s.name for s in ordered(stacks, ["ci-workspace"])] == ["ci-platform", "ci-workspace"]
     m = json.loads((out / "manifest.json").read_text())
     m["stacks"]["ci-platform"]["dependencies"] = ["ci-workspace"]
     (out / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(UserError, match="cycle: ci-platform -> ci-workspace -> ci-platform"):
-        ordered(read_manifest(out))
+        ordered(read_stacks(out))
     with pytest.raises(UserError, match="manifest.json: not found"):
-        read_manifest(tmp_path / "nowhere")
+        read_stacks(tmp_path / "nowhere")
 
 
 def test_deploy_applies_stacks_in_dependency_order_then_is_idempotent(tmp_path, steps):
@@ -129,11 +131,27 @@ def test_failed_policy_gate_runs_no_terraform(tmp_path, steps):
 
 def test_policy_gate_is_visible_when_not_available(tmp_path):
     cfg = load_environment("ci", ENVIRONMENTS)
-    outcome = policy_gate(ENVIRONMENTS)(cfg, tmp_path)
-    if "check" in cli_commands():
+    outcome = PolicyGate(ENVIRONMENTS)(cfg, tmp_path)
+    if importlib.util.find_spec("policies") is not None:
         assert outcome.status in ("passed", "failed")
     else:
-        assert outcome == GateOutcome("unavailable", "policy gate not available: `mlkit check` is not installed")
+        assert outcome.status == "unavailable" and outcome.detail.startswith("policy gate not available")
+
+
+def test_policy_gate_judges_the_very_directory_deploy_applies(tmp_path):
+    # Deploy's own synth: the gate reuses that synth's policy run and scans its files with checkov.
+    envs = Path(__file__).resolve().parent.parent / "environments"
+    cfg = load_environment("dev", envs, env={})
+    gate = PolicyGate(envs)
+    synthesized = gate.synth(cfg, tmp_path / "own" / "cdktf.out")
+    assert gate(cfg, synthesized) == GateOutcome("passed")
+    # A --cdktf-out directory that is not what the environment synthesizes to is refused, not judged.
+    given = tmp_path / "given" / "cdktf.out"
+    shutil.copytree(synthesized, given)
+    edit_stack(given, "dev-platform", lambda doc: doc["resource"]["azurerm_storage_account"].update(
+        {k: {**v, "allow_nested_items_to_be_public": True} for k, v in doc["resource"]["azurerm_storage_account"].items()}))
+    outcome = PolicyGate(envs)(cfg, given)
+    assert outcome.status == "failed" and "dev-platform differs" in outcome.detail, outcome
 
 
 def test_prod_like_apply_needs_a_matching_release_lock(tmp_path, steps, wheel):
@@ -195,13 +213,11 @@ def test_missing_credentials_say_what_was_tried(monkeypatch):
 
 
 def test_unreachable_backend_is_named():
-    import socket
+    from helpers import free_port
 
     from mlkit.ops.azure_auth import check_reachable
 
-    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port that was free a moment ago: nothing listens there
     with pytest.raises(UserError, match=f"state backend unreachable: cannot connect to 127.0.0.1:{port}"):
         check_reachable("127.0.0.1", port, timeout=2)
 

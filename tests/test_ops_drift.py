@@ -335,11 +335,12 @@ tf_only = pytest.mark.skipif(shutil.which("terraform") is None, reason="terrafor
 
 
 def applied_env(tmp_path):
-    from mlkit.ops.terraform import Terraform, find_terraform, ordered, read_manifest
+    from mlkit.ops.terraform import Terraform, find_terraform, ordered
+    from stacks.synth_output import read_stacks
 
     cdktf = make_cdktf_out(tmp_path / "cdktf.out", "ci")
     tf = Terraform(find_terraform())
-    for stack in ordered(read_manifest(cdktf)):
+    for stack in ordered(read_stacks(cdktf)):
         tf.init(stack)
         tf.plan(stack, stack.workdir / "p.tfplan")
         tf.apply(stack, stack.workdir / "p.tfplan")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from ops_helpers import ENVIRONMENTS
 
 from envconfig.loader import load_environment
@@ -19,12 +19,6 @@ from mlkit.ops.promote import PROMOTED_FROM, PromotionRefused, env_diff, promote
 from mlkit.ops.release import ReleaseRecord, lock_path, read_lock, record_release, release_experiment
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ storage in ADLS) the client uploads with the temporary SAS credential straight t
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
+from helpers import use_tracking_uri
 from uc_standin import UcRegistry, serve
 
 from envconfig.loader import load_environment
@@ -26,8 +25,6 @@ PREFIX = "/api/2.0/mlflow/unity-catalog"
 
 @pytest.fixture()
 def uc(tmp_path, monkeypatch):
-    import mlflow
-
     def make(mode="DEFAULT_STORAGE", root=""):
         registry = UcRegistry(mode, root)
         server = serve(registry)
@@ -37,23 +34,11 @@ def uc(tmp_path, monkeypatch):
         servers.append(server)
         return registry
 
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     servers: list = []
     monkeypatch.chdir(tmp_path)  # the sqlite tracking store's artifacts land in ./mlruns
     # The process-wide URIs belong to other tests' fixtures: put back exactly what was set (often nothing).
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
-    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
-    exported = {var: os.environ.get(var) for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/tracking.db")
-    mlflow.set_registry_uri("databricks-uc")
-    yield make
-    for var, value in exported.items():  # set_*_uri export these too
-        if value is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = value
+    with use_tracking_uri(f"sqlite:///{tmp_path}/tracking.db", registry_uri="databricks-uc"):
+        yield make
     for s in servers:
         s.shutdown()
 

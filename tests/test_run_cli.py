@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from helpers import free_port, use_tracking_uri
 from typer.testing import CliRunner
 
 from mlkit.cli import app
@@ -14,22 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_unreachable_tracking_server_is_a_clear_error():
-    import mlflow
 
     from mlkit_workloads.errors import TrackingUnreachable
     from mlkit_workloads.tracking import check_reachable
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once we leave: nothing listens there
-    uri = f"http://127.0.0.1:{port}"
-    old = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        with pytest.raises(TrackingUnreachable, match=f"tracking server at {uri} is not reachable"):
-            check_reachable()
-    finally:
-        mlflow.set_tracking_uri(old)
+    uri = f"http://127.0.0.1:{free_port()}"  # closed again: nothing listens there
+    with use_tracking_uri(uri), pytest.raises(TrackingUnreachable, match=f"tracking server at {uri} is not reachable"):
+        check_reachable()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -58,8 +49,9 @@ def test_entry_point_reports_bad_settings_without_traceback(tmp_path, capsys):
 
 def test_each_data_source_gets_its_own_tables(tmp_path) -> None:
     """--data must not append a user's file to the synthetic (or another file's) training table."""
-    from mlkit.local.runner import settings_for_run
     from mlkit_workloads.settings import WorkloadSettings
+
+    from mlkit.local.runner import settings_for_run
 
     default = settings_for_run(WorkloadSettings(), tmp_path)
     a = settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv")
@@ -97,9 +89,7 @@ def test_mlkit_stop_ends_every_server_the_state_dir_started(tmp_path) -> None:
     envs = tmp_path / "environments"
     shutil.copytree(ROOT / "environments", envs)
     local = yaml.safe_load((envs / "local.yaml").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     local["local"].update(state_dir=str(tmp_path / "state"), mlflow_port=port)
     (envs / "local.yaml").write_text(yaml.safe_dump(local))
     server = mlflow_server.ensure(tmp_path / "state", port)
@@ -121,7 +111,6 @@ def test_mlkit_stop_ends_every_server_the_state_dir_started(tmp_path) -> None:
 
 def test_training_tags_skip_an_identical_retraining_unless_forced(mlflow_server) -> None:
     from mlflow import MlflowClient
-
     from mlkit_workloads.context import LocalTaskContext
     from mlkit_workloads.runtime import Runtime
     from mlkit_workloads.settings import WorkloadSettings
@@ -162,8 +151,9 @@ def test_training_tags_skip_an_identical_retraining_unless_forced(mlflow_server)
 def test_the_monitor_job_reads_the_log_where_serve_writes_it_even_after_data(tmp_path) -> None:
     """`--job all --data x.csv`: the forecast tables move to their own folder, the monitor job still
     reads the inference log under the environment's tables root; no traffic is its own outcome."""
-    from mlkit.local.runner import run_jobs, settings_for_run, tables_root
     from mlkit_workloads.settings import WorkloadSettings
+
+    from mlkit.local.runner import run_jobs, settings_for_run, tables_root
 
     settings = settings_for_run(WorkloadSettings(), tmp_path, tmp_path / "sales.csv")
     base = tables_root(WorkloadSettings(), tmp_path)

@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from mlkit.cli import app  # noqa: E402
-from stacks.diagram import build_diagram, load_stacks, to_mermaid  # noqa: E402
+from stacks.diagram import build_diagram, to_mermaid  # noqa: E402
+from stacks.synth_output import load_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -37,7 +38,7 @@ def test_synth_writes_only_the_chosen_environment(dev_out) -> None:
 
 
 def test_graph_follows_references_across_stacks(dev_out) -> None:
-    diagram = build_diagram(load_stacks(dev_out, ["dev-platform", "dev-workspace"]))
+    diagram = build_diagram(load_configs(dev_out, ["dev-platform", "dev-workspace"]))
     edges = {(diagram.nodes[e.source].type, diagram.nodes[e.target].type, e.attribute) for e in diagram.edges}
     assert ("azurerm_databricks_workspace", "provider_databricks", "workspace_url") in edges
     assert ("azurerm_key_vault", "databricks_secret_scope", "vault_uri") in edges

@@ -23,9 +23,9 @@ from cdktn import App, LocalBackend, TerraformStack, TerraformVariable  # noqa: 
 
 from envconfig.loader import load_environment  # noqa: E402
 from mlkit.ops.artifacts import git_info  # noqa: E402
-from mlkit.ops.release import ModelPin, ReleaseLock, lock_path, write_lock  # noqa: E402
+from mlkit.ops.release import ModelPin, ReleaseLock, expectation_for, expectations, lock_path, write_lock  # noqa: E402  # noqa: E402
 from stacks.app import REPO, build_app  # noqa: E402
-from stacks.release_gate import ReleaseGate, expectation_for  # noqa: E402
+from stacks.release_gate import ReleaseGate  # noqa: E402
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -110,7 +110,7 @@ def test_every_prod_like_stack_carries_the_gate_and_dev_none(tmp_path) -> None:
 
     configs = load_all(REPO / "environments", env={})
     out = tmp_path / "cdktf.out"
-    build_app(configs, str(out), environments=REPO / "environments").synth()
+    build_app(configs, str(out), releases=expectations(configs, REPO / "environments", REPO)).synth()
     for stack_dir in sorted((out / "stacks").iterdir()):
         doc = json.loads((stack_dir / "cdk.tf.json").read_text())
         gates = doc.get("resource", {}).get("terraform_data", {})

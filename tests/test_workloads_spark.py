@@ -19,7 +19,7 @@ from mlkit_workloads.runtime import TABLES, Runtime
 from mlkit_workloads.settings import Source, WorkloadSettings
 from mlkit_workloads.tables import DeltaRsStore
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def sales_csv(path: Path) -> Path:

@@ -13,16 +13,17 @@ import typer
 from rich.table import Table
 
 from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_all, load_environment
+from envconfig.loader import load_all, load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 FORMATS = ("table", "json", "sarif")
 
 
 def check(
     env: list[str] = typer.Option(None, "--env", help="environment to check (repeatable) [default: every cloud one]"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
     fmt: str = typer.Option("table", "--format", help="table, json or sarif"),
     out: Path = typer.Option(None, "--out", help="write the json/sarif report here instead of stdout"),
     synth_out: Path = typer.Option(None, "--synth-out", help="keep the synthesized stacks here [default: a temp dir]"),
@@ -37,25 +38,17 @@ def check(
             _print_rules()
             return
         configs = _load(env, environments)
-        from envconfig.naming import NamingError
-        from policies.check import run_check
-        from policies.checkov import CheckovUnavailable
         from policies.render import print_table, to_json, to_sarif
-        from stacks.errors import StackInputError
 
-        try:
-            if synth_out is not None:
-                report = run_check(configs, synth_out, use_checkov=not no_checkov,
-                                   environments_dir=str(environments))
-            else:
-                with tempfile.TemporaryDirectory(prefix="mlkit-check-") as tmp:
-                    # Same depth as cdktf.out/ so relative wheel paths in the stacks are unchanged.
-                    report = run_check(configs, Path(tmp) / "cdktf.out", use_checkov=not no_checkov,
-                                       environments_dir=str(environments))
-        except CheckovUnavailable as e:
-            raise UserError(str(e)) from None
-        except (StackInputError, NamingError) as e:
-            raise UserError(f"cannot build the stacks: {e}") from None
+        from ..ops.synth import synthesize
+
+        if synth_out is not None:
+            report = synthesize(configs, synth_out, environments=environments, checkov=not no_checkov).report
+        else:
+            with tempfile.TemporaryDirectory(prefix="mlkit-check-") as tmp:
+                # Same depth as cdktf.out/ so relative wheel paths in the stacks are unchanged.
+                report = synthesize(configs, Path(tmp) / "cdktf.out", environments=environments,
+                                    checkov=not no_checkov).report
 
         if fmt == "table":
             print_table(report, console)
@@ -77,11 +70,10 @@ def check(
 
 def _load(envs: list[str] | None, environments: Path):
     configs = {n: load_environment(n, environments) for n in dict.fromkeys(envs)} if envs else load_all(environments)
-    local = sorted(n for n, c in configs.items() if not c.is_cloud)
+    if envs:
+        for cfg in configs.values():
+            cfg.require_cloud("to check")
     cloud = {n: c for n, c in configs.items() if c.is_cloud}
-    if envs and local:
-        raise UserError(f"{', '.join(local)} {'is' if len(local) == 1 else 'are'} kind: local: "
-                        "no cloud stacks to check")
     if not cloud:
         raise UserError(f"no cloud environments in {environments}")
     return cloud

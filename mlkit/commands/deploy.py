@@ -8,16 +8,16 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 
 def deploy(
     env: str = typer.Option(..., "--env", help="environment to deploy, e.g. dev"),
     plan_only: bool = typer.Option(False, "--plan-only", help="plan every stack, write the plans, apply nothing"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
     out: Path = typer.Option(None, "--out", help="where plans and summaries go [default: .mlkit/deploy/ENV]"),
     cdktf_out: Path = typer.Option(None, "--cdktf-out", help="use this synthesized directory instead of synthesizing"),
     workloads: Path = typer.Option(Path("workloads"), "--workloads", help="workloads package to build the wheel from"),
@@ -25,7 +25,8 @@ def deploy(
     tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                      help="record the release in this MLflow (where `mlkit promote` reads it)"),
 ) -> None:
-    """Deploy ENV: synth -> `mlkit check` -> workloads wheel (sha256) -> terraform init/plan/apply per stack.
+    """Deploy ENV: synth -> policy gate (packs + checkov on that output) -> workloads wheel (sha256) ->
+    terraform init/plan/apply per stack.
 
     Before the serving stack: the scoring image (workloads/Dockerfile) is built and pushed with ACR Tasks.
     """
@@ -35,9 +36,7 @@ def deploy(
 
     with user_errors():
         cfg = load_environment(env, environments)
-        if not cfg.is_cloud:
-            raise UserError(f"environment {env!r} is kind 'local': there is nothing to deploy "
-                            "(`mlkit run --env local` runs its jobs on this machine)", exit_code=1)
+        cfg.require_cloud("to deploy")
         tf = Terraform(find_terraform(terraform))
         out = out or Path(".mlkit/deploy") / env
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 
 from envconfig.errors import ConfigError, UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 
 def _uc_schemas(values: list[str]) -> list[tuple[str, str]]:
@@ -49,7 +50,7 @@ def _inventories(cfg, databricks_host: str | None, uc_schemas: list[tuple[str, s
 
 def drift(
     env: str = typer.Option(..., "--env", help="environment to check"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
     cdktf_out: Path = typer.Option(None, "--cdktf-out", help="use this synthesized directory instead of synthesizing"),
     out: Path = typer.Option(None, "--out", help="report directory [default: .mlkit/drift/ENV]"),
     allowlist: Path = typer.Option(None, "--allowlist", help="known false diffs (YAML) [default: the kit's]"),
@@ -74,7 +75,7 @@ def drift(
             out = out or Path(".mlkit/drift") / env
             allow = load_allowlist(allowlist or DEFAULT_ALLOWLIST, allowlist_variables(cfg))
             if cdktf_out is None:
-                cdktf_out = synth_with_stacks(cfg, out / "cdktf.out")
+                cdktf_out = synth_with_stacks(cfg, out / "cdktf.out", environments)
             inventories = _inventories(cfg, databricks_host, _uc_schemas(uc_schema)) if inventory else {}
             report = check(cfg, cdktf_out, tf, out, allow, inventories,
                            progress=lambda s: err.print(f"[dim]… {s}[/]"))

@@ -10,19 +10,20 @@ import yaml
 from rich.table import Table
 
 from envconfig.diff import diff_environments
-from envconfig.loader import DEFAULT_DIR, json_schema, load_environment
+from envconfig.loader import json_schema, load_environment
 
 from ..console import console, user_errors
+from .options import ENVIRONMENTS
 
 app = typer.Typer(help="Inspect environments: resolved config, differences, schema.", no_args_is_help=True)
 
-EnvironmentsOpt = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files")
+
 
 
 @app.command("show")
 def show(
     env: str = typer.Argument(..., help="environment name, e.g. dev"),
-    environments: Path = EnvironmentsOpt,
+    environments: Path = ENVIRONMENTS,
     fmt: str = typer.Option("yaml", "--format", help="yaml or json"),
 ) -> None:
     """Print the resolved config of ENV (inheritance merged, ${VARS} resolved, defaults filled)."""
@@ -39,7 +40,7 @@ def show(
 def diff(
     a: str = typer.Argument(..., help="first environment"),
     b: str = typer.Argument(..., help="second environment"),
-    environments: Path = EnvironmentsOpt,
+    environments: Path = ENVIRONMENTS,
     fmt: str = typer.Option("table", "--format", help="table or json"),
 ) -> None:
     """Show how two environments differ, field by field."""

@@ -3,16 +3,17 @@ resource and reference), as Mermaid, SVG or PNG."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
-from .synth import DEFAULT_OUT, synthesize
+from ..ops.synth import synthesize
+from .options import ENVIRONMENTS
+from .synth import DEFAULT_OUT
 
 FORMATS = ("mermaid", "svg", "png")
 LEVELS = ("architecture", "resources")
@@ -26,12 +27,13 @@ def graph(
                                    "or resources (every Terraform resource and reference)"),
     out: Path = typer.Option(None, "--out", help="file to write [default: stdout for mermaid, "
                                                  "cdktf.out/<env>-<level>.<format> otherwise]"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
     synth_dir: Path = typer.Option(DEFAULT_OUT, "--synth-dir", help="synthesized output to read (synthesized if missing)"),
 ) -> None:
     """Draw ENV's architecture (or every resource), read from the synthesized Terraform JSON."""
     from stacks.app import stack_names
-    from stacks.diagram import build_diagram, load_stacks
+    from stacks.diagram import build_diagram
+    from stacks.synth_output import has_stacks, load_configs
 
     with user_errors():
         if fmt not in FORMATS:
@@ -39,13 +41,12 @@ def graph(
         if level not in LEVELS:
             raise UserError(f"--level {level!r}: use one of {', '.join(LEVELS)}")
         cfg = load_environment(env, environments)
-        if not cfg.is_cloud:
-            raise UserError(f"environment {env!r} is kind 'local': it has no cloud stacks to draw")
+        cfg.require_cloud("to draw")
         names = stack_names({env: cfg})  # every stack of the environment, from the one list the app builds
-        if not _synthesized(synth_dir, names):
+        if not has_stacks(synth_dir, names):
             err.print(f"[dim]… {synth_dir}/ has no {env} stacks yet: synthesizing {env}[/]")
-            synthesize({env: cfg}, synth_dir)
-        diagram = build_diagram(load_stacks(synth_dir, names))
+            synthesize({env: cfg}, synth_dir, environments=environments, policies=False)
+        diagram = build_diagram(load_configs(synth_dir, names))
         if level == "resources":
             _draw_resources(diagram, env, fmt, out, synth_dir)
         else:
@@ -111,14 +112,3 @@ def principals_of(cfg):
         named[p.databricks] = Principal("AzureDatabricks (enterprise app)")
     named.update({oid: Principal(f"group {name}", group=True) for name, oid in p.groups.items()})
     return named
-
-
-def _synthesized(outdir: Path, names: list[str]) -> bool:
-    manifest = outdir / "manifest.json"
-    if not manifest.is_file():
-        return False
-    try:
-        stacks = json.loads(manifest.read_text()).get("stacks", {})
-    except json.JSONDecodeError:
-        return False
-    return all(n in stacks and (outdir / stacks[n]["synthesizedStackPath"]).is_file() for n in names)

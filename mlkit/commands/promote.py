@@ -10,9 +10,10 @@ import typer
 from rich.table import Table
 
 from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 
 def promote(
@@ -23,7 +24,7 @@ def promote(
     to_uri: str = typer.Option(..., "--to-uri", help="MLflow tracking/registry URI of the target"),
     update_lock: bool = typer.Option(False, "--update-lock", help="replace the target's lock with the source's "
                                      "current release (otherwise a different existing lock is refused as stale)"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
 ) -> None:
     """Verify A's release passed its gates, write B's release lock, copy the approved models, set `champion`."""
     from mlflow import MlflowClient

@@ -12,16 +12,17 @@ from typing import Optional
 import typer
 
 from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 
 def run(
     env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
     job: str = typer.Option("forecast", "--job", help="a job of the graph (forecast, classifier, monitor) or all"),
     data: Optional[Path] = typer.Option(None, "--data", help="CSV/parquet for the forecast job (column mapping from the environment)"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
     stores: Optional[int] = typer.Option(None, "--stores", help="synthetic data: number of stores"),
     items: Optional[int] = typer.Option(None, "--items", help="synthetic data: items per store"),
     days: Optional[int] = typer.Option(None, "--days", help="synthetic data: days of history"),
@@ -47,9 +48,7 @@ def _run(env: str, job: str, data: Path | None, environments: Path, stores: int 
     from mlkit_workloads.graph import JOBS
 
     cfg = load_environment(env, environments)
-    if cfg.kind != "local":
-        raise UserError(f"{env} is a cloud environment; `mlkit run` runs local environments "
-                        "(deploy the stacks and run the Databricks job for this one)")
+    cfg.require_local("run", "deploy the stacks and run the Databricks job for this one")
     jobs = list(JOBS) if job == "all" else [job]
     if any(j not in JOBS for j in jobs):
         raise UserError(f"no job {job!r}; use {', '.join(JOBS)} or all")

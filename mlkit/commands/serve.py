@@ -15,23 +15,22 @@ from pathlib import Path
 import typer
 
 from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, err, user_errors
+from .options import ENVIRONMENTS
 
 
 def serve(
     env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
     port: int = typer.Option(None, "--port", help="port on 127.0.0.1 [default: workloads.serving.port]"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
 ) -> None:
     """Serve the champions of the local registry (workloads.serving.models) over HTTP on 127.0.0.1 (open: local only)."""
     with user_errors():
         cfg = load_environment(env, environments)
-        if cfg.is_cloud:
-            raise UserError(f"environment {env!r} is a cloud environment: its scoring service runs on AKS "
-                            f"(stack {cfg.name}-serving, applied by `mlkit deploy --env {env}`). "
-                            "`mlkit serve` only serves a local environment's registry.")
+        cfg.require_local("serve", f"its scoring service runs on AKS: stack {cfg.names.serving_stack}, applied by "
+                                   f"`mlkit deploy --env {env}`")
         import uvicorn
         from mlkit_workloads.monitor.data import INFERENCE_LOG
         from mlkit_workloads.serve.runner import build

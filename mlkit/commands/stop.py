@@ -10,21 +10,20 @@ from pathlib import Path
 
 import typer
 
-from envconfig.errors import UserError
-from envconfig.loader import DEFAULT_DIR, load_environment
+from envconfig.loader import load_environment
 
 from ..console import console, user_errors
+from .options import ENVIRONMENTS
 
 
 def stop(
     env: str = typer.Option("local", "--env", help="a local environment (kind: local)"),
-    environments: Path = typer.Option(DEFAULT_DIR, "--environments", help="directory of environment files"),
+    environments: Path = ENVIRONMENTS,
 ) -> None:
     """Stop the MLflow server(s) ENV's state dir started (the store and the runs stay on disk)."""
     with user_errors():
         cfg = load_environment(env, environments)
-        if cfg.kind != "local":
-            raise UserError(f"{env} is a cloud environment; `mlkit stop` stops the local servers of a local one")
+        cfg.require_local("stop", "it stops the MLflow servers a local environment's state dir started")
         from ..local import mlflow_server
 
         state = Path(cfg.local.state_dir).resolve()

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from envconfig.environment import EnvironmentConfig
 from envconfig.errors import UserError
+from stacks.synth_output import Stack, read_stacks
 
 from . import acr_build, artifacts, azure_auth
 from .plan import PlanSummary, summarize
 from .release import ReleaseRecord, lock_mismatches, lock_path, now, read_lock
-from .terraform import Stack, Terraform, TerraformFailed, ordered, read_manifest
+from .terraform import Terraform, TerraformFailed, ordered
 
 DIGEST_VARIABLE = "scoring_image_digest"  # the serving stack's (stacks/serving_stack.py)
 
@@ -131,41 +130,92 @@ class DeployReport:
 # ------------------------------------------------------------------ default steps
 
 
-def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path, environments: Path | None = None) -> Path:
-    """The stacks package's App, for this one environment (prod-like: with its release-lock gate)."""
-    if not cfg.is_cloud:
-        raise UserError(f"environment {cfg.name!r} is kind 'local': it has no cloud stacks "
-                        "(`mlkit run --env local` runs its jobs on this machine)", exit_code=1)
-    outdir.mkdir(parents=True, exist_ok=True)  # cdktn does not create missing parents
+def synth_with_stacks(cfg: EnvironmentConfig, outdir: Path, environments: Path | None = None,
+                      policies: bool = False) -> Path:
+    """The synth service's output for this one environment (prod-like: with its release-lock gate)."""
+    return _synthesize_one(cfg, outdir, environments, policies).outdir
+
+
+def _synthesize_one(cfg: EnvironmentConfig, outdir: Path, environments: Path | None, policies: bool):
+    cfg.require_cloud("to synthesize")
     try:
-        from stacks.app import build_app  # type: ignore[import-not-found]
+        from .synth import synthesize
+        return synthesize({cfg.name: cfg}, outdir, environments=environments, policies=policies)
     except ImportError as e:
         raise UserError(f"synth is not available ({e}); pass --cdktf-out with an already synthesized "
                         "directory", exit_code=1) from None
-    app = build_app({cfg.name: cfg}, str(outdir), environments=environments)
-    app.synth()
-    return outdir
 
 
-def cli_commands() -> set[str]:
-    import typer
+class PolicyGate:
+    """Deploy's policy gate, in this process, on the very directory deploy applies.
 
-    from ..cli import app
+    The packs judge the constructs while they are synthesized, so the gate needs the synth that wrote
+    the directory: :meth:`synth` is deploy's synth step and remembers its policy run. A directory
+    given with ``--cdktf-out`` is first synthesized again into a scratch directory and must be
+    byte-for-byte what that synth writes (otherwise the verdict would be about other stacks); checkov
+    then scans the directory itself.
+    """
 
-    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    def __init__(self, environments: Path):
+        self.environments = environments
+        self._runs: dict[Path, object] = {}  # synthesized directory -> its Synthesis
 
+    def synth(self, cfg: EnvironmentConfig, outdir: Path) -> Path:
+        done = _synthesize_one(cfg, outdir, self.environments, policies=True)
+        self._runs[Path(outdir).resolve()] = done
+        return done.outdir
 
-def policy_gate(environments: Path) -> Callable[[EnvironmentConfig, Path], GateOutcome]:
-    def gate(cfg: EnvironmentConfig, cdktf_out: Path) -> GateOutcome:
-        if "check" not in cli_commands():
-            return GateOutcome("unavailable", "policy gate not available: `mlkit check` is not installed")
-        p = subprocess.run([sys.executable, "-c", "from mlkit.cli import app; app()", "check", "--env", cfg.name,
-                            "--environments", str(environments)], capture_output=True, text=True)
-        if p.returncode != 0:
-            tail = "\n".join((p.stdout + p.stderr).strip().splitlines()[-20:])
-            return GateOutcome("failed", tail)
+    def __call__(self, cfg: EnvironmentConfig, cdktf_out: Path) -> GateOutcome:
+        import tempfile
+
+        try:
+            from policies.check import checkov_findings
+            from policies.checkov import Checkov, CheckovUnavailable
+        except ImportError as e:
+            return GateOutcome("unavailable", f"policy gate not available: the policies package is not installed ({e})")
+        done = self._runs.get(Path(cdktf_out).resolve())
+        missing = _differences(cfg, None, Path(cdktf_out))
+        if missing:  # nothing to judge: no second synth needed to say so
+            return GateOutcome("failed", f"{cdktf_out}: {'; '.join(missing)} of environment {cfg.name}")
+        if done is None:
+            with tempfile.TemporaryDirectory(prefix="mlkit-gate-") as tmp:
+                # Same depth as cdktf.out/, so the stacks' relative wheel paths are the same.
+                done = _synthesize_one(cfg, Path(tmp) / "cdktf.out", self.environments, policies=True)
+                differ = _differences(cfg, done.outdir, Path(cdktf_out))
+            if differ:
+                return GateOutcome("failed", f"{cdktf_out} is not what {self.environments}/{cfg.name}.yaml synthesizes "
+                                             f"to at this commit ({'; '.join(differ)}): the gate judges only what it "
+                                             "synthesized; re-synth, or deploy without --cdktf-out")
+        try:
+            driver = Checkov()
+            try:
+                extra = checkov_findings(done.run, Path(cdktf_out), driver)
+            finally:
+                driver.close()
+        except CheckovUnavailable as e:
+            return GateOutcome("failed", str(e))
+        report = done.run.evaluate(extra, checkov_envs=[cfg.name])
+        blocking = [f for f in report.blocking if f.env == cfg.name]
+        if blocking:
+            lines = [f"{f.rule_id} {f.address or f.path or f.file}: {f.message}" for f in blocking]
+            return GateOutcome("failed", "\n".join(lines[:20]) + (f"\n… {len(lines) - 20} more" if len(lines) > 20 else ""))
         return GateOutcome("passed")
-    return gate
+
+
+def _differences(cfg: EnvironmentConfig, expected: Path | None, given: Path) -> list[str]:
+    """What differs between the stacks of ``cfg`` in two synth directories ([] = the same files);
+    without ``expected``, only which of them ``given`` lacks."""
+    from stacks.app import stack_names
+    from stacks.synth_output import stack_files
+
+    want, have = stack_files(expected) if expected else {}, stack_files(given)
+    out = []
+    for name in stack_names({cfg.name: cfg}):
+        if name not in have:
+            out.append(f"no stack {name}")
+        elif name in want and want[name].read_bytes() != have[name].read_bytes():
+            out.append(f"{name} differs")
+    return out
 
 
 def azure_credentials(cfg: EnvironmentConfig) -> None:
@@ -193,8 +243,8 @@ def default_steps(environments: Path, workloads: Path, dist: Path,
     # The scoring image's context is the repository root (workloads/Dockerfile copies requirements/ too).
     context = Path(workloads).resolve().parent
     dockerfile = (Path(workloads).resolve() / "Dockerfile").relative_to(context).as_posix()
-    return Steps(synth=lambda cfg, outdir: synth_with_stacks(cfg, outdir, environments),
-                 gate=policy_gate(environments),
+    gate = PolicyGate(environments)
+    return Steps(synth=gate.synth, gate=gate,
                  wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials,
                  image=acr_image(context, dockerfile, progress))
 
@@ -203,7 +253,7 @@ def default_steps(environments: Path, workloads: Path, dist: Path,
 
 
 def env_stacks(cfg: EnvironmentConfig, cdktf_out: Path) -> list[Stack]:
-    stacks = read_manifest(cdktf_out)
+    stacks = read_stacks(cdktf_out)
     mine = [n for n in stacks if n.startswith(f"{cfg.name}-")]
     if not mine:
         raise UserError(f"{cdktf_out}/manifest.json has no stacks for environment {cfg.name!r} "

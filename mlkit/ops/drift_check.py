@@ -9,11 +9,12 @@ from typing import Callable, Iterator
 
 from envconfig.environment import EnvironmentConfig
 from envconfig.errors import UserError
+from stacks.synth_output import Stack
 
 from .deploy import check_backend, env_stacks
 from .drift import Allowlist, DriftReport, analyze, unmanaged_items
 from .inventory import CloudObject, managed_ids, unmanaged
-from .terraform import Stack, Terraform
+from .terraform import Terraform
 
 # An inventory takes the Terraform-managed plans of the environment and lists cloud objects.
 Inventory = Callable[[list[dict]], list[CloudObject]]

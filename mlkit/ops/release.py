@@ -19,9 +19,12 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envconfig.errors import UserError
+
+if TYPE_CHECKING:
+    from stacks.release_gate import ReleaseExpectation
 
 FORMAT = 1
 RELEASE_TAG = "mlkit.release"
@@ -159,3 +162,43 @@ def latest_release(client, experiment: str) -> tuple[str, ReleaseRecord] | None:
         return None
     data = json.loads(runs[0].data.tags["mlkit.release.record"])
     return runs[0].info.run_id, ReleaseRecord(**data)
+
+
+def expectation_for(cfg, environments: Path | None, repo: Path) -> "ReleaseExpectation | None":
+    """What a prod-like environment's lock expects of its stacks; None for the others (not locked)."""
+    from stacks.release_gate import ReleaseExpectation
+
+    from .artifacts import git_info
+
+    if not cfg.prod_like or environments is None:
+        return None
+    path = lock_path(environments, cfg.name)
+    shown = str(path)
+    try:
+        lock = read_lock(path)
+    except UserError as e:
+        return ReleaseExpectation(cfg.name, shown, (str(e),))
+    if lock is None:
+        return ReleaseExpectation(cfg.name, shown, (f"{shown} does not exist: promote a release into {cfg.name} "
+                                                    "first (`mlkit promote`)",))
+    problems = []
+    pinned = sorted(m.target or m.name for m in lock.models)
+    if pinned != sorted(cfg.registered_models.values()):
+        problems.append(f"it pins models {', '.join(pinned) or 'none'}, {cfg.name} registers "
+                        f"{', '.join(sorted(cfg.registered_models.values()))}")
+    sha = git_info(repo).sha
+    if sha != lock.git_sha:
+        problems.append(f"it pins git commit {lock.git_sha}, this synth is of {sha or 'an unknown commit'}")
+    if not lock.scoring_image_digest:
+        problems.append("it pins no scoring image digest (promote from an environment whose deploy built the image)")
+    return ReleaseExpectation(cfg.name, shown, tuple(problems), lock.wheel_sha256, lock.scoring_image_digest or None)
+
+
+def expectations(configs: dict, environments: Path | None, repo: Path) -> dict[str, "ReleaseExpectation"]:
+    """Environment -> what its release lock expects, for the prod-like ones (the others are not locked)."""
+    out = {}
+    for name, cfg in configs.items():
+        expected = expectation_for(cfg, environments, repo) if cfg.is_cloud else None
+        if expected is not None:
+            out[name] = expected
+    return out

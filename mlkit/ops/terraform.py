@@ -1,7 +1,7 @@
 """Run the terraform binary per synthesized stack, in dependency order.
 
 CDK Terrain writes ``cdktf.out/manifest.json`` (stacks with their ``dependencies``) and one
-``cdk.tf.json`` per stack; terraform runs in each stack's working directory. We call the
+``cdk.tf.json`` per stack (read by stacks.synth_output); terraform runs in each stack's working directory. We call the
 binary directly: it needs no Node runtime and its JSON output is a stable, documented API.
 """
 
@@ -15,33 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envconfig.errors import UserError
+from stacks.synth_output import Stack
 
 # Quiet, non-interactive, no telemetry: the same in CI and on a laptop.
 TF_ENV = {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
-
-
-@dataclass(frozen=True)
-class Stack:
-    name: str
-    workdir: Path
-    dependencies: tuple[str, ...] = ()
-
-    @property
-    def config(self) -> dict:
-        path = self.workdir / "cdk.tf.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"{path}: cannot read the synthesized stack ({e}); re-synth", exit_code=1) from None
-
-    @property
-    def backend(self) -> tuple[str, dict]:
-        """(type, settings) of the backend block synthesized into the stack ('local' if none)."""
-        backends = self.config.get("terraform", {}).get("backend") or {}
-        if not backends:
-            return "local", {}
-        kind, settings = next(iter(backends.items()))
-        return kind, dict(settings)
 
 
 @dataclass
@@ -64,24 +41,6 @@ def find_terraform(explicit: str | None = None) -> str:
         raise UserError("terraform not found: install Terraform >= 1.6 and put it on PATH "
                         "(or set MLKIT_TERRAFORM to the binary)", exit_code=1)
     return path
-
-
-def read_manifest(outdir: Path) -> dict[str, Stack]:
-    manifest = Path(outdir) / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{manifest}: not found; run `mlkit synth` first (or pass the synth output dir)",
-                        exit_code=1) from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{manifest}: not valid JSON ({e})", exit_code=1) from None
-    stacks = {}
-    for name, s in (data.get("stacks") or {}).items():
-        try:
-            stacks[name] = Stack(name, Path(outdir) / s["workingDirectory"], tuple(s.get("dependencies") or ()))
-        except (KeyError, TypeError):
-            raise UserError(f"{manifest}: stack {name!r} has no workingDirectory", exit_code=1) from None
-    return stacks
 
 
 def ordered(stacks: dict[str, Stack], wanted: list[str] | None = None) -> list[Stack]:
