@@ -316,9 +316,7 @@ def registered_classifier(name: str, n_estimators: int = 30, train_table: str | 
     x, _ = classifier_data()
     full = full_model_name(ModelRegistry(), name)
     uri = sqlite_uri(registry_dir())
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with use_tracking_uri(uri):
         with mlflow.start_run(experiment_id=experiment_in(registry_dir())):
             mlflow.log_params({"threshold": float(model.threshold),
                                **({"data_table": train_table, "data_table_version": train_version}
@@ -326,6 +324,4 @@ def registered_classifier(name: str, n_estimators: int = 30, train_table: str | 
             info = log_model(model, x.head(5), full)
         version = str(info.registered_model_version)
         mlflow.MlflowClient(uri).set_registered_model_alias(full, "champion", version)
-    finally:
-        mlflow.set_tracking_uri(previous)
     return version
