@@ -165,7 +165,8 @@ def run(rt: Runtime) -> dict:
             feature_plot(report_dir / png, f, ref_values, cur_values, r.psi, r.drift)
             images.append(png)
         png = f"{stem}_{'prediction_psi_by_group' if job == 'forecast' else 'score_psi'}.png"
-        group_psi_plot(report_dir / png, gdf, ms.prediction_psi_threshold)
+        group_psi_plot(report_dir / png, gdf, ms.prediction_psi_threshold, *(
+            () if job == "forecast" else ("PSI of served probabilities vs the version's on its training rows",)))
         images.append(png)
         versions.append({"job": job, "model_name": name, "model_version": version, "reference": label,
                          "rows": len(rows), "n_groups": gdf.shape[0] if job == "forecast" else None,

@@ -40,14 +40,15 @@ def feature_plot(path: Path, feature: str, ref: np.ndarray, cur: np.ndarray, psi
     plt.close(fig)
 
 
-def group_psi_plot(path: Path, groups: pd.DataFrame, threshold: float) -> None:
+def group_psi_plot(path: Path, groups: pd.DataFrame, threshold: float,
+                   xlabel: str = "PSI of served predictions vs the group's backtest predictions") -> None:
     plt = _plt()
     top = groups.dropna(subset=["psi"]).sort_values("psi", ascending=False).head(30)
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * len(top) + 1)))
     colors = ["crimson" if d else "steelblue" for d in top["drift"]]
     ax.barh(top["subject"][::-1], top["psi"][::-1], color=colors[::-1])
     ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:g}")
-    ax.set_xlabel("PSI of served predictions vs the group's backtest predictions")
+    ax.set_xlabel(xlabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
