@@ -177,7 +177,8 @@ def test_graph_command_draws_the_architecture(out, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     # prod: 99 before Unity Catalog (-2 workspace models, -1 permissions, +schema, 2 models, 4 grants) and the
     # release gates (+1 per stack)
-    assert re.search(r"\d+ boxes, \d+ edges \(from 106 resources, 204 references\)", result.output)
+    # 107: the scoring principal has an EXECUTE grant on each served model (forecast and classifier)
+    assert re.search(r"\d+ boxes, \d+ edges \(from 107 resources, 209 references\)", result.output)
     _png_size(target.read_bytes())
 
 
