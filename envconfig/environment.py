@@ -94,9 +94,9 @@ class EnvironmentConfig(Strict):
         return serving.registered_models(self.workloads)
 
     @property
-    def served_model(self) -> str:
-        """Full name of the model the scoring service loads."""
-        return serving.served_model(self.workloads)
+    def served_models(self) -> dict[str, str]:
+        """Job -> full name of each model the scoring service serves (``workloads.serving.models``)."""
+        return serving.served(self.workloads)
 
     @property
     def names(self) -> Names:

@@ -221,6 +221,9 @@ class Names:
     # The scoring service's image (in the environment's ACR) and its Kubernetes objects.
     scoring_image_repository = "mlkit-scoring"
     scoring_app = "mlkit-scoring"
+    # Key Vault secret with Application Insights' connection string; the scoring service reads it
+    # into APPLICATIONINSIGHTS_CONNECTION_STRING at start (serving stack: MLKIT_APPINSIGHTS_SECRET_NAME).
+    application_insights_secret = "appinsights-connection-string"
 
     def scoring_image_ref(self, version: str) -> str:
         """``repository:tag`` of the scoring image in the environment's ACR (what the deploy pushes

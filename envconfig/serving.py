@@ -4,19 +4,20 @@ scoring service loads, and the checks on those names (valid, distinct, registere
 from __future__ import annotations
 
 from mlkit_workloads.model_names import check_identifier, full_model_name
+from mlkit_workloads.registry_contract import JOBS, served_models
 from mlkit_workloads.settings import WorkloadSettings
 
 
 def registered_models(ws: WorkloadSettings) -> dict[str, str]:
     """Job -> full Unity Catalog name (``catalog.schema.model``) of the model it registers."""
     registry = ws.tracking.registry
-    return {job: full_model_name(registry, getattr(ws, job).registered_model)
-            for job in ("forecast", "classifier")}
+    return {job: full_model_name(registry, getattr(ws, job).registered_model) for job in JOBS}
 
 
-def served_model(ws: WorkloadSettings) -> str:
-    """Full name of the model the scoring service loads (the rule of mlkit_workloads.serve.runner.build)."""
-    return full_model_name(ws.tracking.registry, ws.serving.registered_model or ws.forecast.registered_model)
+def served(ws: WorkloadSettings) -> dict[str, str]:
+    """Job -> full name of each model the scoring service serves (the served-model rule,
+    mlkit_workloads.registry_contract.served_models: the service, the stacks' grants and `mlkit serve`)."""
+    return {m.job: m.name for m in served_models(ws)}
 
 
 def model_name_problems(ws: WorkloadSettings, is_cloud: bool) -> list[tuple[str, str]]:
@@ -24,8 +25,6 @@ def model_name_problems(ws: WorkloadSettings, is_cloud: bool) -> list[tuple[str,
     out = []
     fields = {"workloads.forecast.registered_model": ws.forecast.registered_model,
               "workloads.classifier.registered_model": ws.classifier.registered_model}
-    if ws.serving.registered_model is not None:
-        fields["workloads.serving.registered_model"] = ws.serving.registered_model
     for f, value in fields.items():
         try:
             check_identifier(value, "model")
@@ -34,10 +33,6 @@ def model_name_problems(ws: WorkloadSettings, is_cloud: bool) -> list[tuple[str,
     if ws.forecast.registered_model == ws.classifier.registered_model:
         out.append(("workloads.classifier.registered_model",
                     f"{ws.classifier.registered_model!r} is the forecast job's model too: each job needs its own"))
-    served = ws.serving.registered_model
-    if served is not None and served not in (ws.forecast.registered_model, ws.classifier.registered_model):
-        out.append(("workloads.serving.registered_model", f"{served!r} is registered by no job (forecast registers "
-                    f"{ws.forecast.registered_model!r}, classifier {ws.classifier.registered_model!r})"))
     registry = ws.tracking.registry
     if is_cloud:
         for part in ("catalog", "schema_"):

@@ -6,6 +6,13 @@ reads its API server address and CA certificate (public values), and the token c
 ``kubelogin`` at plan/apply time with the deployer's own Entra ID login (the cluster has local
 accounts disabled, so there is no admin kubeconfig to leak).
 
+One Deployment serves every model of ``workloads.serving.models`` (the forecast bundle and the
+classifier), not one per model: the classifier is one small pipeline (a few MB) and the forecast's
+memory is bounded by its LRU, so both fit one pod; a Deployment per model would pay the interpreter
+and libraries (~300 MiB measured) and an autoscaler, a disruption budget and an endpoint per model
+for no isolation the models need, and one workload identity would still load both. That identity
+has EXECUTE on exactly the served models (workspace stack, ``cfg.served_models``).
+
 The Deployment runs ``<acr>/mlkit-scoring@<digest>``, never a tag, so a rebuild under the same tag
 cannot change what runs. The digest is the Terraform variable ``scoring_image_digest``: ``mlkit
 deploy`` builds the image with ACR Tasks just before this stack and passes the digest it recorded;
@@ -100,7 +107,11 @@ class ServingStack(TerraformStack):
                 "MLFLOW_TRACKING_URI": "databricks",
                 "MLFLOW_REGISTRY_URI": "databricks-uc",
                 "DATABRICKS_HOST": platform.workspace.url,
+                # Application Insights' connection string: a Key Vault secret the container reads at start.
+                **({"MLKIT_APPINSIGHTS_SECRET_NAME": names.application_insights_secret}
+                   if ss.telemetry.traces == "azure_monitor" else {}),
             },
+            served_models=tuple(cfg.served_models.values()),
             cpu_request=k8s.cpu_request, cpu_limit=k8s.cpu_limit, memory_request=k8s.memory_request,
             memory_limit=k8s.memory_limit, min_replicas=k8s.min_replicas, max_replicas=k8s.max_replicas,
             target_cpu_percent=k8s.target_cpu_percent,

@@ -100,7 +100,7 @@ class WorkspaceStack(TerraformStack):
         shorts = {getattr(ws, job).registered_model: full for job, full in cfg.registered_models.items()}
         self.model_access = UnityCatalogModels(self, "models", ModelAccessProps(
             catalog=registry.catalog, schema=registry.schema_, models=shorts,
-            served=(ws.serving.registered_model or ws.forecast.registered_model,),
+            served=tuple(getattr(ws, job).registered_model for job in cfg.served_models),
             owner_application_id=run_as, scoring_application_id=platform.scoring_identity.client_id,
             scoring_display_name=names.scoring_principal, create_catalog=dbx.create_catalog,
             catalog_storage_root=names.abfss_url("models", "unity-catalog").rstrip("/"),

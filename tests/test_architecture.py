@@ -181,8 +181,9 @@ def test_graph_command_draws_the_architecture(out, tmp_path) -> None:
     # prod: 99 before Unity Catalog (-2 workspace models, -1 permissions, +schema, 2 models, 4 grants) and the
     # release gates (+1 per stack); +34 resources with issue 13's Data Factory, Azure ML and Application Insights;
     # +11 with the BI database (server, Entra admin, 2 TLS settings, database, private endpoint, DNS zone + link,
-    # export connector; service credential and its grant)
-    assert re.search(r"\d+ boxes, \d+ edges \(from 151 resources, 292 references\)", result.output)
+    # export connector; service credential and its grant); +1: the scoring principal's EXECUTE grant on each
+    # served model (forecast and classifier)
+    assert re.search(r"\d+ boxes, \d+ edges \(from 152 resources, 297 references\)", result.output)
     _png_size(target.read_bytes())
 
 

@@ -283,7 +283,7 @@ def test_every_environment_names_its_unity_catalog_models() -> None:
     assert names["local"]["forecast"] == "mlk_local.ml.forecast"  # the same three levels on sqlite
     catalogs = {c.workloads.tracking.registry.catalog for c in cfgs.values()}
     assert len(catalogs) == len(cfgs)  # one catalog per environment: promotion copies between them
-    assert cfgs["prod"].served_model == "mlk_prod.ml.forecast"
+    assert cfgs["prod"].served_models == {"forecast": "mlk_prod.ml.forecast", "classifier": "mlk_prod.ml.classifier"}
 
 
 @pytest.mark.parametrize("old,new,field,needle", [
@@ -296,8 +296,8 @@ def test_every_environment_names_its_unity_catalog_models() -> None:
      "workloads.forecast.registered_model", "last part of catalog.schema.model"),
     ("  tracking:\n", "  classifier:\n    registered_model: forecast\n  tracking:\n",
      "workloads.classifier.registered_model", "is the forecast job's model too"),
-    ("  tracking:\n", "  serving:\n    registered_model: churn\n  tracking:\n",
-     "workloads.serving.registered_model", "registered by no job"),
+    ("  tracking:\n", "  serving:\n    models: [forecast, churn]\n  tracking:\n",
+     "workloads.serving.models.1", "'forecast' or 'classifier'"),
 ])
 def test_bad_model_registry_names_file_line_and_field(envdir: Path, old: str, new: str, field: str,
                                                       needle: str) -> None:

@@ -269,17 +269,16 @@ def test_tracking_server_killed_during_train_then_during_score(tmp_path):
 
 
 def _serving(tmp_path, sink, **log):
-    from serve_helpers import registered, registry_dir, sqlite_uri
+    from serve_helpers import registered, registry_dir, served, sqlite_uri
 
     from mlkit_workloads.serve.runner import build
-    from mlkit_workloads.serve.settings import InferenceLogSettings, ServingSettings
-    from mlkit_workloads.settings import WorkloadSettings
+    from mlkit_workloads.serve.settings import InferenceLogSettings
 
     registered("forecast_faults_serving", 3)
-    ss = ServingSettings(registered_model="forecast_faults_serving", alias_poll_seconds=60,
+    ss = served("forecast_faults_serving", alias_poll_seconds=60,
                          inference_log=InferenceLogSettings(**log))
-    return build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-                 sink=sink, auth=None, serving=ss)
+    return build(ss, env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                 sink=sink, auth=None)
 
 
 def _body(i: int) -> dict:

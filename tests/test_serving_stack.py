@@ -149,6 +149,20 @@ def test_settings_reach_the_pod_and_parse(synth):
     assert _remote(env["MLKIT_KEY_VAULT_URI"]).endswith("vault_uri")
     assert env["DATABRICKS_HOST"].startswith("https://${") and "https://https" not in env["DATABRICKS_HOST"]
     assert not any(k.endswith(("TOKEN", "SECRET", "KEY", "PASSWORD")) for k in env)
+    # Traces to Application Insights: the pod is told which Key Vault secret holds the connection
+    # string (it reads it with its workload identity), never the connection string itself.
+    assert cfg.workloads.serving.telemetry.traces == "azure_monitor"
+    assert env["MLKIT_APPINSIGHTS_SECRET_NAME"] == cfg.names.application_insights_secret
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" not in env and "InstrumentationKey" not in json.dumps(doc)
+
+
+def test_one_deployment_serves_every_served_model(synth):
+    cfg, doc, _ = synth
+    dep = _one(doc, "kubernetes_deployment_v1")  # one, for all of them (serving_stack.py says why)
+    served = dep["metadata"]["annotations"]["mlkit/served-models"].split(",")
+    assert served == list(cfg.served_models.values()) and len(served) == 2
+    settings = json.loads(_one(doc, "kubernetes_config_map_v1")["data"]["settings.json"])
+    assert settings["serving"]["models"] == ["forecast", "classifier"]
 
 
 def test_sizing_validation_names_the_field():
@@ -180,6 +194,27 @@ def test_sizing_comes_from_the_environment_and_an_open_api_is_refused(tmp_path):
     assert hpa["metric"][0]["resource"]["target"]["average_utilization"] == 55
     with pytest.raises(StackInputError, match=r"workloads\.serving\.auth\.mode"):
         build_app({"dev": _with_serving(cfg, auth={"mode": "none"})}, str(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_scoring_identity_may_execute_exactly_the_served_models(tmp_path, env):
+    """Every cloud environment: EXECUTE for the scoring principal on each model it serves and on no
+    other; serving only the classifier drops the forecast's grant."""
+    for models in (["forecast", "classifier"], ["classifier"]):
+        base = load_environment(env)
+        cfg = _with_serving(base, **{**base.workloads.serving.model_dump(exclude={"models"}), "models": models})
+        out = tmp_path / "-".join(models)
+        build_app({env: cfg}, str(out)).synth()
+        ws = json.loads((out / "stacks" / f"{env}-workspace" / "cdk.tf.json").read_text())["resource"]
+        by_address = {f"${{databricks_registered_model.{a}.id}}": m["name"]
+                      for a, m in ws["databricks_registered_model"].items()}
+        executable = sorted(by_address[g["model"]] for g in ws.get("databricks_grants", {}).values()
+                            if "model" in g and any("EXECUTE" in x["privileges"] for x in g["grant"]))
+        executable += sorted(by_address[g["model"]] for g in ws.get("databricks_grant", {}).values()
+                             if "model" in g and "EXECUTE" in g["privileges"])
+        served = sorted(getattr(cfg.workloads, job).registered_model for job in cfg.served_models)
+        assert sorted(executable) == served, (env, models, executable)
+        assert len(cfg.served_models) == len(models)
 
 
 def test_prod_passes_checkov_image_digest_without_a_suppression(tmp_path) -> None:

@@ -333,9 +333,11 @@ def test_scoring_identity_reads_only_the_served_model_in_the_registry(synthesize
     assert all(m["owner"] == cfg.principals.deployer_application_id
                for m in resources(workspace, "databricks_registered_model"))
     model_grants = [g for g in resources(workspace, "databricks_grants") if "model" in g]
-    assert [(g["model"], g["grant"]) for g in model_grants] == [
-        (f"${{databricks_registered_model.{models[cfg.served_model]}.id}}",
-         [{"principal": f"${{databricks_service_principal.{sp_address}.application_id}}", "privileges": ["EXECUTE"]}])]
+    # EXECUTE on each served model, and on nothing else (workloads.serving.models).
+    assert sorted((g["model"], str(g["grant"])) for g in model_grants) == sorted(
+        (f"${{databricks_registered_model.{models[full]}.id}}",
+         str([{"principal": f"${{databricks_service_principal.{sp_address}.application_id}}", "privileges": ["EXECUTE"]}]))
+        for full in cfg.served_models.values())
     # The jobs run as the deploying principal (the models' owner: it registers versions, moves aliases).
     assert all(j["run_as"] == {"service_principal_name": cfg.principals.deployer_application_id}
                for j in resources(workspace, "databricks_job"))

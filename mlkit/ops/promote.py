@@ -1,10 +1,8 @@
 """``mlkit promote --from A --to B``: move A's verified release into B.
 
-Contract with the workloads (mlkit_workloads.promote): the champion of each registered model
-carries the alias ``champion`` and the model-version tag ``promotion`` = passed|failed; its
-training run has the tag ``promotion.reasons``, the params ``data_table``/``data_table_version``
-and the metrics. A's deployed release (git sha, wheel sha256) is the latest release record in
-A's MLflow (see release.py).
+The contract with the workloads (aliases, tags, the champion move) is
+``mlkit_workloads.registry_contract``. A's deployed release (git sha, wheel sha256) is the latest
+release record in A's MLflow (see release.py).
 
 Across two registries ``MlflowClient.copy_model_version`` cannot be used: it registers a
 ``models:/name/version`` pointer that resolves in the *destination* registry. So the version's
@@ -23,11 +21,9 @@ from typing import Any, Callable
 from envconfig.diff import diff_environments
 from envconfig.environment import EnvironmentConfig
 from envconfig.errors import UserError
+from mlkit_workloads.registry_contract import CHAMPION, PASSED, PROMOTED_FROM, PROMOTION, PROMOTION_REASONS, move_champion
 
 from .release import ModelPin, ReleaseLock, latest_release, lock_path, now, read_lock, release_experiment, write_lock
-
-CHAMPION, PREVIOUS = "champion", "previous_champion"
-PROMOTED_FROM = "mlkit.promoted_from"
 
 # Fields that are meant to differ between environments: sizes, names, grants, descriptions.
 EXPECTED_DIFFS = (
@@ -84,15 +80,15 @@ def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[Mode
             problems.append(f"{source_env} {name}: no version has the '{CHAMPION}' alias (not trained, or no "
                             "version passed its gates yet)")
             continue
-        decision = (mv.tags or {}).get("promotion", "")
+        decision = (mv.tags or {}).get(PROMOTION, "")
         run = client.get_run(mv.run_id) if mv.run_id else None
-        reasons = run.data.tags.get("promotion.reasons", "") if run else ""
+        reasons = run.data.tags.get(PROMOTION_REASONS, "") if run else ""
         params = run.data.params if run else {}
         pin = ModelPin(name, str(mv.version), mv.run_id, decision or "unknown", reasons,
                        dict(run.data.metrics) if run else {}, params.get("data_table_version"),
                        f"models:/{name}/{mv.version}")
         pins.append(pin)
-        if decision != "passed":
+        if decision != PASSED:
             why = f": {reasons}" if reasons else ""
             problems.append(f"{source_env} {name} v{mv.version}: gate decision is {pin.gate_decision!r}, "
                             f"not 'passed'{why}")
@@ -167,7 +163,7 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_
     # Unity Catalog's search results carry no tags (ModelVersionSearch): read each version for them.
     existing = [mv for mv in dst.search_model_versions(f"name='{name}'")
                 if (dst.get_model_version(name, mv.version).tags or {}).get(PROMOTED_FROM) == key]
-    tags = {PROMOTED_FROM: key, "promotion": pin.gate_decision, "mlkit.git_sha": lock.git_sha,
+    tags = {PROMOTED_FROM: key, PROMOTION: pin.gate_decision, "mlkit.git_sha": lock.git_sha,
             "mlkit.data_table_version": pin.data_table_version or ""}
     if existing:
         version, reused = str(existing[0].version), True
@@ -199,13 +195,6 @@ def copy_version(pin: ModelPin, source_env: str, b: EnvironmentConfig, src, src_
                 raise
         mv = dst.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags=tags)
         version, reused = str(mv.version), False
-    try:
-        previous = str(dst.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        previous = None
-    if previous != version:
-        if previous is not None:
-            dst.set_registered_model_alias(name, PREVIOUS, previous)
-        dst.set_registered_model_alias(name, CHAMPION, version)
+    previous = move_champion(dst, name, version)
     return {"model": name, "source_model": pin.name, "source_version": pin.version, "version": version, "reused": reused,
             "previous_champion": previous}

@@ -36,6 +36,7 @@ class ScoringServiceProps:
     workload_client_id: str     # user-assigned identity the service account acts as
     settings: dict[str, Any]    # resolved workload settings (what the container reads)
     env_vars: dict[str, str]    # vault URI, Event Hubs namespace/hub, registry location
+    served_models: tuple[str, ...] = ()  # full names of the models the pods serve (an annotation)
     cpu_request: str = "250m"
     cpu_limit: str = "1"
     memory_request: str = "512Mi"
@@ -97,7 +98,8 @@ class ScoringService(Construct):
         }
         self.deployment = DeploymentV1(
             self, "deployment",
-            metadata=js({"name": p.app, "namespace": ns, "labels": labels}),
+            metadata=js({"name": p.app, "namespace": ns, "labels": labels,
+                         "annotations": {"mlkit/served-models": ",".join(p.served_models)}}),
             spec=js({
                 "replicas": str(p.min_replicas),
                 "selector": {"match_labels": selector},

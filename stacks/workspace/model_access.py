@@ -63,7 +63,7 @@ class UnityCatalogModels(Construct):
                                   f"models must live in {props.catalog}.{props.schema}: {', '.join(wrong)}")
         missing = [m for m in props.served if m not in props.models]
         if missing:
-            raise StackInputError("workloads.serving.registered_model",
+            raise StackInputError("workloads.serving.models",
                                   f"the scoring service serves {', '.join(missing)}, which no workload registers "
                                   f"(registered: {', '.join(props.models)})")
         if props.create_catalog and not props.catalog_storage_root:

@@ -13,7 +13,8 @@ import pandas as pd
 from .errors import GateFailed, WorkloadError
 from .gates import Decision, classifier_gates, forecast_gates
 from .runtime import TABLES, Runtime
-from .tracking import CHAMPION, PREVIOUS, champion_version, check_reachable
+from .registry_contract import PROMOTION, PROMOTION_REASONS, gate_decision, move_champion
+from .tracking import champion_version, check_reachable
 
 UPSTREAM = {"forecast": "train_many", "classifier": "train_classifier"}
 
@@ -33,13 +34,10 @@ def apply(name: str, version: str, decision: Decision) -> str | None:
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    previous = champion_version(name)
-    client.set_model_version_tag(name, version, "promotion", "passed" if decision.passed else "failed")
+    client.set_model_version_tag(name, version, PROMOTION, gate_decision(decision.passed))
     if decision.passed:
-        if previous is not None and previous != version:
-            client.set_registered_model_alias(name, PREVIOUS, previous)
-        client.set_registered_model_alias(name, CHAMPION, version)
-    return previous
+        return move_champion(client, name, version)
+    return champion_version(name)
 
 
 def run(rt: Runtime, model: str) -> dict:
@@ -60,8 +58,8 @@ def run(rt: Runtime, model: str) -> dict:
         "passed": decision.passed, "reasons": "\n".join(decision.reasons), "numbers": json.dumps(decision.numbers),
         "previous_champion": previous or "", "env": rt.env}]), {"run_id": run_id})
     client = MlflowClient()
-    client.set_tag(run_id, "promotion", "passed" if decision.passed else "failed")
-    client.set_tag(run_id, "promotion.reasons", "\n".join(decision.reasons)[:5000])
+    client.set_tag(run_id, PROMOTION, gate_decision(decision.passed))
+    client.set_tag(run_id, PROMOTION_REASONS, "\n".join(decision.reasons)[:5000])
     client.log_dict(run_id, {"passed": decision.passed, "reasons": decision.reasons, "numbers": decision.numbers,
                              "version": version, "previous_champion": previous}, "promotion_decision.json")
     out = {"model_name": name, "model_version": version, "passed": decision.passed, "reasons": decision.reasons,

@@ -8,8 +8,7 @@ import json
 from typing import Any
 
 from .errors import TrackingUnreachable, WorkloadError
-
-CHAMPION, PREVIOUS = "champion", "previous_champion"
+from .registry_contract import CHAMPION, champion_of
 
 
 def check_reachable() -> str:
@@ -48,12 +47,8 @@ def pip_requirements(*extra: str) -> list[str]:
 
 def champion_version(model: str) -> str | None:
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    try:
-        return MlflowClient().get_model_version_by_alias(model, CHAMPION).version
-    except MlflowException:
-        return None
+    return champion_of(MlflowClient(), model)
 
 
 def require_champion(model: str) -> str:

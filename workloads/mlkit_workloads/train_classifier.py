@@ -34,6 +34,17 @@ def make_objective(cfg, x_fit, y_fit, x_val, y_val, tracking_uri: str):
     return objective
 
 
+def log_model(model, example, registered_name: str):
+    """Log the fitted classifier into the active run and register it: sklearn flavour (what the
+    scoring service loads), its input example (the service's OpenAPI example and the signature)."""
+    import mlflow
+
+    return mlflow.sklearn.log_model(
+        model, name="model", serialization_format="cloudpickle",
+        pip_requirements=pip_requirements("scikit-learn", "imbalanced-learn", "cloudpickle"),
+        input_example=example, registered_model_name=registered_name)
+
+
 def fail_open_runs(parent_run_id: str) -> None:
     """Mark the study's run and its still-running trial runs FAILED (the study opened them through
     its storage, not through ``mlflow.start_run``, so nothing else ends them). Best effort: with the
@@ -108,10 +119,7 @@ def run(rt: Runtime) -> dict:
                            **{f"best_{k}": v for k, v in best.params.items()}})
         mlflow.log_metrics({**{f"test_{k}": v for k, v in test.items()}, "best_val_roc_auc": best.value,
                             "search_seconds": search_seconds, "rows_train": len(y_train), "rows_test": len(y_test)})
-        info = mlflow.sklearn.log_model(
-            model, name="model", serialization_format="cloudpickle",
-            pip_requirements=pip_requirements("scikit-learn", "imbalanced-learn", "cloudpickle"),
-            input_example=x_test.head(5), registered_model_name=full_model_name(rt.settings.tracking.registry, cfg.registered_model))
+        info = log_model(model, x_test.head(5), full_model_name(rt.settings.tracking.registry, cfg.registered_model))
         mlflow.set_tags({"model_version": str(info.registered_model_version), "job": "classifier"})
     record_training(full_model_name(rt.settings.tracking.registry, cfg.registered_model), str(info.registered_model_version), parent_run_id, trained_on)
     out = {"run_id": parent_run_id, "model_name": full_model_name(rt.settings.tracking.registry, cfg.registered_model),

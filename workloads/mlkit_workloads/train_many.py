@@ -26,6 +26,7 @@ import pandas as pd
 
 from .buckets import BUCKET, MAX_ROWS_PER_CALL, bucketed, layout, spark_conf
 from .errors import WorkloadError
+from .forecast.bundle_spec import BundleSpec
 from .forecast.frequency import Plan, infer_frequency, plan
 from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
 from .forecast.train import SEARCH_FIELDS, GroupResult, metric_names, train_group, utc_now
@@ -186,15 +187,15 @@ def no_group_trained(results: pd.DataFrame, keys: list[str]) -> str:
             + "\n  ".join(lines) + more)
 
 
-def log_bundle(results: pd.DataFrame, spec: dict, sig, registered_model: str, timings: dict):
+def log_bundle(results: pd.DataFrame, spec: BundleSpec, sig, registered_model: str, timings: dict):
     """Write the ok groups' models as one packed bundle and log + register it as one model."""
     import mlflow
 
-    keys, trained_at, run_id = spec["keys"], spec["trained_at"], spec["run_id"]
+    keys, trained_at, run_id = list(spec.keys), spec.trained_at, spec.run_id
     ok = results[results.status == "ok"]
     if ok.empty:  # never register a version without a single group model
         raise WorkloadError(no_group_trained(results, keys))
-    names = metric_names(spec["levels"])
+    names = metric_names(list(spec.levels))
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         bundle = Path(tmp) / "bundle"
@@ -221,15 +222,15 @@ _MLFLOW_TYPES = {"string": "string", "timestamp": "datetime", "timestamp_ntz": "
                  "double": "double", "float": "float", "boolean": "boolean"}
 
 
-def signature(schema, spec: dict):
+def signature(schema, spec: BundleSpec):
     """Model signature from the Spark schema of the training table (no input example needed)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
     types = {f.name: _MLFLOW_TYPES.get(f.dataType.simpleString(), "double") for f in schema.fields}
-    ins = [*spec["keys"], spec["timestamp"], *spec["features"]]
-    bands = [ColSpec("double", f"{side}_{lv}") for lv in spec["levels"] for side in ("lo", "hi")]
-    outs = [ColSpec("string", k) for k in spec["keys"]] + [ColSpec("datetime", spec["timestamp"]),
+    ins = [*spec.keys, spec.timestamp, *spec.features]
+    bands = [ColSpec("double", b) for b in spec.bands]
+    outs = [ColSpec("string", k) for k in spec.keys] + [ColSpec("datetime", spec.timestamp),
                                                            ColSpec("double", "prediction"), *bands,
                                                            ColSpec("string", "error")]
     return ModelSignature(inputs=Schema([ColSpec(types[c], c) for c in ins]), outputs=Schema(outs))
@@ -279,10 +280,11 @@ def run(rt: Runtime) -> dict:
         if summary["groups_ok"] == 0:  # the reasons stay in the metrics table, nothing is registered
             rt.tables.replace_where(TABLES["group_metrics"], rows, {"run_id": run.info.run_id})
             raise WorkloadError(no_group_trained(results, keys))
-        spec = {"keys": keys, "timestamp": cfg.columns.timestamp, "features": list(cfg.columns.features),
-                "target": cfg.columns.target, "lru_max_models": cfg.lru_max_models, "lru_max_bytes": cfg.lru_max_bytes,
-                "run_id": run.info.run_id, "trained_at": trained_at.isoformat(), "levels": list(cfg.levels),
-                **the_plan.as_dict()}
+        spec = BundleSpec.from_dict({
+            "keys": keys, "timestamp": cfg.columns.timestamp, "features": list(cfg.columns.features),
+            "target": cfg.columns.target, "lru_max_models": cfg.lru_max_models, "lru_max_bytes": cfg.lru_max_bytes,
+            "run_id": run.info.run_id, "trained_at": trained_at.isoformat(), "levels": list(cfg.levels),
+            **the_plan.as_dict()})
         info = log_bundle(results, spec, signature(sdf.schema, spec), model_name, timings)
         model_version = str(info.registered_model_version)
         mlflow.set_tags({"model_version": model_version, "job": "forecast"})

@@ -22,7 +22,7 @@ from mlkit_workloads.forecast.features import make_features
 from mlkit_workloads.forecast.frequency import future_dates, plan
 from mlkit_workloads.forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
 from mlkit_workloads.forecast.train import metric_names, train_group
-from mlkit_workloads.settings import Forecast
+from mlkit_workloads.settings import Forecast, WorkloadSettings
 
 KEYS, TS, FEATURES = ["store", "item"], "date", ["promo", "holiday"]
 START, DAYS, HORIZON = "2024-01-01", 120, 7
@@ -30,6 +30,17 @@ LAST = pd.Timestamp(START) + pd.Timedelta(days=DAYS - 1)  # every test group's l
 TRAINED_AT = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc).isoformat()
 # The XGBoost groups: their data has a strong promo effect, so mlforecast's XGBoost beats the baseline.
 XGB, STATS = "xgboost", "stats"
+
+
+def served(forecast: str | None = None, classifier: str | None = None, **serving) -> WorkloadSettings:
+    """Workload settings serving the registered models named (short names; None: that job's model is
+    not served), with ``serving`` as the rest of ``workloads.serving``."""
+    models = [job for job, name in (("forecast", forecast), ("classifier", classifier)) if name]
+    ws = {"serving": {"models": models, **serving}}
+    for job, name in (("forecast", forecast), ("classifier", classifier)):
+        if name:
+            ws[job] = {"registered_model": name}
+    return WorkloadSettings.model_validate(ws)
 
 
 def forecast_settings(kind: str = XGB, rounds: int = 40) -> Forecast:
@@ -76,19 +87,20 @@ def group_keys(n: int) -> list[tuple[str, str]]:
     return [(f"S{i // 10:02d}", f"I{i % 10:02d}") for i in range(n)]
 
 
-def kind_of(key: tuple[str, str]) -> str:
-    return XGB if int(key[1][1:]) % 2 == 0 else STATS
+def kind_of(key: tuple[str, str], xgb_every: int = 2) -> str:
+    return XGB if int(key[1][1:]) % xgb_every == 0 else STATS
 
 
 def make_bundle(directory: Path, n_groups: int, level: float = 10.0, broken: tuple = (), rounds: int = 40,
-                n_days: int = DAYS) -> Path:
-    """A bundle of ``n_groups`` groups (XGBoost on even items, statsforecast on odd ones), trained on
-    ``n_days`` days from START; ``broken`` keys get bytes that do not unpickle."""
+                n_days: int = DAYS, xgb_every: int = 2) -> Path:
+    """A bundle of ``n_groups`` groups (XGBoost on items divisible by ``xgb_every``: the even ones by
+    default; statsforecast on the others), trained on ``n_days`` days from START; ``broken`` keys get
+    bytes that do not unpickle."""
     names = metric_names([80, 95])
 
     def groups():
         for i, key in enumerate(group_keys(n_groups)):
-            raw, r = trained(kind_of(key), level, rounds, n_days=n_days)
+            raw, r = trained(kind_of(key, xgb_every), level, rounds, n_days=n_days)
             raw = b"not a model" if key in broken else raw
             yield key, compress(raw), {
                 "status": "ok", "kind": FORECASTER, "model_type": r.model_type, "trained_at": TRAINED_AT,
@@ -255,4 +267,61 @@ def registered_with_metrics(store, name: str, table_version: int, **kw) -> str:
     version = register(sqlite_uri(registry_dir()), name, bundle, train_table="forecast_sales",
                        train_version=table_version, **kw)
     store.append("forecast_group_metrics", group_metrics(name, version, 3))
+    return version
+
+
+# --------------------------------------------------------------------------- the classifier
+CLASSIFIER_ROWS = 3000  # of ISLP's Default (10k): enough positives (~100) for a threshold, ~2 s to fit
+
+
+@functools.lru_cache(maxsize=None)
+def classifier_data():
+    """(x, y) of a stratified share of ISLP's Default, as the classifier job reads it."""
+    from mlkit_workloads.classifier.model import split, xy
+    from mlkit_workloads.data.islp import default_csv
+    from mlkit_workloads.settings import Classifier
+
+    cfg = Classifier()
+    x, y = xy(pd.read_csv(default_csv()), cfg)
+    _, x_small, _, y_small = split(x, y, CLASSIFIER_ROWS / len(y), seed=3)
+    return x_small, y_small
+
+
+@functools.lru_cache(maxsize=None)
+def fitted_classifier(n_estimators: int = 30):
+    """The classifier job's own pipeline (impute/encode + ADASYN + XGBoost) with its tuned-threshold
+    wrapper, fitted on a small share of Default: the model train_classifier registers, smaller."""
+    from mlkit_workloads.classifier.model import best_threshold, build, split, with_threshold
+    from mlkit_workloads.settings import Classifier
+
+    cfg = Classifier()
+    x, y = classifier_data()
+    x_fit, x_val, y_fit, y_val = split(x, y, 0.3, seed=7)
+    params = {"n_estimators": n_estimators, "max_depth": 3, "learning_rate": 0.2}
+    threshold = best_threshold(y_val, build(cfg, params).fit(x_fit, y_fit).predict_proba(x_val)[:, 1])
+    return with_threshold(build(cfg, params), threshold).fit(x, y)
+
+
+@functools.lru_cache(maxsize=None)
+def registered_classifier(name: str, n_estimators: int = 30, train_table: str | None = None,
+                          train_version: int | None = None) -> str:
+    """Register (once per session) the small classifier under ``name`` as train_classifier logs it,
+    with the champion alias on it; returns the version."""
+    import mlflow
+
+    from mlkit_workloads.model_names import ModelRegistry, full_model_name
+    from mlkit_workloads.train_classifier import log_model
+
+    model = fitted_classifier(n_estimators)
+    x, _ = classifier_data()
+    full = full_model_name(ModelRegistry(), name)
+    uri = sqlite_uri(registry_dir())
+    with use_tracking_uri(uri):
+        with mlflow.start_run(experiment_id=experiment_in(registry_dir())):
+            mlflow.log_params({"threshold": float(model.threshold),
+                               **({"data_table": train_table, "data_table_version": train_version}
+                                  if train_table else {})})
+            info = log_model(model, x.head(5), full)
+        version = str(info.registered_model_version)
+        mlflow.MlflowClient(uri).set_registered_model_alias(full, "champion", version)
     return version

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from azure.eventhub import EventDataBatch
 from fastapi.testclient import TestClient
-from serve_helpers import HORIZON, registered_with_metrics, registry_dir, serve_shifted_traffic, sqlite_uri, training_table
+from serve_helpers import (HORIZON, registered_with_metrics, registry_dir, serve_shifted_traffic, served, sqlite_uri,
+                           training_table)
 
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
@@ -30,9 +31,8 @@ from mlkit_workloads.monitor.capture import (
 )
 from mlkit_workloads.monitor.settings import MonitoringSettings
 from mlkit_workloads.runtime import Runtime
-from mlkit_workloads.serve.inference_log import to_json
+from mlkit_workloads.inference_event import to_json
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import ServingSettings
 from mlkit_workloads.serve.sinks import EventHubSink
 from mlkit_workloads.settings import Tracking, WorkloadSettings
 from mlkit_workloads.tables import DeltaRsStore
@@ -180,8 +180,8 @@ def served_through_event_hubs(tmp_path: Path, store: DeltaRsStore) -> tuple[str,
     hub = HubStandIn()
     sink = EventHubSink(f"{NAMESPACE}.servicebus.windows.net", HUB, credential=object(),
                         client_factory=lambda **kw: hub)
-    built = build(WorkloadSettings(), env="dev", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-                  sink=sink, auth=None, serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
+    built = build(served(name, alias_poll_seconds=60), env="dev", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                  sink=sink, auth=None)
     with TestClient(built.app) as c:
         serve_shifted_traffic(c)
     assert built.logger.counts()["delivered"] == 36 and len(hub.bodies) == 36
@@ -199,7 +199,7 @@ def test_monitor_reads_the_capture_archive_and_flags_the_shifted_feature(tmp_pat
     quiet.write_bytes(capture_bytes([]))  # a header-only archive of a quiet window
 
     capture = str(root / NAMESPACE / HUB)
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix),
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix), forecast={"registered_model": name},
                                 monitoring=MonitoringSettings(capture_path=capture))
     ctx = LocalTaskContext("monitor")
     out = monitor.run(Runtime(env="dev", settings=settings, spark=spark, tables=store, context=ctx))

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
-from serve_helpers import (HORIZON, future, make_bundle, register, registered_with_metrics, registry_dir, serve_shifted_traffic,
-                           sqlite_uri, training_table)
+from serve_helpers import (HORIZON, classifier_data, future, make_bundle, register, registered_classifier,
+                           registered_with_metrics, registry_dir, serve_shifted_traffic, served, sqlite_uri, training_table)
 
 from mlkit_workloads.context import LocalTaskContext
 from mlkit_workloads.errors import WorkloadError
@@ -23,7 +23,6 @@ from mlkit_workloads.monitor.psi import distribution, psi
 from mlkit_workloads.monitor.settings import MonitoringSettings
 from mlkit_workloads.runtime import Runtime
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import ServingSettings
 from mlkit_workloads.serve.sinks import DeltaSink
 from mlkit_workloads.settings import Tracking, WorkloadSettings
 from mlkit_workloads.tables import DeltaRsStore
@@ -54,15 +53,14 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
     name = f"forecast_monitor_{tmp_path.name[-12:]}"
     version = registered_with_metrics(store, name, table_version)
 
-    built = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-                  sink=DeltaSink(Path(store.path("inference_log"))), auth=None,
-                  serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
+    built = build(served(name, alias_poll_seconds=60), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                  sink=DeltaSink(Path(store.path("inference_log"))), auth=None)
     train = store.read_pandas("forecast_sales", table_version)
     with TestClient(built.app) as c:
         serve_shifted_traffic(c)
     assert built.logger.counts()["delivered"] == 36
 
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix))
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix), forecast={"registered_model": name})
     ctx = LocalTaskContext("monitor")
     rt = Runtime(env="local", settings=settings, spark=None, tables=store, context=ctx)
     out = monitor.run(rt)
@@ -85,8 +83,8 @@ def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
     assert "DRIFT: feature promo, group S00/I02" in text and f"version {version}" in text
     assert "predictions: backtest of" in text and "forecast_group_metrics, 3 group(s)" in text
     pngs = sorted(report.parent.glob("*.png"))
-    assert [p.name for p in pngs] == sorted([f"v{version}_feature_promo.png", f"v{version}_feature_holiday.png",
-                                             f"v{version}_prediction_psi_by_group.png"])
+    assert [p.name for p in pngs] == sorted([f"forecast_v{version}_feature_promo.png", f"forecast_v{version}_feature_holiday.png",
+                                             f"forecast_v{version}_prediction_psi_by_group.png"])
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert all(f"]({p.name})" in text for p in pngs)
     arts = mlflow.MlflowClient().list_artifacts(out["mlflow_run_id"], "monitoring_report")
@@ -110,12 +108,16 @@ def test_monitor_names_missing_inputs(tmp_path, experiment_prefix):
     # An event from a model whose run recorded no training table: the error says which version and why.
     name = f"forecast_norun_{tmp_path.name[-12:]}"
     version = register(sqlite_uri(registry_dir()), name, make_bundle(tmp_path / "bundle", 1))
-    name = f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
+    short, name = name, f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
     DeltaSink(store.path("inference_log")).send([{
         "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
         "model_version": version, "group_key": json.dumps(["S00", "I00"]), "group": {"store": "S00", "item": "I00"},
         "inputs": [{"date": "2024-01-01T00:00:00Z", "promo": 1.0, "holiday": 0.0}], "outputs": [1.0],
         "latency_ms": 1.0}])
+    with pytest.raises(WorkloadError, match=f"inferences of {name}, which no job of this environment registers"):
+        monitor.run(rt)  # the environment's jobs register other models: the error names the stranger
+    rt = Runtime(env="local", settings=WorkloadSettings(forecast={"registered_model": short}), spark=None, tables=store,
+                 context=LocalTaskContext("m"))
     with pytest.raises(WorkloadError, match=f"{name} version {version}: its run .* records no data_table"):
         monitor.run(rt)
 
@@ -130,14 +132,14 @@ def test_monitor_finds_training_data_a_data_run_kept_in_its_own_folder(tmp_path,
     table_version = training_table(data_store)
     name = f"forecast_datarun_{tmp_path.name[-12:]}"
     version = registered_with_metrics(data_store, name, table_version, train_path=data_store.path("forecast_sales"))
-    name = f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
+    short, name = name, f"mlk_local.ml.{name}"  # the full name it is registered (and served, logged) under
     store = DeltaRsStore(root)  # the monitor job's tables: where `mlkit serve` writes the inference log
     DeltaSink(store.path("inference_log")).send([{
         "request_id": "r", "ts": pd.Timestamp.now(tz="UTC").isoformat(), "env": "local", "model_name": name,
         "model_version": version, "group_key": "S00|I00", "group": {"store": "S00", "item": "I00"},
         "inputs": [{"date": d, "promo": 1.0, "holiday": 0.0} for d in future(HORIZON)] * 4,
         "outputs": [30.0] * 4 * HORIZON, "latency_ms": 1.0}])
-    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix))
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix), forecast={"registered_model": short})
     out = monitor.run(Runtime(env="local", settings=settings, spark=None, tables=store, context=LocalTaskContext("m")))
     assert out["served_rows"] == 4 * HORIZON and out["model_versions"] == [version] and "outcome" not in out
     text = Path(out["report"]).read_text()
@@ -148,3 +150,45 @@ def test_monitor_finds_training_data_a_data_run_kept_in_its_own_folder(tmp_path,
     assert len(groups) == 3
     results = store.read_pandas("monitoring_results").set_index("subject")
     assert results.loc["S00/I00", "n_ref"] == 3 * HORIZON and results.loc["S00/I00", "verdict"] == "drift"
+
+
+def test_monitor_covers_every_served_model_with_a_section_each(tmp_path, experiment_prefix):
+    """The forecast and the classifier served side by side: PSI per feature of each, the forecast's
+    per-group predictions, the classifier's score; one report section per model."""
+    store = DeltaRsStore(tmp_path / "tables")
+    (tmp_path / "tables").mkdir()
+    fc = f"forecast_both_{tmp_path.name[-12:]}"
+    fc_version = registered_with_metrics(store, fc, training_table(store))
+    x, y = classifier_data()
+    cl_table_version = store.append("classifier_data", x.assign(default=np.where(y == 1, "Yes", "No")))
+    cl = f"classifier_both_{tmp_path.name[-12:]}"
+    cl_version = registered_classifier(cl, train_table="classifier_data", train_version=cl_table_version)
+
+    built = build(served(fc, cl, alias_poll_seconds=60), env="local", cache_dir=tmp_path / "cache",
+                  tracking_uri=sqlite_uri(registry_dir()), sink=DeltaSink(Path(store.path("inference_log"))), auth=None)
+    sample = x.sample(120, random_state=1)
+    with TestClient(built.app) as c:
+        serve_shifted_traffic(c)
+        for i, part in enumerate(np.array_split(sample, 3)):
+            rows = part.assign(balance=part.balance * 3.0).to_dict("records")  # balances far above training's
+            r = c.post("/v1/models/classifier/predict", json={"rows": rows})
+            assert r.status_code == 200, r.text
+    assert built.logger.counts()["delivered"] == 36 + 3
+
+    settings = WorkloadSettings(tracking=Tracking(experiment_prefix=experiment_prefix),
+                                forecast={"registered_model": fc}, classifier={"registered_model": cl})
+    out = monitor.run(Runtime(env="local", settings=settings, spark=None, tables=store, context=LocalTaskContext("m")))
+
+    assert out["models"] == sorted([f"mlk_local.ml.{fc}", f"mlk_local.ml.{cl}"])
+    assert out["model_versions"] == sorted({fc_version, cl_version})
+    assert "balance" in out["drifted_features"] and "promo" in out["drifted_features"]
+    results = store.read_pandas("monitoring_results")
+    mine = results[results.model_name == f"mlk_local.ml.{cl}"].set_index("subject")
+    assert set(mine.kind) == {"feature", "score"} and set(mine.index) == {"student", "balance", "income", "probability"}
+    assert mine.loc["balance", "drift"] and not mine.loc["student", "drift"]  # student rows as sampled
+    assert mine.loc["probability", "n_cur"] == 120 and mine.loc["probability", "n_ref"] == len(x)
+    assert out["drifted_scores"] == [f"mlk_local.ml.{cl}"]  # three times the balance: far more defaults scored
+    text = Path(out["report"]).read_text()
+    assert f"## mlk_local.ml.{fc} (forecast)" in text and f"## mlk_local.ml.{cl} (classifier)" in text
+    assert "#### Score (PSI of the served probabilities" in text
+    assert f"classifier_v{cl_version}_feature_student.png" in text

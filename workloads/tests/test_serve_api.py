@@ -9,18 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import LAST, calendar_bundle, future, register, registered, registry_dir, sqlite_uri
+from serve_helpers import LAST, calendar_bundle, future, register, registered, registry_dir, served, sqlite_uri
 
 from mlkit_workloads.forecast.meta_model import GroupModels
 from mlkit_workloads.serve.auth import ApiKeys
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import ServingSettings
 from mlkit_workloads.serve.sinks import DeltaSink
-from mlkit_workloads.settings import WorkloadSettings
 
 MODEL = "forecast_api"
 BROKEN = ("S01", "I05")
-SETTINGS = ServingSettings(registered_model=MODEL, max_batch_rows=50, max_body_bytes=16 * 1024, alias_poll_seconds=60)
+SETTINGS = served(MODEL, max_batch_rows=50, max_body_bytes=16 * 1024, alias_poll_seconds=60)
 
 
 NEXT = future(3)  # the first three periods after every test group's last trained one
@@ -38,8 +36,8 @@ def _body(store="S00", item="I01", rows=None):
 def built(tmp_path_factory):
     registered(MODEL, 20, broken=(BROKEN,))
     tmp = tmp_path_factory.mktemp("api")
-    b = build(WorkloadSettings(), env="local", cache_dir=tmp / "cache", tracking_uri=sqlite_uri(registry_dir()),
-              sink=DeltaSink(tmp / "log"), auth=None, serving=SETTINGS)
+    b = build(SETTINGS, env="local", cache_dir=tmp / "cache", tracking_uri=sqlite_uri(registry_dir()),
+              sink=DeltaSink(tmp / "log"), auth=None)
     yield b
     b.service.stop()
 
@@ -112,8 +110,8 @@ def test_a_row_the_model_cannot_forecast_is_422_naming_it(client, item, rows, fi
 def test_an_old_bundle_of_calendar_boosters_still_serves(tmp_path):
     name = "forecast_api_calendar"
     register(sqlite_uri(registry_dir()), name, calendar_bundle(tmp_path / "bundle", 2))
-    b = build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-              sink=None, auth=None, serving=ServingSettings(registered_model=name, alias_poll_seconds=60))
+    b = build(served(name, alias_poll_seconds=60), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+              sink=None, auth=None)
     with TestClient(b.app) as c:
         r = c.post("/v1/predict", json=_body(item="I01", rows=[_row("2024-06-01"), _row("2024-06-02", promo=0)]))
     assert r.status_code == 200, r.text
@@ -166,14 +164,14 @@ def test_group_whose_model_fails_to_load_is_503_and_others_keep_serving(client):
 
 
 def test_batch_over_the_limit_is_413(client):
-    r = client.post("/v1/predict", json=_body(rows=[_row()] * (SETTINGS.max_batch_rows + 1)))
+    r = client.post("/v1/predict", json=_body(rows=[_row()] * (SETTINGS.serving.max_batch_rows + 1)))
     assert r.status_code == 413 and r.json()["error"]["field"] == "rows"
-    assert client.post("/v1/predict", json=_body(rows=[_row()] * SETTINGS.max_batch_rows)).status_code == 200
+    assert client.post("/v1/predict", json=_body(rows=[_row()] * SETTINGS.serving.max_batch_rows)).status_code == 200
 
 
 def test_body_over_the_limit_is_413_with_or_without_content_length(client):
     big = json.dumps(_body(rows=[_row()] * 400)).encode()
-    assert len(big) > SETTINGS.max_body_bytes
+    assert len(big) > SETTINGS.serving.max_body_bytes
     r = client.post("/v1/predict", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
@@ -201,21 +199,23 @@ def test_model_info(client, built):
     assert client.get("/v1/models/S00/I02").json()["model_type"] == "xgboost"
     r = client.get("/v1/models/S99/I03")
     assert r.status_code == 404 and "S99" in r.json()["error"]["message"]
-    r = client.get("/v1/models/S00")
+    r = client.get("/v1/models/S00/I01/extra")
     assert r.status_code == 422 and r.json()["error"]["field"] == "path.group"
+    r = client.get("/v1/models/S00")  # one part: a model's name, and no model is called that
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_model"
 
 
 def test_health_and_readiness(client, built):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
-    assert r.status_code == 200 and r.json()["model"]["version"] == built.service.current.version
+    assert r.status_code == 200 and r.json()["models"]["forecast"]["version"] == built.service.current.version
 
 
 def test_not_ready_without_a_champion(tmp_path):
     registered("forecast_api_unpromoted", 2)  # has a champion; ask for an alias nobody set
-    ss = ServingSettings(registered_model="forecast_api_unpromoted", alias="challenger", alias_poll_seconds=60)
-    b = build(WorkloadSettings(), env="local", cache_dir=tmp_path, tracking_uri=sqlite_uri(registry_dir()),
-              sink=None, auth=None, serving=ss)
+    ss = served("forecast_api_unpromoted", alias="challenger", alias_poll_seconds=60)
+    b = build(ss, env="local", cache_dir=tmp_path, tracking_uri=sqlite_uri(registry_dir()),
+              sink=None, auth=None)
     with TestClient(b.app) as c:
         r = c.get("/readyz")
         assert r.status_code == 503 and "challenger" in r.json()["error"]["message"]
@@ -243,7 +243,7 @@ def test_openapi_examples_come_from_the_feature_schema_and_work(client):
 def test_metrics_count_requests_and_cache(client):
     client.post("/v1/predict", json=_body(store="S42"))
     text = client.get("/metrics").text
-    assert 'mlkit_requests_total{route="/v1/predict",code="404"}' in text
+    assert 'mlkit_requests_total{code="404",model="forecast",route="/v1/predict"}' in text
     assert "mlkit_model_cache_loaded " in text and 'outcome="delivered",sink="delta"' in text
 
 
@@ -266,8 +266,8 @@ def _auth_app(tmp_path, vault):
 
     auth = ApiKeys(fetch, refresh_seconds=3600, describe="secret 'scoring-api-keys'")
     auth.refresh()
-    b = build(WorkloadSettings(), env="dev", cache_dir=tmp_path, tracking_uri=sqlite_uri(registry_dir()),
-              sink=None, auth=auth, serving=SETTINGS)
+    b = build(SETTINGS, env="dev", cache_dir=tmp_path, tracking_uri=sqlite_uri(registry_dir()),
+              sink=None, auth=auth)
     return b, auth
 
 

@@ -12,13 +12,12 @@ from azure.core.credentials import AccessToken
 from azure.eventhub import EventDataBatch
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
-from serve_helpers import future, registered, registry_dir, sqlite_uri
+from serve_helpers import future, registered, registry_dir, served, sqlite_uri
 
 from mlkit_workloads.serve.inference_log import InferenceLogger
 from mlkit_workloads.serve.runner import build
-from mlkit_workloads.serve.settings import InferenceLogSettings, ServingSettings
+from mlkit_workloads.serve.settings import InferenceLogSettings
 from mlkit_workloads.serve.sinks import DeltaSink, EventHubSink, pack
-from mlkit_workloads.settings import WorkloadSettings
 
 MODEL = "forecast_logging"
 
@@ -38,9 +37,9 @@ def _accounted(c: dict) -> int:
 
 def _build(tmp_path, sink, **log):
     registered(MODEL, 3)
-    ss = ServingSettings(registered_model=MODEL, alias_poll_seconds=60, inference_log=InferenceLogSettings(**log))
-    return build(WorkloadSettings(), env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
-                 sink=sink, auth=None, serving=ss)
+    ss = served(MODEL, alias_poll_seconds=60, inference_log=InferenceLogSettings(**log))
+    return build(ss, env="local", cache_dir=tmp_path / "cache", tracking_uri=sqlite_uri(registry_dir()),
+                 sink=sink, auth=None)
 
 
 def test_events_land_in_the_local_delta_table(tmp_path):
@@ -188,7 +187,7 @@ def test_event_hubs_batches_respect_the_message_size_limit():
 def test_rejected_requests_are_logged_with_their_status_and_a_wrong_content_type_is_415(tmp_path):
     from deltalake import write_deltalake
 
-    from mlkit_workloads.serve.sinks import event_table
+    from mlkit_workloads.inference_event import event_table
 
     log_path = tmp_path / "inference_log"
     # A table written before the status/error columns existed keeps taking events.
@@ -226,5 +225,5 @@ def test_rejected_requests_are_logged_with_their_status_and_a_wrong_content_type
 
     from mlkit_workloads.monitor.data import served_rows
 
-    rows = served_rows(df.reset_index(), pd.Timestamp("2000-01-01", tz="UTC"), ["store", "item"])
+    rows = served_rows(df.reset_index(), pd.Timestamp("2000-01-01", tz="UTC"))
     assert len(rows) == 2 + 1  # the 200's two rows + the old table's row

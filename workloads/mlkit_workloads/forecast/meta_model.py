@@ -2,7 +2,7 @@
 
 Layout of a bundle directory (logged as one artifact, so a run logs one model, not thousands)::
 
-    index.json     {"spec": {keys, timestamp, features, ...}, "groups": {key: {file, bytes, ...}}}
+    index.json     {"spec": BundleSpec (bundle_spec.py), "groups": {key: {file, bytes, ...}}}
     models/00000.ubj ...                      # write_bundle(..., packed=False): one file per group
     models.bin                                # packed=True: every booster in one file, each at
                                               # {file, offset, length, codec} in the index
@@ -43,6 +43,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .bundle_spec import BundleSpec
 from .features import make_features
 from .frequency import steps_ahead
 from .models import Forecaster
@@ -84,7 +85,7 @@ def decompress(blob: bytes, size: int) -> bytes:
     return pa.Codec(CODEC).decompress(blob, decompressed_size=size, asbytes=True)
 
 
-def write_bundle(directory: Path, spec: dict, groups: Iterable[tuple[GroupKey, bytes, dict]],
+def write_bundle(directory: Path, spec: BundleSpec | dict, groups: Iterable[tuple[GroupKey, bytes, dict]],
                  packed: bool = False, codec: str | None = None) -> dict:
     """Write boosters + index. ``groups`` yields (key, booster bytes, info). Returns the index.
 
@@ -99,7 +100,8 @@ def write_bundle(directory: Path, spec: dict, groups: Iterable[tuple[GroupKey, b
         raise ValueError("compressed boosters go in a packed bundle (packed=True)")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    index: dict[str, Any] = {"spec": spec, "groups": {}}
+    spec = spec if isinstance(spec, BundleSpec) else BundleSpec.from_dict(spec)
+    index: dict[str, Any] = {"spec": spec.as_dict(), "groups": {}}
     pack = open(directory / PACK, "wb") if packed else None
     try:
         for i, (key, blob, info) in enumerate(groups):
@@ -127,10 +129,10 @@ class GroupModels:
     def __init__(self, directory: str | Path, max_models: int | None = None, max_bytes: int | None = None):
         self.directory = Path(directory)
         index = json.loads((self.directory / "index.json").read_text())
-        self.spec: dict = index["spec"]
+        self.spec = BundleSpec.from_dict(index["spec"])
         self._index: dict[str, dict] = index["groups"]
-        self.max_models = max_models or int(self.spec.get("lru_max_models", 256))
-        self.max_bytes = max_bytes or int(self.spec.get("lru_max_bytes", 512 * 2**20))
+        self.max_models = max_models or self.spec.lru_max_models or 256
+        self.max_bytes = max_bytes or self.spec.lru_max_bytes or 512 * 2**20
         self._cache: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._stats = {"hits": 0, "misses": 0, "evictions": 0}
@@ -138,7 +140,7 @@ class GroupModels:
 
     @property
     def keys(self) -> list[str]:
-        return list(self.spec["keys"])
+        return list(self.spec.keys)
 
     def groups(self) -> list[GroupKey]:
         return [tuple(json.loads(k)) for k in self._index]
@@ -199,7 +201,7 @@ class GroupModels:
         return bytearray(blob)
 
     def _features(self, df: pd.DataFrame) -> pd.DataFrame:
-        return make_features(df, self.spec["timestamp"], self.spec["features"])
+        return make_features(df, self.spec.timestamp, list(self.spec.features))
 
     def forecast_group(self, key: Any, steps: int | None = None, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """The ``steps`` periods (default: the horizon) after the group's history: ds, mean, lo_L, hi_L.
@@ -223,7 +225,7 @@ class GroupModels:
     def _at(self, key: Any, model: "Forecaster", df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         """Forecasts at ``df``'s timestamps (NaN rows where not possible) and one error per row ('' if none)."""
         name = "/".join(map(str, _tuple(key)))
-        dates = _naive_utc(df[self.spec["timestamp"]])
+        dates = _naive_utc(df[self.spec.timestamp])
         steps, errors = periods_after(name, model, pd.DatetimeIndex(dates))
         good = np.array([not e for e in errors], dtype=bool)
         out = pd.DataFrame(np.nan, index=range(len(df)), columns=["mean", *model_bands(model.levels)])
@@ -239,9 +241,9 @@ class GroupModels:
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows of any groups -> keys, timestamp, prediction, lo_L/hi_L and error (empty when the row was
         forecast; else why not: unknown group, a date outside the forecast periods, missing features)."""
-        keys, ts = self.keys, self.spec["timestamp"]
+        keys, ts = self.keys, self.spec.timestamp
         out = df[keys + [ts]].copy()
-        bands = model_bands(self.spec.get("levels", []))
+        bands = self.spec.bands
         cols = {c: np.full(len(df), np.nan) for c in ["prediction", *bands]}
         error = np.full(len(df), "", dtype=object)
         if len(df):

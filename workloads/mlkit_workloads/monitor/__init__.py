@@ -2,7 +2,7 @@
 prediction distributions per group) -> a monitoring table, a Markdown report and PNG plots.
 
 Where the logged inferences come from (``data.logged_events``; both give the same columns, the
-service's ``serve.sinks.event_table``, and feed the same pandas core in ``job``):
+service's ``inference_event.event_table``, and feed the same pandas core in ``job``):
 
 - ``local``: the Delta table ``inference_log`` under the tables root, written by the service's
   Delta sink (``mlkit serve --env local``).
@@ -14,7 +14,7 @@ service's ``serve.sinks.event_table``, and feed the same pandas core in ``job``)
   ``workloads.monitoring.capture_path`` to that folder's abfss:// URL; ``capture.read_capture``
   lists the files with Spark's ``binaryFile`` source (only files modified in the window, plus a
   margin), decodes them with fastavro on the workers and each event body with the service's own
-  ``serve.inference_log.from_json``. Any file that is not a readable Capture archive stops the
+  ``inference_event.from_json``. Any file that is not a readable Capture archive stops the
   job with its name before anything is written. Setting ``capture_path`` to a local directory
   runs the same reader on a copy of an archive.
 

@@ -3,7 +3,7 @@
 Capture writes the inference-log hub's events as Avro files (``CAPTURE_SCHEMA``) under
 ``<namespace>/<hub>/<partition>/<yyyy>/<MM>/<dd>/<HH>/<mm>/<ss>.avro`` in the data lake's
 inference-logs container. Each record's ``Body`` is one event exactly as the service's Event Hubs
-sink sent it (``serve.inference_log.to_json``), decoded here by its inverse, ``from_json``, and
+sink sent it (``inference_event.to_json``), decoded here by its inverse, ``from_json``, and
 laid out by the Delta sink's own ``event_table``: so the monitoring core sees the same columns
 whichever way the events were logged.
 
@@ -21,8 +21,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from ..errors import WorkloadError
-from ..serve.inference_log import from_json
-from ..serve.sinks import event_table
+from ..inference_event import event_table, from_json
 
 # The record schema Event Hubs Capture writes (Avro encoding). The reader only relies on the field
 # names (the writer schema travels inside each file); tests write archives with it.

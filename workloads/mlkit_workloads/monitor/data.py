@@ -19,7 +19,7 @@ INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local)
 
 
 def logged_events(rt, ms, since: pd.Timestamp) -> tuple[pd.DataFrame, str]:
-    """The logged inference events (inference-log columns, ``sinks.event_table``) and where they came from.
+    """The logged inference events (inference-log columns, ``inference_event.event_table``) and where they came from.
 
     ``monitoring.capture_path`` set (cloud: the stacks set it): the Event Hubs Capture archive.
     Otherwise the local Delta table the service's Delta sink writes. Empty when nothing was logged.
@@ -37,8 +37,9 @@ def logged_events(rt, ms, since: pd.Timestamp) -> tuple[pd.DataFrame, str]:
         return pd.DataFrame(), rt.tables.path(INFERENCE_LOG)  # nothing served yet
 
 
-def served_rows(events: pd.DataFrame, since: pd.Timestamp, keys: list[str]) -> pd.DataFrame:
-    """One row per predicted row since ``since``: model_version, group keys, the inputs as columns, prediction."""
+def served_rows(events: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
+    """One row per predicted row since ``since``: model name and version, the group's keys (the forecast's;
+    none for a single model), the inputs as columns, ``prediction`` (the score the model answered)."""
     if events.empty:
         return pd.DataFrame()
     events = events[pd.to_datetime(events["ts"], utc=True) >= since]
@@ -49,7 +50,7 @@ def served_rows(events: pd.DataFrame, since: pd.Timestamp, keys: list[str]) -> p
         group = json.loads(ev.group)
         for row, pred in zip(json.loads(ev.inputs), json.loads(ev.outputs)):
             out.append({"model_name": ev.model_name, "model_version": str(ev.model_version),
-                        **{k: str(group.get(k)) for k in keys}, **row, "prediction": pred})
+                        **{k: str(v) for k, v in group.items()}, **row, "prediction": pred})
     return pd.DataFrame(out)
 
 
@@ -63,9 +64,10 @@ class Reference:
     backtest_label: str
 
 
-def training_reference(tables, name: str, version: str, keys: list[str]) -> Reference:
-    """The training data of ``name`` version ``version`` (the table version its run recorded) and the
-    backtest predictions its training run wrote to the group-metrics table beside it."""
+def training_reference(tables, name: str, version: str, keys: list[str], backtest: bool = True) -> Reference:
+    """The training data of ``name`` version ``version`` (the table version its run recorded) and, for
+    the forecast (``backtest``), the backtest predictions its training run wrote to the group-metrics
+    table beside it."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
@@ -87,7 +89,7 @@ def training_reference(tables, name: str, version: str, keys: list[str]) -> Refe
             rows = store.read_pandas(name_in_store, int(table_version))
         except FileNotFoundError:
             continue
-        backtest, label = backtest_predictions(store, name, version, keys)
+        backtest, label = backtest_predictions(store, name, version, keys) if backtest else ({}, "")
         return Reference(rows, f"{store.path(name_in_store)} v{table_version}", backtest, label)
     raise WorkloadError(f"{name} version {version} was trained on {table} v{table_version} "
                         f"({recorded or 'no path recorded'}), which is not there any more nor under {tables.root}")

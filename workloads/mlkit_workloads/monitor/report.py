@@ -40,14 +40,15 @@ def feature_plot(path: Path, feature: str, ref: np.ndarray, cur: np.ndarray, psi
     plt.close(fig)
 
 
-def group_psi_plot(path: Path, groups: pd.DataFrame, threshold: float) -> None:
+def group_psi_plot(path: Path, groups: pd.DataFrame, threshold: float,
+                   xlabel: str = "PSI of served predictions vs the group's backtest predictions") -> None:
     plt = _plt()
     top = groups.dropna(subset=["psi"]).sort_values("psi", ascending=False).head(30)
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * len(top) + 1)))
     colors = ["crimson" if d else "steelblue" for d in top["drift"]]
     ax.barh(top["subject"][::-1], top["psi"][::-1], color=colors[::-1])
     ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:g}")
-    ax.set_xlabel("PSI of served predictions vs the group's backtest predictions")
+    ax.set_xlabel(xlabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -67,18 +68,30 @@ def _table(df: pd.DataFrame, cols: list[str]) -> str:
     return "\n".join(lines)
 
 
+COLUMNS = ["subject", "psi", "threshold", "verdict", "drift", "n_ref", "n_cur", "ref_mean", "cur_mean"]
+
+
 def markdown(title: str, meta: dict[str, str], versions: list[dict], images: list[str]) -> str:
+    """One section per model (``## <name>``), one sub-section per version that served in the window."""
     out = [f"# {title}", ""]
     out += [f"- **{k}**: {v}" for k, v in meta.items()]
-    for v in versions:
-        out += ["", f"## {v['model_name']} version {v['model_version']}", "",
-                f"Reference: {v['reference']} · served rows: {v['rows']} · groups: {v['n_groups']}", "",
-                "### Features (PSI, served rows of groups whose model uses features vs training)", "",
-                _table(v["features"], ["subject", "psi", "threshold", "verdict", "drift", "n_ref", "n_cur",
-                                       "ref_mean", "cur_mean"]),
-                "", "### Predictions per group (PSI vs the group's backtest predictions)", "",
-                _table(v["groups"].sort_values("psi", ascending=False, na_position="last").head(50),
-                       ["subject", "psi", "threshold", "verdict", "drift", "n_ref", "n_cur", "ref_mean", "cur_mean"])]
+    for name in dict.fromkeys(v["model_name"] for v in versions):
+        mine = [v for v in versions if v["model_name"] == name]
+        out += ["", f"## {name} ({mine[0].get('job', 'forecast')})"]
+        for v in mine:
+            forecast = v.get("job", "forecast") == "forecast"
+            groups = f" · groups: {v['n_groups']}" if forecast else ""
+            out += ["", f"### version {v['model_version']}", "",
+                    f"Reference: {v['reference']} · served rows: {v['rows']}{groups}", "",
+                    "#### Features (PSI, " + ("served rows of groups whose model uses features vs training)"
+                                              if forecast else "served rows vs training)"), "",
+                    _table(v["features"], COLUMNS), ""]
+            if forecast:
+                out += ["#### Predictions per group (PSI vs the group's backtest predictions)", "",
+                        _table(v["groups"].sort_values("psi", ascending=False, na_position="last").head(50), COLUMNS)]
+            else:
+                out += ["#### Score (PSI of the served probabilities vs the version's probabilities on its training "
+                        "rows)", "", _table(v["groups"], COLUMNS)]
     if images:
         out += ["", "## Plots", ""] + [f"![{Path(i).stem}]({i})" for i in images]
     return "\n".join(out) + "\n"

@@ -1,37 +1,41 @@
-"""The FastAPI app: predict, model info, health, readiness, metrics. Built by :func:`create_app`.
+"""The FastAPI app: every served model's predict route, model info, health, readiness, metrics.
+Built by :func:`create_app` from one :class:`Endpoint` per served model.
+
+Routes: ``POST /v1/models/<job>/predict`` per served model (each with its own request and
+response schema in OpenAPI), ``GET /v1/models`` (what is served), ``GET /v1/models/<job>``,
+the forecast's ``GET /v1/models/forecast/groups/<keys>``; the routes before several models were
+served stay as aliases of the forecast's (``POST /v1/predict``, ``GET /v1/models/<keys>``).
 
 Errors always have one shape, ``{"error": {status, code, message, field?, group?}}``; the message
-names the field (422) or the group (404/503). Routes are plain ``def``: the CPU work runs in the
-thread pool, so a cold group load never stalls the event loop for other groups' requests.
+names the field (422), the model or the group (404/503). A predict handler is ``async`` and sends
+CPU work that may take long (a cold group load, a forecast with features) to the thread pool, so
+it never stalls the event loop for other requests.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at runtime, and the
-# request model is generated (S.PredictRequest), so it must be a real object, not a string.
-import datetime as dt
+# request models are generated, so they must be real objects, not strings.
 import logging
 import math
-import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..forecast.meta_model import UnknownGroup, canonical
 from .auth import ApiKeys
 from .inference_log import InferenceLogger
-from .metrics import render_metrics
-from .middleware import BodyLimit, RejectedLog, StatusCounter, StatusCounts, request_id
-from .schema import ErrorResponse, ModelInfo, Schemas, example_request
-from .service import GroupLoadFailed, ModelService, NotReady, RowError
+from .metrics import ServiceMetrics
+from .middleware import BodyLimit, Observe, Routes
+from .schema import ErrorResponse
+from .service import NotReady, VersionWatcher
 from .settings import ServingSettings
+from .telemetry import annotate
 
 log = logging.getLogger("mlkit.serve")
-GROUP_PATH = r"^[^/]+(/[^/]+){%d}$"
 
 
 class ApiError(Exception):
@@ -55,34 +59,73 @@ def _field(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _finite(v: Any) -> Any:
+def finite(v: Any) -> Any:
     return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
 ERRORS = {code: {"model": ErrorResponse, "description": desc} for code, desc in (
-    (401, "missing or invalid bearer token"), (404, "unknown group (the message names it)"),
+    (401, "missing or invalid bearer token"), (404, "unknown model or group (the message names it)"),
     (413, "body or batch over the configured limit"), (415, "the body is not sent as application/json"),
-    (422, "malformed body, wrong type, or a row the model cannot forecast (names the field and row)"),
-    (503, "not ready, or this group's model failed to load (others keep serving)"))}
+    (422, "malformed body, wrong type, or a row the model cannot score (names the field and row)"),
+    (503, "the model is not ready, or this group's model failed to load (others keep serving)"))}
 
 
-def create_app(service: ModelService, schemas: Schemas, settings: ServingSettings, *, env: str, alias: str,
-               auth: ApiKeys | None, logger: InferenceLogger | None) -> FastAPI:
-    """``auth=None`` means open (local only; the caller says so at start)."""
-    S = schemas
-    counts = StatusCounts()
+@dataclass
+class Endpoint:
+    """One served model: its route name (the job), how requests reach it and what it serves."""
+
+    job: str
+    service: VersionWatcher
+    schemas: Any  # schema.Schemas (a bundle) or schema.ClassifierSchemas (a single model)
+    routes: Any   # add(api, endpoint): the model's routes (routes_forecast / routes_classifier)
+
+
+@dataclass
+class Api:
+    """What the routes of every model share."""
+
+    app: FastAPI
+    settings: ServingSettings
+    env: str
+    alias: str
+    guarded: list
+    responses: dict
+    logger: InferenceLogger | None
+    group_info: Any = None  # the forecast's legacy GET /v1/models/<keys>, when the forecast is served
+
+    def current(self, service: VersionWatcher):
+        try:
+            return service.current
+        except NotReady as e:
+            raise ApiError(503, "not_ready", f"model {service.job!r}: {e}", headers={"Retry-After": "5"}) from None
+
+    def check_batch(self, n: int) -> None:
+        if n > self.settings.max_batch_rows:
+            raise ApiError(413, "batch_too_large",
+                           f"{n} rows; the limit is {self.settings.max_batch_rows} per request", field="rows")
+
+
+def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str, alias: str,
+               auth: ApiKeys | None, logger: InferenceLogger | None, tracer_provider=None) -> FastAPI:
+    """``auth=None`` means open (local only; the caller says so at start). ``tracer_provider``: where
+    the request spans go (None: not traced)."""
+    services = {e.job: e.service for e in endpoints}
+    metrics = ServiceMetrics(services, logger)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        service.stop()
+        for s in services.values():
+            s.stop()
         if logger is not None:
             counts = logger.close()
             log.info("inference log closed: %s", counts)
 
-    app = FastAPI(title="mlkit scoring service", version="1", lifespan=lifespan,
-                  description=("Per-group forecast models served from the registry alias "
-                               f"`@{alias}`. Group models load on first use into a bounded LRU."))
+    names = ", ".join(f"`{e.job}`" for e in endpoints)
+    app = FastAPI(title="mlkit scoring service", version="2", lifespan=lifespan,
+                  description=(f"Models served from the registry alias `@{alias}`: {names}, each at "
+                               "`POST /v1/models/{name}/predict` with its own request schema. The forecast's "
+                               "group models load on first use into a bounded LRU."))
     bearer = HTTPBearer(auto_error=False, description="an API key from the environment's Key Vault")
 
     def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -94,9 +137,12 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
 
     guarded = [Depends(authorized)] if auth is not None else []
     responses = {c: ERRORS[c] for c in ERRORS if c != 401 or auth is not None}
+    api = Api(app, settings, env, alias, guarded, responses, logger)
 
+    # The request's span (when traced) gets its outcome: "ok" from the handlers, else the error code.
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError):
+        annotate(outcome=e.code, request_id=request.scope.get("mlkit.request_id"))
         return _error_response(e)
 
     @app.exception_handler(StarletteHTTPException)
@@ -114,6 +160,7 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
             given = request.headers.get("content-type", "")[:80]
             return _error_response(ApiError(415, "unsupported_media_type", f"content-type {given!r}: send the "
                                             "body as application/json", field="content-type"))
+        annotate(outcome="invalid_request", request_id=request.scope.get("mlkit.request_id"))
         errors = e.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
         field = _field(first["loc"])
@@ -121,137 +168,95 @@ def create_app(service: ModelService, schemas: Schemas, settings: ServingSetting
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         return _error_response(ApiError(422, "invalid_request", f"{field}: {msg}{more}", field=field))
 
-    def _current():
-        try:
-            return service.current
-        except NotReady as e:
-            raise ApiError(503, "not_ready", str(e), headers={"Retry-After": "5"}) from None
+    def describe(job: str) -> dict:
+        s = services[job]
+        out: dict[str, Any] = {"name": s.source.name, "alias": alias, "ready": s.ready, "status": s.status,
+                               "predict": f"/v1/models/{job}/predict"}
+        if s.ready:
+            out["version"] = s.current.version
+        return out
 
-    def _named(key: tuple[str, ...]) -> dict[str, str]:
-        return dict(zip(S.keys, key))
+    @app.get("/v1/models", dependencies=guarded, summary="The models served: name, version, readiness, route",
+             responses={c: ERRORS[c] for c in (401,) if auth is not None})
+    def list_models():
+        return {"models": {job: describe(job) for job in services}}
 
-    def _describe(key: tuple[str, ...]) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in zip(S.keys, key))
+    for e in endpoints:  # concrete routes first: they win over the templated ones below
+        e.routes.add(api, e)
 
-    @app.post("/v1/predict", response_model=S.PredictResponse, responses=responses, dependencies=guarded,
-              summary="Forecast one or many future periods of one group, with prediction intervals",
-              description=("Rows: periods 1 to `horizon` after the group's last trained period (see "
-                           "`GET /v1/models/{group}`: `last_ts`, `frequency`, `horizon`). A group whose model uses "
-                           "features (model_type `xgboost`) needs their values in a row for every period from the "
-                           "first one after its history to the furthest one asked. A row that cannot be forecast "
-                           "is a 422 naming the row."))
-    async def predict(body: S.PredictRequest, request: Request):  # type: ignore[valid-type]
-        started = time.perf_counter()
-        rid = request_id(None, request.headers.get("x-request-id", ""))
-        if len(body.rows) > settings.max_batch_rows:
-            raise ApiError(413, "batch_too_large",
-                           f"{len(body.rows)} rows; the limit is {settings.max_batch_rows} per request", field="rows")
-        lv = _current()
-        key = S.group_key(body)
-        rows = S.model_input(body)
-        try:
-            # A loaded group whose answer needs no forecast run (see is_loaded) answers inline; anything
-            # else (a load from disk, a forecast with features) runs in the thread pool, so other groups'
-            # requests keep flowing meanwhile.
-            if service.is_loaded(lv, key):
-                fc = service.predict(lv, key, rows)
-            else:
-                fc = await run_in_threadpool(service.predict, lv, key, rows)
-        except UnknownGroup:
-            raise ApiError(404, "unknown_group", f"no model for group {_describe(key)} in {lv.name} version "
-                           f"{lv.version}", group=_named(key)) from None
-        except GroupLoadFailed as e:
-            raise ApiError(503, "group_unavailable", f"group {_describe(key)}: {e.reason}",
-                           group=_named(key), headers={"Retry-After": "30"}) from None
-        except RowError as e:
-            field = "body.rows" if e.row is None else f"body.rows.{e.row}.{e.field}"
-            raise ApiError(422, "cannot_forecast", f"{field}: {e.message}", field=field, group=_named(key)) from None
-        out = [_finite(float(p)) for p in fc.pop("prediction")]
-        intervals = {band: [_finite(float(v)) for v in values] for band, values in fc.items()}
-        group = _named(key)
-        if logger is not None:
-            logger.offer({"request_id": rid, "ts": dt.datetime.now(dt.timezone.utc).isoformat(), "env": env,
-                          "model_name": lv.name, "model_version": lv.version, "group_key": canonical(key),
-                          "group": group, "inputs": S.rows_json(body), "outputs": out,
-                          "latency_ms": 1000 * (time.perf_counter() - started)})
-        # Returned as a response (the model above documents it): skips re-validating our own output.
-        return JSONResponse({"request_id": rid, "model": {"name": lv.name, "version": lv.version},
-                             "group": group, "model_type": lv.models.group_info(key).get("model_type"),
-                             "predictions": out, "intervals": intervals}, headers={"X-Request-ID": rid})
+    @app.get("/v1/models/{name}", dependencies=guarded, summary="One served model: version, readiness, route",
+             responses={c: ERRORS[c] for c in (401, 404) if c != 401 or auth is not None})
+    def model(name: str = Path(description=f"one of {', '.join(services)}", json_schema_extra={"enum": list(services)})):
+        if name in services:
+            return describe(name)
+        if api.group_info is not None:  # a one-key forecast's group info as before (GET /v1/models/<key>)
+            return api.group_info(name)
+        raise _unknown_model(name, services)
 
-    @app.get("/v1/models/{group:path}", response_model=ModelInfo, responses=responses, dependencies=guarded,
-             summary=f"Model type, last trained period, frequency, horizon and backtest metrics of one group "
-                     f"({'/'.join(S.keys)})")
-    def model_info(group: str = Path(pattern=GROUP_PATH % (len(S.keys) - 1),
-                                     description=f"the group's keys joined by '/': {'/'.join(S.keys)}",
-                                     examples=["/".join(S.example_group)])):
-        parts = group.split("/")
-        if len(parts) != len(S.keys) or not all(parts):
-            raise ApiError(422, "invalid_request", f"group: expected {len(S.keys)} non-empty part(s) "
-                           f"{'/'.join('<' + k + '>' for k in S.keys)}, got {group!r}", field="group")
-        key = tuple(parts)
-        lv = _current()
-        try:
-            info = lv.models.group_info(key)
-        except UnknownGroup:
-            raise ApiError(404, "unknown_group", f"no model for group {_describe(key)} in {lv.name} version "
-                           f"{lv.version}", group=_named(key)) from None
-        metrics = {k: _finite(float(v)) if v is not None else None for k, v in (info.get("metrics") or {}).items()}
-        spec = lv.models.spec
-        return ModelInfo(name=lv.name, version=lv.version, alias=alias, group=_named(key), status=info.get("status"),
-                         model_type=info.get("model_type"), first_ts=info.get("first_ts"), last_ts=info.get("last_ts"),
-                         frequency=spec.get("frequency"), horizon=spec.get("horizon"),
-                         season_length=spec.get("season_length"), backtest_windows=spec.get("backtest_windows"),
-                         levels=spec.get("levels") or [],
-                         trained_at=str(info["trained_at"]) if info.get("trained_at") else None,
-                         run_id=info.get("run_id"), metrics=metrics, model_bytes=info.get("bytes"))
+    @app.post("/v1/models/{name}/predict", include_in_schema=False)
+    def unknown_model(name: str):
+        raise _unknown_model(name, services)
+
+    forecast = next((e for e in endpoints if hasattr(e.routes, "add_legacy")), None)
+    if forecast is not None:  # after /v1/models/{name}: a one-part path is a model's name
+        forecast.routes.add_legacy(api, forecast)
 
     @app.get("/healthz", summary="Liveness: the process answers")
     def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: a model version is loaded (and API keys, when required)",
+    @app.get("/readyz", summary="Readiness: every served model has a version loaded (and API keys, when required)",
              responses={503: {"model": ErrorResponse, "description": "not ready; the message says why"}})
     def readyz():
-        problems = [] if service.ready else [service.status]
+        problems = [f"{job}: {s.status}" for job, s in services.items() if not s.ready]
         if auth is not None and not auth.ready:
             problems.append(auth.error or "API keys not loaded yet")
         if problems:
             raise ApiError(503, "not_ready", "; ".join(problems), headers={"Retry-After": "5"})
-        lv = service.current
-        return {"status": "ready", "model": {"name": lv.name, "version": lv.version}, "alias": alias}
+        return {"status": "ready", "alias": alias,
+                "models": {job: {"name": s.current.name, "version": s.current.version} for job, s in services.items()}}
 
-    @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded,
-             responses={c: ERRORS[c] for c in (401,) if auth is not None},
-             summary="Prometheus text: requests, model cache, inference-log delivery and drops")
-    def metrics():
-        return PlainTextResponse(render_metrics(counts, service, logger),
-                                 media_type="text/plain; version=0.0.4")
+    if settings.telemetry.metrics:
+        @app.get("/metrics", dependencies=guarded, response_class=Response,
+                 responses={c: ERRORS[c] for c in (401,) if auth is not None},
+                 summary="Prometheus: requests and latency per route and model, caches, versions, inference log")
+        def metrics_route():
+            body, content_type = metrics.render()
+            return Response(body, media_type=content_type)
 
-    # The example is a request for the served version (its group's next periods): regenerated when the
-    # alias moves, so a client can still send it as it is after a retrain.
+    # Added last = outermost: the observer also sees the 413s that the body limit answers itself.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    legacy = forecast.job if forecast is not None else None
+    app.add_middleware(Observe, routes=Routes(list(services), legacy),
+                       metrics=metrics if settings.telemetry.metrics else None,
+                       offer=logger.offer if logger is not None else None, env=env,
+                       model_of=lambda job: _serving(services.get(job)))
+    if tracer_provider is not None:
+        from .telemetry import instrument
+
+        instrument(app, tracer_provider)
+    # Each model's OpenAPI example is a request for the version it serves now: regenerated when an alias
+    # moves, so a client can send it as it is after a retrain.
     generate = app.openapi
-    example_of = {"version": service.current.version if service.ready else None}
 
     def openapi() -> dict:
-        version = service.current.version if service.ready else None
-        if version is not None and version != example_of["version"]:
-            S.set_example(*example_request(service.current.models)[:2])
-            example_of["version"], app.openapi_schema = version, None
+        if any([e.routes.refresh_example(e) for e in endpoints]):
+            app.openapi_schema = None
         return generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-    # Added last = outermost: the counter and the rejected-request log also see the 413s that the
-    # body limit answers itself.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    if logger is not None:
-        app.add_middleware(RejectedLog, offer=logger.offer, env=env, model=lambda: _serving(service))
-    app.add_middleware(StatusCounter, counts=counts)
+    app.state.metrics = metrics
     return app
 
 
-def _serving(service: ModelService) -> tuple[str, str]:
+def _unknown_model(name: str, services: dict) -> ApiError:
+    return ApiError(404, "unknown_model", f"no model {name[:100]!r} is served here; served: {', '.join(services)}",
+                    field="path.name")
+
+
+def _serving(service: VersionWatcher | None) -> tuple[str, str]:
+    if service is None:
+        return "", ""
     return (service.current.name, service.current.version) if service.ready else (service.source.name, "")
 
 

@@ -8,7 +8,6 @@ full queue drops (and counts) the event instead of blocking.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -132,28 +131,3 @@ class InferenceLogger:
         except Exception as e:  # closing a broken sink must not hide the counts
             log.warning("inference log: closing %s failed: %s", self.sink.name, e)
         return self.counts()
-
-
-# One inference event as the service offers it (app.py) and every sink carries it. Event Hubs gets
-# it as a JSON message body (to_json); readers of the hub or of its Capture archive get it back
-# with from_json. The Delta sink stores the same fields as columns (sinks.event_table).
-EVENT_FIELDS = ("request_id", "ts", "env", "model_name", "model_version", "group_key", "group", "inputs",
-                "outputs", "latency_ms")
-
-
-def to_json(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), default=str)
-
-
-def from_json(body: bytes | str) -> dict[str, Any]:
-    """The event a message body carries (the inverse of to_json); ValueError says what is wrong with it."""
-    try:
-        event = json.loads(body)
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        raise ValueError(f"body is not an inference event: not UTF-8 JSON ({e})") from None
-    if not isinstance(event, dict):
-        raise ValueError(f"body is not an inference event: JSON {type(event).__name__}, not an object")
-    missing = [f for f in EVENT_FIELDS if f not in event]
-    if missing:
-        raise ValueError(f"body is not an inference event: no {', '.join(missing)}")
-    return event

@@ -2,22 +2,20 @@
 
 * :class:`BodyLimit` answers 413 before the app sees a body over the limit, whether the client
   sent a Content-Length or streamed it chunked (then it is buffered up to the limit, no further).
-* :class:`StatusCounter` counts responses by route family and status code for ``/metrics``.
-* :class:`RejectedLog` sends every rejected ``/v1/predict`` (any status but 200, including the 413s
-  :class:`BodyLimit` answers itself) to the inference log: status, error code, request id, the group
-  when the error names one; never the body (it may be the very thing that was wrong).
+* :class:`Observe`: request id, metrics per route and model, and the inference events of
+  rejected predictions.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextvars
 import json
 import re
-import threading
 import time
 import uuid
-from collections import Counter
 from typing import Any, Callable
+
+from ..inference_event import inference_event
 
 
 def _error(status: int, code: str, message: str) -> tuple[dict, bytes]:
@@ -74,48 +72,9 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-class StatusCounts:
-    """Responses by route family and status code (shared by the middleware and ``/metrics``)."""
-
-    FAMILIES = ("/v1/predict", "/v1/models", "/healthz", "/readyz", "/metrics")
-
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, int]] = Counter()
-        self._lock = threading.Lock()
-
-    def family(self, path: str) -> str:
-        for f in self.FAMILIES:
-            if path == f or path.startswith(f + "/"):
-                return f
-        return "other"  # bounded label set: raw paths would let a client grow it without limit
-
-    def add(self, family: str, status: int) -> None:
-        with self._lock:
-            self._counts[(family, status)] += 1
-
-    def snapshot(self) -> dict[tuple[str, int], int]:
-        with self._lock:
-            return dict(self._counts)
-
-
-class StatusCounter:
-    def __init__(self, app, counts: StatusCounts):
-        self.app, self.counts = app, counts
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        family = self.counts.family(scope["path"])
-
-        async def counting_send(msg):
-            if msg["type"] == "http.response.start":
-                self.counts.add(family, msg["status"])
-            await send(msg)
-
-        return await self.app(scope, receive, counting_send)
-
-
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The request id of the request being answered, for log lines (telemetry.JsonLines) and handlers.
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("mlkit_request_id", default="")
 
 
 def request_id(headers: dict[bytes, bytes] | None, given: str = "") -> str:
@@ -124,40 +83,83 @@ def request_id(headers: dict[bytes, bytes] | None, given: str = "") -> str:
     return rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
 
 
-class RejectedLog:
-    """``offer(event)`` for each non-200 answer of ``path``; ``model()`` -> (name, version) being served."""
+class Routes:
+    """Bounded labels for a path: (route template, served model or ""). Raw paths or asked-for model
+    names as labels would let a client grow the metric set without limit."""
 
-    def __init__(self, app, offer: Callable[[dict[str, Any]], Any], env: str,
-                 model: Callable[[], tuple[str, str]], path: str = "/v1/predict"):
-        self.app, self.offer, self.env, self.model, self.path = app, offer, env, model, path
+    def __init__(self, models: list[str], legacy_model: str | None):
+        self.models, self.legacy = set(models), legacy_model
+
+    def __call__(self, path: str) -> tuple[str, str]:
+        if path == "/v1/predict":
+            return path, self.legacy or "unknown"
+        if path.startswith("/v1/models"):
+            parts = path[len("/v1/models"):].strip("/").split("/") if path != "/v1/models" else []
+            if not parts:
+                return "/v1/models", ""
+            model = parts[0] if parts[0] in self.models else "unknown"
+            if len(parts) == 2 and parts[1] == "predict":
+                return "/v1/models/{name}/predict", model
+            if len(parts) >= 2 and parts[1] == "groups":
+                return "/v1/models/{name}/groups/{group}", model
+            if len(parts) == 1 and model != "unknown":
+                return "/v1/models/{name}", model
+            return "/v1/models/{group}", self.legacy or "unknown"  # the forecast's group info, as before
+        if path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+            return path, ""
+        return "other", ""
+
+
+class Observe:
+    """Per request: the request id (the client's X-Request-ID when sane, echoed on every response),
+    the route's count and latency, and for a rejected
+    prediction (any status but 200, including the 413s BodyLimit answers itself) an inference event
+    with its status and error code: never the body (it may be the very thing that was wrong).
+    ``model_of(job)`` -> (full name, version) being served, for those events."""
+
+    def __init__(self, app, routes: Routes, metrics=None, offer: Callable[[dict[str, Any]], Any] | None = None,
+                 env: str = "", model_of: Callable[[str], tuple[str, str]] | None = None):
+        self.app, self.routes, self.metrics = app, routes, metrics
+        self.offer, self.env, self.model_of = offer, env, model_of
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        state: dict[str, Any] = {"status": 200, "body": b"", "rid": ""}
+        rid = request_id(dict(scope["headers"]))
+        scope["mlkit.request_id"] = rid
+        token = current_request_id.set(rid)
+        route, model = self.routes(scope["path"])
+        predicting = route.endswith("predict") and model != "unknown"
+        state: dict[str, Any] = {"status": 500, "body": b""}
 
-        async def watching_send(msg):
+        async def observing_send(msg):
             if msg["type"] == "http.response.start":
                 state["status"] = msg["status"]
-                state["rid"] = dict(msg.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-            elif msg["type"] == "http.response.body" and state["status"] != 200 and len(state["body"]) < 4096:
+                msg = {**msg, "headers": [*msg.get("headers", []), (b"x-request-id", rid.encode())]}
+            elif (msg["type"] == "http.response.body" and state["status"] != 200 and predicting
+                  and len(state["body"]) < 4096):
                 state["body"] += msg.get("body", b"")
-                if not msg.get("more_body"):
-                    self._log(scope, state, started)
             await send(msg)
 
-        return await self.app(scope, receive, watching_send)
-
-    def _log(self, scope, state: dict[str, Any], started: float) -> None:
         try:
-            error = json.loads(state["body"] or b"{}").get("error") or {}
-        except ValueError:
-            error = {}
-        name, version = self.model()
-        group = error.get("group") if isinstance(error.get("group"), dict) else {}
-        self.offer({"request_id": request_id(dict(scope["headers"]), state["rid"]),
-                    "ts": dt.datetime.now(dt.timezone.utc).isoformat(), "env": self.env, "model_name": name,
-                    "model_version": version, "group_key": "|".join(str(v) for v in group.values()),
-                    "group": group, "inputs": [], "outputs": [], "latency_ms": 1000 * (time.perf_counter() - started),
-                    "status": state["status"], "error": str(error.get("code") or "http_error")})
+            await self.app(scope, receive, observing_send)
+        finally:
+            current_request_id.reset(token)
+            status = state["status"]
+            if self.metrics is not None:
+                self.metrics.observe(route, model, status, time.perf_counter() - started)
+            error = _error_of(state["body"]) if status != 200 and predicting else {}
+            if error and self.offer is not None and self.model_of is not None:
+                name, version = self.model_of(model)
+                group = error.get("group") if isinstance(error.get("group"), dict) else {}
+                self.offer(inference_event(rid, self.env, name, version, 1000 * (time.perf_counter() - started),
+                                           group=group, status=status, error=str(error.get("code") or "http_error")))
+
+
+def _error_of(body: bytes) -> dict[str, Any]:
+    try:
+        error = json.loads(body or b"{}").get("error")
+    except (ValueError, AttributeError):
+        return {"code": "http_error"}
+    return error if isinstance(error, dict) else {"code": "http_error"}

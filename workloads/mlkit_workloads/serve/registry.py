@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,7 +28,7 @@ class LoadedVersion:
     name: str
     version: str
     run_id: str
-    models: GroupModels
+    models: Any  # what the version serves: a bundle's GroupModels, or a single model (serve.single)
 
 
 # The Entra ID application of Azure Databricks (the same in every tenant).
@@ -88,8 +89,8 @@ class RegistrySource:
             raise NoChampion(f"registry unreachable: {type(e).__name__}: {str(e)[:200]}") from None
         return str(mv.version), mv.run_id or ""
 
-    def load(self, version: str, run_id: str, max_models: int, max_bytes: int) -> LoadedVersion:
-        """Download the version's artifacts once (cached on disk by version) and open its bundle."""
+    def download(self, version: str) -> Path:
+        """The version's model directory (the one with the MLmodel file), downloaded once per version."""
         import mlflow
 
         # A progress bar per download is noise in a service log.
@@ -112,7 +113,11 @@ class RegistrySource:
             except Exception:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
-        root = _model_root(target)
+        return _model_root(target)
+
+    def load(self, version: str, run_id: str, max_models: int, max_bytes: int) -> LoadedVersion:
+        """A many-models bundle version, opened with the service's LRU bounds."""
+        root = self.download(version)
         return LoadedVersion(self.name, version, run_id,
                              GroupModels(bundle_dir(root), max_models=max_models, max_bytes=max_bytes))
 

@@ -88,14 +88,14 @@ def example_request(models, periods: int = 3) -> tuple[tuple | None, list[str] |
     if not groups:
         return None, None, []
     info, spec = models.group_info(groups[0]), models.spec
-    if not info.get("last_ts") or not spec.get("frequency"):  # a bundle of calendar boosters: any date
-        return groups[0], None, list(spec.get("levels") or [])
+    if not info.get("last_ts") or not spec.forecasts_future:  # a bundle of calendar boosters: any date
+        return groups[0], None, list(spec.levels)
     import pandas as pd
 
     from ..forecast.frequency import future_dates
 
-    dates = future_dates(pd.Timestamp(info["last_ts"]), spec["frequency"], min(periods, int(spec["horizon"])))
-    return groups[0], [f"{d.date().isoformat()}T00:00:00Z" for d in dates], list(spec["levels"])
+    dates = future_dates(pd.Timestamp(info["last_ts"]), spec.frequency, min(periods, int(spec.horizon)))
+    return groups[0], [f"{d.date().isoformat()}T00:00:00Z" for d in dates], list(spec.levels)
 
 
 class Schemas:
@@ -107,6 +107,7 @@ class Schemas:
         """``example_group``/``example_dates``: a served group and periods it can forecast (the first
         ones after its last trained period), so the OpenAPI example is a request a client can send."""
         self.keys, self.timestamp, self.features = keys, timestamp, features
+        self.example_version: str | None = None  # the served version the example was made for
         self.key_attr = {k: f"k{i}" for i, k in enumerate(keys)}
         self.feature_attr = {f: f"f{i}" for i, f in enumerate(features)}
         self.example_group = tuple(example_group) if example_group else tuple(f"{k}-1" for k in keys)
@@ -133,7 +134,8 @@ class Schemas:
         self.PredictRequest = create_model(
             "PredictRequest", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [request_example]}),
             group=(self.Group, Field(description=f"the group: {', '.join(keys)}")),
-            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows of one group")))
+            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows of one group",
+                                        json_schema_extra={"maxItems": max_batch_rows})))
         self.PredictResponse = create_model(
             "PredictResponse",
             request_id=(str, ...), model=(ModelRef, ...), group=(dict[str, str], ...),
@@ -170,3 +172,64 @@ class Schemas:
     def rows_json(self, req: Any) -> list[dict[str, Any]]:
         ts, attrs = self.timestamp, self.feature_attr.items()
         return [{ts: r.ts.isoformat(), **{f: getattr(r, a) for f, a in attrs}} for r in req.rows]
+
+
+class ClassifierSchemas:
+    """Request/response models of a single classifier: one row per case, the model's input columns
+    (names and types from its MLflow signature where a version is loaded, else the environment's
+    classifier features: categorical ones as strings). Every column is required in every row; null
+    is a missing value (the model's imputers fill it)."""
+
+    def __init__(self, job: str, columns: list, max_batch_rows: int, positive_label: str,
+                 example_rows: list[dict[str, Any]] | None = None):
+        self.job, self.columns, self.positive_label = job, columns, positive_label
+        self.attr = {c.name: f"c{i}" for i, c in enumerate(columns)}
+        self.example_version: str | None = None
+        title = job.capitalize()
+
+        def field_of(c):
+            if c.kind == "string":
+                return (str | None, Field(..., alias=c.name, max_length=200, description=f"{c.name!r} (category)"))
+            return (Feature, Field(..., alias=c.name, description=f"{c.name!r} (number)"))
+
+        # Mutable on purpose: set_example puts a newly served version's example rows in place.
+        self._rows: list[dict[str, Any]] = []
+        self._row: dict[str, Any] = {}
+        self.set_example(example_rows or [])
+        strict = ConfigDict(extra="forbid", populate_by_name=False, json_schema_extra={"examples": [self._row]})
+        self.Row = create_model(f"{title}Row", __config__=strict,
+                                **{self.attr[c.name]: field_of(c) for c in columns})
+        self.PredictRequest = create_model(
+            f"{title}PredictRequest",
+            __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"rows": self._rows}]}),
+            rows=(list[self.Row], Field(min_length=1, description=f"1 to {max_batch_rows} rows to classify",
+                                        json_schema_extra={"maxItems": max_batch_rows})))
+        self.PredictResponse = create_model(
+            f"{title}PredictResponse",
+            request_id=(str, ...), model=(ModelRef, ...),
+            threshold=(float, Field(description="the model's probability cut: label 1 at or above it")),
+            positive_label=(str, Field(description="the class label 1 stands for")),
+            probabilities=(list[float], Field(description="probability of the positive class, one per row, in order")),
+            labels=(list[int], Field(description="1 (positive_label) or 0 per row, at the threshold")))
+
+    def set_example(self, rows: list[dict[str, Any]]) -> None:
+        """Up to two rows of the version's input example that the schema accepts as they are, else a
+        placeholder row (categories "No", numbers 0)."""
+        placeholder = {c.name: ("No" if c.kind == "string" else 0.0) for c in self.columns}
+        picked = [{c.name: r.get(c.name) for c in self.columns} for r in rows]
+        picked = [r for r in picked if all(_fits(c, r[c.name]) for c in self.columns)][:2] or [placeholder]
+        self._rows[:] = picked
+        self._row.clear()
+        self._row.update(picked[0])
+
+    def model_input(self, req: Any) -> list[dict[str, Any]]:
+        return [{c.name: getattr(r, self.attr[c.name]) for c in self.columns} for r in req.rows]
+
+
+def _fits(column, value: Any) -> bool:
+    """An input-example value the request schema accepts as it is (a NaN or a wrong type would not)."""
+    if value is None:
+        return True
+    if column.kind == "string":
+        return isinstance(value, str) and len(value) <= 200
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(float(value)) <= F32_MAX

@@ -1,4 +1,5 @@
-"""The models behind the API: the alias's current version, swapped atomically when the alias moves.
+"""The models behind the API: per served model, the alias's current version, swapped atomically
+when the alias moves (:class:`VersionWatcher`); the forecast bundle's groups (:class:`BundleService`).
 
 A request takes one reference to the current :class:`LoadedVersion` and uses it to the end, so a
 swap never changes the model under a request and never drops one; the old version is freed once
@@ -36,25 +37,24 @@ class GroupLoadFailed(Exception):
         self.key, self.reason = key, reason
 
 
-class ModelService:
-    def __init__(self, source: RegistrySource, keys: list[str], features: list[str], timestamp: str,
-                 max_models: int, max_bytes: int, poll_seconds: float = 30, preload_groups: int = 0):
-        self.source = source
-        self.keys, self.features, self.timestamp = list(keys), list(features), timestamp
-        self.max_models, self.max_bytes = max_models, max_bytes
-        self.poll_seconds, self.preload_groups = poll_seconds, preload_groups
+class VersionWatcher:
+    """One served model's alias watcher: loads the version the alias points at, swaps it in when the
+    alias moves, says whether (and what) it serves. ``open`` turns a version into what requests use."""
+
+    imports: tuple[str, ...] = ()  # modules to import at start (seconds), not inside the first request
+
+    def __init__(self, source: RegistrySource, poll_seconds: float = 30, job: str = ""):
+        self.source, self.poll_seconds, self.job = source, poll_seconds, job or source.name
         self._current: LoadedVersion | None = None
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.status = "starting: no model loaded yet"
         self.swaps = 0
         self.load_failures = 0
-        # loaded model -> its full-horizon forecast (models without features); gone with the model
-        self._forecasts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    # ------------------------------------------------------------------ versions
+    def open(self, version: str, run_id: str) -> LoadedVersion:
+        raise NotImplementedError
+
     @property
     def current(self) -> LoadedVersion:
         lv = self._current
@@ -80,9 +80,7 @@ class ModelService:
             return False
         started = time.perf_counter()
         try:
-            lv = self.source.load(version, run_id, self.max_models, self.max_bytes)
-            self._check_spec(lv)
-            self._preload(lv)
+            lv = self.open(version, run_id)
         except Exception as e:  # a bad new version must not take down the one being served
             self.status = (f"version {version} of {self.source.name!r} could not be loaded: {e}"
                            + (f"; still serving version {self._current.version}" if self._current else ""))
@@ -94,27 +92,13 @@ class ModelService:
         log.info("%s (loaded in %.0f ms)", self.status, 1000 * (time.perf_counter() - started))
         return True
 
-    def _check_spec(self, lv: LoadedVersion) -> None:
-        spec = lv.models.spec
-        if list(spec["keys"]) != self.keys:
-            raise ValueError(f"the model's group keys {spec['keys']} are not the configured {self.keys}")
-        missing = [f for f in spec["features"] if f not in self.features]
-        if missing or spec["timestamp"] != self.timestamp:
-            raise ValueError(f"the model needs features {spec['features']} and timestamp {spec['timestamp']!r}; "
-                             f"the configured request schema has {self.features} and {self.timestamp!r}")
+    def start(self) -> "VersionWatcher":
+        import importlib
 
-    def _preload(self, lv: LoadedVersion) -> None:
-        for key in lv.models.groups()[: min(self.preload_groups, self.max_models)]:
-            lv.models.model(key)
-
-    def start(self) -> "ModelService":
-        # Imported here (seconds), not inside the first request: what unpickling a group's model needs.
-        import mlforecast  # noqa: F401
-        import statsforecast  # noqa: F401
-        import xgboost  # noqa: F401
-
+        for module in self.imports:
+            importlib.import_module(module)
         self.refresh()
-        self._thread = threading.Thread(target=self._poll, name="alias-poll", daemon=True)
+        self._thread = threading.Thread(target=self._poll, name=f"alias-poll-{self.job}", daemon=True)
         self._thread.start()
         return self
 
@@ -131,6 +115,42 @@ class ModelService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=wait)
+
+
+class BundleService(VersionWatcher):
+    """The forecast bundle: per-group models loaded on first use into an LRU (the meta model's)."""
+
+    imports = ("mlforecast", "statsforecast", "xgboost")  # what unpickling a group's model needs
+
+    def __init__(self, source: RegistrySource, keys: list[str], features: list[str], timestamp: str,
+                 max_models: int, max_bytes: int, poll_seconds: float = 30, preload_groups: int = 0, job: str = ""):
+        super().__init__(source, poll_seconds, job)
+        self.keys, self.features, self.timestamp = list(keys), list(features), timestamp
+        self.max_models, self.max_bytes = max_models, max_bytes
+        self.preload_groups = preload_groups
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # loaded model -> its full-horizon forecast (models without features); gone with the model
+        self._forecasts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def open(self, version: str, run_id: str) -> LoadedVersion:
+        lv = self.source.load(version, run_id, self.max_models, self.max_bytes)
+        self._check_spec(lv)
+        self._preload(lv)
+        return lv
+
+    def _check_spec(self, lv: LoadedVersion) -> None:
+        spec = lv.models.spec
+        if list(spec.keys) != self.keys:
+            raise ValueError(f"the model's group keys {list(spec.keys)} are not the configured {self.keys}")
+        missing = [f for f in spec.features if f not in self.features]
+        if missing or spec.timestamp != self.timestamp:
+            raise ValueError(f"the model needs features {list(spec.features)} and timestamp {spec.timestamp!r}; "
+                             f"the configured request schema has {self.features} and {self.timestamp!r}")
+
+    def _preload(self, lv: LoadedVersion) -> None:
+        for key in lv.models.groups()[: min(self.preload_groups, self.max_models)]:
+            lv.models.model(key)
 
     # ------------------------------------------------------------------ groups
     def _lock_for(self, version: str, ck: str) -> threading.Lock:
@@ -152,7 +172,9 @@ class ModelService:
                 raise
             except Exception as e:  # corrupt/missing file or a model that cannot be read: this group only
                 self.load_failures += 1
-                raise GroupLoadFailed(key, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+                failed = GroupLoadFailed(key, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                log.warning("%s version %s: %s", lv.name, lv.version, failed)
+                raise failed from None
 
     def is_loaded(self, lv: LoadedVersion, key: tuple[str, ...]) -> bool:
         """True if the group's model is in memory and answers without running a forecast (a calendar
@@ -166,7 +188,7 @@ class ModelService:
         RowError (-> 422 naming the row and field) when a row cannot be forecast."""
         model = self.model(lv, key)
         if not isinstance(model, Forecaster):  # a calendar booster: no intervals
-            x = row_features(rows.stamps, [[row.get(f) for f in lv.models.spec["features"]] for row in rows.features])
+            x = row_features(rows.stamps, [[row.get(f) for f in lv.models.spec.features] for row in rows.features])
             return {"prediction": np.asarray(model.inplace_predict(x), dtype=float).reshape(len(x))}
         name = "/".join(key)
         steps, errors = periods_after(name, model, rows.dates)

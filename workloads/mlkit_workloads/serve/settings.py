@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..strict import Strict
 
@@ -41,6 +41,17 @@ class InferenceLogSettings(Strict):
     retry_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
 
 
+class TelemetrySettings(Strict):
+    """Traces of the service (OpenTelemetry): ``none``, ``console`` (local) or ``azure_monitor``
+    (Application Insights: its connection string is read from the environment's Key Vault at start,
+    never a setting's value). ``sample_ratio``: share of requests traced."""
+
+    traces: Literal["none", "console", "azure_monitor"] = "none"
+    sample_ratio: float = Field(default=1.0, gt=0, le=1)
+    json_logs: bool = True  # one JSON object per log line, with the request id
+    metrics: bool = True  # /metrics and its per-request counters (off: only to measure what they cost)
+
+
 class KubernetesSizing(Strict):
     """Pod size and autoscaling of the AKS Deployment (``<env>-serving`` stack)."""
 
@@ -62,8 +73,10 @@ class KubernetesSizing(Strict):
 
 
 class ServingSettings(Strict):
-    # None: the forecast job's registered model (workloads.forecast.registered_model).
-    registered_model: str | None = None
+    # The jobs whose registered model is served, each at /v1/models/<job>/predict (the served-model
+    # rule: registry_contract.served_models). Every model has its own alias watcher and readiness.
+    models: list[Literal["forecast", "classifier"]] = Field(default_factory=lambda: ["forecast", "classifier"],
+                                                             min_length=1)
     alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     port: int = Field(default=8080, ge=1024, le=65535)
     # Group models kept in memory per process: both bounds apply (booster bytes as serialized).
@@ -76,8 +89,16 @@ class ServingSettings(Strict):
     auth: ServingAuth = ServingAuth()
     inference_log: InferenceLogSettings = InferenceLogSettings()
     kubernetes: KubernetesSizing = KubernetesSizing()
+    telemetry: TelemetrySettings = TelemetrySettings()
     # Eager load of N groups at start (and after an alias move) so the first requests are warm.
     preload_groups: int = Field(default=0, ge=0)
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each model is served once: {v} names one twice")
+        return v
 
     @model_validator(mode="after")
     def _memory(self) -> "ServingSettings":

@@ -7,38 +7,10 @@ JSON (one message per event), so a capture or stream of it lands the same column
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .inference_log import to_json
-
-# Column -> how it is stored. Nested inputs/outputs stay JSON text: the feature set is per model.
-# ``status``: the HTTP status answered (200, or the rejection: 401/404/413/415/422/503); a rejected
-# request is logged with its status and error code, without its body (inputs/outputs are empty).
-EVENT_COLUMNS = ("request_id", "ts", "env", "model_name", "model_version", "group_key", "group", "n_rows",
-                 "inputs", "outputs", "latency_ms", "status", "error")
-
-
-def event_table(events: list[dict[str, Any]]):
-    import pyarrow as pa
-
-    ts = pa.array([e["ts"] for e in events], pa.string()).cast(pa.timestamp("us", tz="UTC"))
-    return pa.table({
-        "request_id": pa.array([e["request_id"] for e in events], pa.string()),
-        "ts": ts,
-        "env": pa.array([e["env"] for e in events], pa.string()),
-        "model_name": pa.array([e["model_name"] for e in events], pa.string()),
-        "model_version": pa.array([str(e["model_version"]) for e in events], pa.string()),
-        "group_key": pa.array([e["group_key"] for e in events], pa.string()),
-        "group": pa.array([json.dumps(e["group"]) for e in events], pa.string()),
-        "n_rows": pa.array([len(e["outputs"]) for e in events], pa.int64()),
-        "inputs": pa.array([json.dumps(e["inputs"], default=str) for e in events], pa.string()),
-        "outputs": pa.array([json.dumps(e["outputs"]) for e in events], pa.string()),
-        "latency_ms": pa.array([float(e["latency_ms"]) for e in events], pa.float64()),
-        "status": pa.array([int(e.get("status", 200)) for e in events], pa.int32()),
-        "error": pa.array([e.get("error") for e in events], pa.string()),
-    })
+from ..inference_event import event_table, to_json
 
 
 class DeltaSink:
