@@ -118,3 +118,17 @@ def self_signed(dest: Path) -> Path:
     (dest / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption()))
     return dest
+
+
+def environments_with_idling_pools(dest: Path) -> Path:
+    """The shipped environments copied to ``dest``, with a staging whose instance pool idles for
+    500 minutes: MLK-DB-001 fails there, every other environment stays as shipped."""
+    shutil.copytree(Path(__file__).resolve().parents[1] / "environments", dest)
+    staging = dest / "staging.yaml"
+    text = staging.read_text()
+    anchor = "databricks:\n  public_network_access: false\n"
+    assert anchor in text
+    staging.write_text(text.replace(anchor, anchor + "  instance_pools:\n    default:\n      node_type: Standard_D4ds_v5\n"
+                                    "      max_capacity: 6\n      idle_minutes: 500\n"))
+    return dest
+

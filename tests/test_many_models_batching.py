@@ -133,10 +133,11 @@ def test_scoring_a_bucket_isolates_a_group_whose_model_breaks():
 def test_future_rows_for_every_group_at_once():
     """Each group's horizon after its own last period, its planned features merged; an XGBoost group
     without future features is reported (with the first date missing), a statsforecast group is not."""
+    from mlkit_workloads.forecast.bundle_spec import BundleSpec
     from mlkit_workloads.score import future_rows
 
     class Bundle:
-        spec = {"keys": KEYS, "timestamp": "date", "features": ["promo"], "frequency": "D", "horizon": 3}
+        spec = BundleSpec(keys=tuple(KEYS), timestamp="date", features=("promo",), frequency="D", horizon=3)
         info = {("S1", "I1"): {"last_ts": "2025-01-10", "model_type": "xgboost"},
                 ("S1", "I2"): {"last_ts": "2025-01-05", "model_type": "auto_ets"},
                 ("S1", "I3"): {"last_ts": "2025-01-10", "model_type": "xgboost"}}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from ops_helpers import environments_with_idling_pools
 from typer.testing import CliRunner
 
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
@@ -25,16 +25,7 @@ def invoke(*args: str):
 @pytest.fixture(scope="module")
 def envs(tmp_path_factory) -> Path:
     """dev as it is, and a staging whose cluster policy lets pools idle forever (MLK-DB-001 fails)."""
-    d = tmp_path_factory.mktemp("gate") / "environments"
-    shutil.copytree("environments", d)
-    staging = d / "staging.yaml"
-    text = staging.read_text()
-    assert "databricks:\n  public_network_access: false\n" in text
-    staging.write_text(text.replace("databricks:\n  public_network_access: false\n",
-                                    "databricks:\n  public_network_access: false\n  instance_pools:\n"
-                                    "    default:\n      node_type: Standard_D4ds_v5\n      max_capacity: 6\n"
-                                    "      idle_minutes: 500\n"))
-    return d
+    return environments_with_idling_pools(tmp_path_factory.mktemp("gate") / "environments")
 
 
 def test_synth_refuses_the_failing_environment_and_keeps_the_others(envs, tmp_path):

@@ -48,8 +48,11 @@ def resources(doc: dict, rtype: str) -> dict[str, dict]:
     return doc.get("resource", {}).get(rtype, {})
 
 
-def one(doc: dict, rtype: str) -> tuple[str, dict]:
-    items = resources(doc, rtype)
+def one(doc: dict, rtype: str, id_prefix: str = "") -> tuple[str, dict]:
+    """The one resource of ``rtype`` (whose logical id starts with ``id_prefix``: the lake's storage
+    account and access connector have neighbours of their type, the ML workspace's storage and the
+    export's connector)."""
+    items = {a: r for a, r in resources(doc, rtype).items() if a.startswith(id_prefix)}
     assert len(items) == 1, f"expected one {rtype}, got {sorted(items)}"
     return next(iter(items.items()))
 
@@ -62,7 +65,7 @@ def ref(rtype: str, logical_id: str, attr: str) -> str:
 def test_capture_archives_the_inference_log_as_avro_into_its_container(synthesized, env) -> None:
     doc = synthesized["docs"][f"{env}-platform"]
     hub_id, hub = one(doc, "azurerm_eventhub")
-    account_id, _ = one(doc, "azurerm_storage_account")
+    account_id, _ = one(doc, "azurerm_storage_account", "storage_account_")
     capture = hub["capture_description"]
     assert capture["enabled"] is True and capture["encoding"] == "Avro" and capture["skip_empty_archives"] is True
     assert 60 <= capture["interval_in_seconds"] <= 900
@@ -93,13 +96,21 @@ def test_capture_identity_may_write_the_inference_logs_container_only(synthesize
     assert grant["role_definition_name"] == "Storage Blob Data Contributor"
     assert grant["scope"] == ref("azurerm_storage_container", containers["inference-logs"], "id")
     assert grant["principal_type"] == "ServicePrincipal"
-    # Nobody writes blobs at account scope: the only write grants are Capture's (inference-logs) and the
-    # Databricks jobs' through their access connector (curated, models; see test_stacks_data_access).
-    connector_id, _ = one(doc, "azurerm_databricks_access_connector")
+    # Nobody writes the lake's blobs at account scope: the only write grants on it are Capture's
+    # (inference-logs), the factory's copy (raw, where Data Factory is on) and the Databricks jobs'
+    # through their access connector (curated, models; see test_stacks_data_access). Azure ML's own
+    # account is not the lake (its grant: test_synth_app).
+    connector_id, _ = one(doc, "azurerm_databricks_access_connector", "access-connector_")
     connector = ref("azurerm_databricks_access_connector", connector_id, "identity[0].principal_id")
+    lake_containers = {ref("azurerm_storage_container", c, "id") for c in containers.values()}
     writers = [g for g in resources(doc, "azurerm_role_assignment").values()
-               if g["role_definition_name"] == "Storage Blob Data Contributor"]
-    assert [g for g in writers if g["principal_id"] != connector] == [grant]
+               if g["role_definition_name"] == "Storage Blob Data Contributor"
+               and not g["scope"].startswith("${azurerm_storage_account.ml-workspace")]
+    assert all(g["scope"] in lake_containers for g in writers)  # containers only, never the account
+    factory = [g for g in writers if g["principal_id"].startswith("${azurerm_data_factory.")]
+    assert [g["scope"] for g in factory] == ([ref("azurerm_storage_container", containers["raw"], "id")]
+                                              if synthesized["configs"][env].data_factory.enabled else [])
+    assert [g for g in writers if g["principal_id"] != connector and g not in factory] == [grant]
     assert sorted(g["scope"] for g in writers if g["principal_id"] == connector) == \
         sorted(ref("azurerm_storage_container", containers[c], "id") for c in ("curated", "models"))
     # Azure checks the destination when Capture is switched on: the hub waits for the grant.

@@ -175,19 +175,25 @@ def _platform_value(platform: dict, workspace: dict, expression: str) -> str:
     return platform["output"][match.group(1)]["value"]
 
 
+def _lake_connector(platform: dict, names) -> tuple[str, dict]:
+    """The jobs' access connector to the lake (by its name; the export has a connector of its own)."""
+    (address, connector), = [(a, c) for a, c in resources(platform, "azurerm_databricks_access_connector").items()
+                             if c["name"] == names.databricks_access_connector]
+    return address, connector
+
+
 @pytest.mark.parametrize("env", CLOUD)
 def test_access_connector_roles_per_container(app, env) -> None:
     configs, docs = app
     names, platform = configs[env].names, docs[f"{env}-platform"]
-    (connector_address, connector), = resources(platform, "azurerm_databricks_access_connector").items()
-    assert connector["name"] == names.databricks_access_connector
+    connector_address, connector = _lake_connector(platform, names)
     assert connector["identity"] == {"type": "SystemAssigned"}
     containers = {a: c["name"] for a, c in resources(platform, "azurerm_storage_container").items()}
     principal = f"${{azurerm_databricks_access_connector.{connector_address}.identity[0].principal_id}}"
     roles: dict[str, list[str]] = {}
     for ra in resources(platform, "azurerm_role_assignment").values():
-        if "azurerm_databricks_access_connector" not in ra["principal_id"]:
-            continue
+        if f"azurerm_databricks_access_connector.{connector_address}." not in ra["principal_id"]:
+            continue  # the export's connector has no container role (test_export checks its credential)
         assert ra["principal_id"] == principal
         scope = re.fullmatch(r"\$\{azurerm_storage_container\.([\w-]+)\.id\}", ra["scope"])
         assert scope, f"the connector is granted on {ra['scope']}, not on a container"
@@ -203,7 +209,7 @@ def test_workspace_unity_catalog_wiring(app, env) -> None:
     configs, docs = app
     cfg = configs[env]
     names, platform, workspace = cfg.names, docs[f"{env}-platform"], docs[f"{env}-workspace"]
-    connector_address = next(iter(resources(platform, "azurerm_databricks_access_connector")))
+    connector_address, _ = _lake_connector(platform, names)
     workspace_address = next(iter(resources(platform, "azurerm_databricks_workspace")))
 
     assignment, = resources(workspace, "databricks_metastore_assignment").values()
@@ -237,7 +243,8 @@ def test_workspace_unity_catalog_wiring(app, env) -> None:
                       for c, a in JOB_CONTAINER_ACCESS.items()}
 
     # The identity the grants name is the one every job runs as, on clusters dedicated to it.
-    grant_refs = {f"databricks_grants.{a}" for a in resources(workspace, "databricks_grants")}
+    grant_refs = {f"databricks_grants.{a}" for a, g in resources(workspace, "databricks_grants").items()
+                  if "external_location" in g}  # the lake's; the export credential's: tests/test_export.py
     for job in resources(workspace, "databricks_job").values():
         assert job["run_as"] == {"service_principal_name": run_as}
         cluster = job["job_cluster"][0]["new_cluster"]
@@ -254,7 +261,7 @@ def test_storage_firewall_follows_the_environment(app, env) -> None:
     # the data lake (Azure ML's own account, where it is on, is covered in test_synth_app)
     lake_address, account = next((a, s) for a, s in resources(platform, "azurerm_storage_account").items()
                                  if s["name"] == configs[env].names.storage_account)
-    connector_address = next(iter(resources(platform, "azurerm_databricks_access_connector")))
+    connector_address, _ = _lake_connector(platform, configs[env].names)
     # Enabled everywhere: a Disabled endpoint would shut out Event Hubs Capture and the access connector.
     assert account["public_network_access"] == "Enabled"
     if configs[env].storage.public_network_access:

@@ -178,6 +178,8 @@ def _optional_names(cfg) -> set[str]:
                 names.application_insights_secret}
         if private:
             out |= {names.private_endpoint("mlw"), names.private_endpoint("stml-blob")}
+    if cfg.postgres.enabled:
+        out |= {names.export_access_connector, names.export_service_credential}
     return out
 
 
@@ -466,7 +468,8 @@ def test_private_workspace_is_vnet_injected_with_private_endpoints(synthesized, 
     cfg = synthesized["configs"][env]
     assert set(endpoints) == {"databricks_ui_api", "vault", "dfs", "blob", "registry", "namespace",
                               *(["dataFactory"] if cfg.data_factory.enabled else []),
-                              *(["amlworkspace"] if cfg.ml_workspace.enabled else [])}
+                              *(["amlworkspace"] if cfg.ml_workspace.enabled else []),
+                              *(["postgresqlServer"] if cfg.postgres.enabled else [])}
     zones = {z["name"] for z in resources(doc, "azurerm_private_dns_zone")}
     assert zones == set(PRIVATE_DNS_ZONES.values())
     assert endpoints["vault"]["private_service_connection"]["private_connection_resource_id"].startswith(
@@ -489,22 +492,13 @@ def test_dev_has_no_private_network(synthesized) -> None:
 
 def test_synth_refusal_names_every_stack_of_the_refused_environment(tmp_path) -> None:
     """The gate removes all of a refused environment's stacks; the table and the message say which."""
-    import shutil
-
+    from ops_helpers import environments_with_idling_pools
     from typer.testing import CliRunner
 
     from mlkit.cli import app
 
-    envs = tmp_path / "environments"
-    shutil.copytree(REPO / "environments", envs)
-    staging = envs / "staging.yaml"
-    text = staging.read_text()
-    assert "databricks:\n  public_network_access: false\n" in text
     # Pools that idle for 500 minutes break MLK-DB-001: staging is refused.
-    staging.write_text(text.replace("databricks:\n  public_network_access: false\n",
-                                    "databricks:\n  public_network_access: false\n  instance_pools:\n"
-                                    "    default:\n      node_type: Standard_D4ds_v5\n      max_capacity: 6\n"
-                                    "      idle_minutes: 500\n"))
+    envs = environments_with_idling_pools(tmp_path / "environments")
     out = tmp_path / "cdktf.out"
     res = CliRunner().invoke(app, ["synth", "--env", "staging", "--environments", str(envs), "--out", str(out)],
                              env={"COLUMNS": "250", "NO_COLOR": "1"})

@@ -228,7 +228,8 @@ def test_promote_fail_keeps_champion_and_stops_the_job(forecast_run, spark):
     # not part of what makes a training the same).
     report = run_jobs(strict, ["forecast"], spark, "test", tmp, force=True)
     statuses = {t.key: t.status for t in report.tasks}
-    assert statuses == {"ingest": "ok", "train_many": "ok", "promote": "failed", "score": "not run"}
+    assert statuses == {"ingest": "ok", "train_many": "ok", "promote": "failed", "score": "not run",
+                        "export": "not run"}
     err = next(t.error for t in report.tasks if t.key == "promote")
     assert "was not promoted (champion unchanged)" in err and "FAIL: median WAPE" in err
     assert MlflowClient().get_model_version_by_alias("mlk_local.ml.forecast", "champion").version == champion
@@ -322,7 +323,8 @@ def test_a_run_where_no_group_trains_registers_nothing(spark, mlflow_server, tmp
         update={"registered_model": "forecast_none"})}), tmp_path, csv)
     report = run_jobs(settings, ["forecast"], spark, "test", tmp_path)
     statuses = {t.key: t.status for t in report.tasks}
-    assert statuses == {"ingest": "ok", "train_many": "failed", "promote": "not run", "score": "not run"}
+    assert statuses == {"ingest": "ok", "train_many": "failed", "promote": "not run", "score": "not run",
+                        "export": "not run"}
     err = next(t.error for t in report.tasks if t.key == "train_many")
     assert "no group trained (3 groups), so no model version was registered" in err
     assert "R01: skipped: too few periods (30 < 60" in err

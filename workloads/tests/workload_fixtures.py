@@ -25,7 +25,8 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 REPO = Path(__file__).resolve().parents[2]
 # Test directory (relative to the repository) -> its modules the second leg runs.
 SPARK_LEG = {
-    "tests": ("test_workloads_spark.py", "test_target_runtime.py", "test_ingest_odd_files.py"),
+    "tests": ("test_workloads_spark.py", "test_target_runtime.py", "test_ingest_odd_files.py", "test_ingest_raw.py",
+              "test_many_models_batching.py"),
     "workloads/tests": ("test_monitor_capture.py",),
 }
 # Spark tests of the kit's command line (`mlkit run` in a subprocess), not of the wheel: first leg only.
