@@ -178,8 +178,11 @@ def _optional_names(cfg) -> set[str]:
                 names.application_insights_secret}
         if private:
             out |= {names.private_endpoint("mlw"), names.private_endpoint("stml-blob")}
-    if cfg.postgres.enabled:
-        out |= {names.export_access_connector, names.export_service_credential}
+    if cfg.postgres.enabled:  # the database's name is the export's setting (workloads.export.database)
+        out |= {names.postgresql_server, names.export_access_connector, names.export_service_credential,
+                cfg.workloads.export.database}
+        if private:
+            out |= {names.private_endpoint("psql")}
     return out
 
 
@@ -220,6 +223,8 @@ def test_every_physical_name_comes_from_the_naming_module(synthesized, env) -> N
     seen = set()
     for kind in ("platform", "workspace"):
         for rtype, items in synthesized["docs"][f"{env}-{kind}"]["resource"].items():
+            if rtype == "azurerm_postgresql_flexible_server_configuration":
+                continue  # its name is a server parameter (require_secure_transport), not a resource's
             for body in items.values():
                 for attr in ("name", "instance_pool_name", "path"):
                     if isinstance(body.get(attr), str) and "${" not in body[attr]:

@@ -197,6 +197,14 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
     def unknown_model(name: str):
         raise _unknown_model(name, services)
 
+    # Before the forecast's legacy GET /v1/models/{group:path}: otherwise GET <model>/predict reads
+    # as the group (store=<model>, item=predict), a 404, where the method is what is wrong.
+    @app.api_route("/v1/models/{name}/predict", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def predict_wrong_method(name: str):
+        if name in services:
+            raise ApiError(405, "method_not_allowed", f"/v1/models/{name}/predict takes POST", headers={"Allow": "POST"})
+        raise _unknown_model(name, services)
+
     forecast = next((e for e in endpoints if hasattr(e.routes, "add_legacy")), None)
     if forecast is not None:  # after /v1/models/{name}: a one-part path is a model's name
         forecast.routes.add_legacy(api, forecast)
