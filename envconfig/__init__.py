@@ -28,6 +28,7 @@ field of :class:`~envconfig.environment.EnvironmentConfig` plus its model in its
 - ``vault_permissions``  the Key Vault permission vocabulary (schema and rule packs share it).
 - ``fields``       checks several sections share: UUIDs (subscription/tenant/object/application ids),
                    min/max pairs.
+- ``synth_output`` the one reader of cdktf.out (manifest, stacks, outputs): stacks and policies both read it.
 - ``naming``       every physical name (Names, names_for, Azure naming rules) and tags (tags_for,
                    MANDATORY_TAGS); a new resource's name is a Names property here.
 - ``loader``       files -> config: extends, ${VAR}, line numbers, load_environment / load_all,

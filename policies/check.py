@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stacks.synth_output import stack_files
+from envconfig.synth_output import stack_files
 
 from . import checkov as ck
 from .engine import PolicyRun

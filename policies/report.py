@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stacks.synth_output import stack_files
+from envconfig.synth_output import stack_files
 
 from .model import Finding, Rule
 

@@ -23,7 +23,7 @@ from envconfig.naming import wheel_filename
 from .platform_stack import PlatformStack
 from .release_gate import ReleaseExpectation, ReleaseGate
 from .serving_stack import ServingStack
-from .synth_output import stack_files
+from envconfig.synth_output import stack_files
 from .workspace_stack import WorkspaceStack
 
 REPO = Path(__file__).resolve().parent.parent  # the git checkout the stacks are synthesized from

@@ -21,7 +21,7 @@ from stacks.app import stack_names  # noqa: E402
 from stacks.architecture import TYPES, Architecture, build_architecture, type_key  # noqa: E402
 from stacks.architecture_draw import architecture_mermaid, render_architecture  # noqa: E402
 from stacks.diagram import Diagram, build_diagram  # noqa: E402
-from stacks.synth_output import load_configs  # noqa: E402
+from envconfig.synth_output import load_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = REPO / "environments"

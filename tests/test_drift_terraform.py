@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mlkit.cli import app
 from mlkit.ops.terraform import Terraform, find_terraform, ordered
-from stacks.synth_output import read_stacks
+from envconfig.synth_output import read_stacks
 
 pytestmark = [pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not on PATH"),
               pytest.mark.slow]

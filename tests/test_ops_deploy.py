@@ -16,7 +16,7 @@ from mlkit.ops import artifacts
 from mlkit.ops.deploy import GateOutcome, PolicyGate, Steps, azure_credentials, deploy
 from mlkit.ops.release import ModelPin, ReleaseLock, lock_path, write_lock
 from mlkit.ops.terraform import Terraform, find_terraform, ordered
-from stacks.synth_output import read_stacks
+from envconfig.synth_output import read_stacks
 
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform binary not on PATH")
 

@@ -357,7 +357,7 @@ tf_only = pytest.mark.skipif(shutil.which("terraform") is None, reason="terrafor
 
 def applied_env(tmp_path):
     from mlkit.ops.terraform import Terraform, find_terraform, ordered
-    from stacks.synth_output import read_stacks
+    from envconfig.synth_output import read_stacks
 
     cdktf = make_cdktf_out(tmp_path / "cdktf.out", "ci")
     tf = Terraform(find_terraform())

@@ -16,7 +16,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from mlkit.cli import app  # noqa: E402
 from stacks.diagram import build_diagram, to_mermaid  # noqa: E402
-from stacks.synth_output import load_configs  # noqa: E402
+from envconfig.synth_output import load_configs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()

@@ -33,7 +33,7 @@ def graph(
     """Draw ENV's architecture (or every resource), read from the synthesized Terraform JSON."""
     from stacks.app import stack_names
     from stacks.diagram import build_diagram
-    from stacks.synth_output import has_stacks, load_configs
+    from envconfig.synth_output import has_stacks, load_configs
 
     with user_errors():
         if fmt not in FORMATS:

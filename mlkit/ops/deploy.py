@@ -18,7 +18,7 @@ from typing import Callable
 
 from envconfig.environment import EnvironmentConfig
 from envconfig.errors import UserError
-from stacks.synth_output import Stack, read_stacks
+from envconfig.synth_output import Stack, read_stacks
 
 from . import acr_build, artifacts, azure_auth
 from .plan import PlanSummary, summarize
@@ -206,7 +206,7 @@ def _differences(cfg: EnvironmentConfig, expected: Path | None, given: Path) -> 
     """What differs between the stacks of ``cfg`` in two synth directories ([] = the same files);
     without ``expected``, only which of them ``given`` lacks."""
     from stacks.app import stack_names
-    from stacks.synth_output import stack_files
+    from envconfig.synth_output import stack_files
 
     want, have = stack_files(expected) if expected else {}, stack_files(given)
     out = []

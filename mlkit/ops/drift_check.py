@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 from envconfig.environment import EnvironmentConfig
 from envconfig.errors import UserError
-from stacks.synth_output import Stack
+from envconfig.synth_output import Stack
 
 from .deploy import check_backend, env_stacks
 from .drift import Allowlist, DriftReport, analyze, unmanaged_items

@@ -47,7 +47,7 @@ def synthesize(configs: dict[str, EnvironmentConfig], outdir: Path, *, environme
     from envconfig.naming import NamingError
     from stacks.app import REPO, build_app, stack_names, summarize
     from stacks.errors import StackInputError
-    from stacks.synth_output import keep_in_manifest, other_stacks
+    from envconfig.synth_output import keep_in_manifest, other_stacks
 
     outdir = Path(outdir)
     run = None
@@ -98,7 +98,7 @@ def refuse_failing(synthesis: Synthesis) -> Synthesis:
     """The synth gate (`mlkit synth`, main.py): an environment with an unsuppressed error finding
     gets no stacks in the output (removed from the directory and from the manifest)."""
     from stacks.app import stack_names
-    from stacks.synth_output import remove_stacks
+    from envconfig.synth_output import remove_stacks
 
     if synthesis.report is None:
         return synthesis

@@ -1,7 +1,7 @@
 """Run the terraform binary per synthesized stack, in dependency order.
 
 CDK Terrain writes ``cdktf.out/manifest.json`` (stacks with their ``dependencies``) and one
-``cdk.tf.json`` per stack (read by stacks.synth_output); terraform runs in each stack's working directory. We call the
+``cdk.tf.json`` per stack (read by envconfig.synth_output); terraform runs in each stack's working directory. We call the
 binary directly: it needs no Node runtime and its JSON output is a stable, documented API.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envconfig.errors import UserError
-from stacks.synth_output import Stack
+from envconfig.synth_output import Stack
 
 # Quiet, non-interactive, no telemetry: the same in CI and on a laptop.
 TF_ENV = {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
