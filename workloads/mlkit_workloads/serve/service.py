@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ class GroupLoadFailed(Exception):
         self.key, self.reason = key, reason
 
 
-class VersionWatcher:
+class VersionWatcher(ABC):
     """One served model's alias watcher: loads the version the alias points at, swaps it in when the
     alias moves, says whether (and what) it serves. ``open`` turns a version into what requests use."""
 
@@ -52,8 +53,9 @@ class VersionWatcher:
         self.swaps = 0
         self.load_failures = 0
 
+    @abstractmethod
     def open(self, version: str, run_id: str) -> LoadedVersion:
-        raise NotImplementedError
+        """The loaded version requests use (each model kind says how it loads)."""
 
     @property
     def current(self) -> LoadedVersion:
