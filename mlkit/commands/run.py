@@ -154,7 +154,10 @@ def _on_sigint(spark, interrupt) -> object:
 
 
 def _cancel_jobs(spark) -> None:
+    """The JVM is told to say nothing first: what its cancelled tasks log (a shuffle fetch cut off,
+    a task killed) is the interrupt, already reported in one line."""
     try:
+        spark.sparkContext.setLogLevel("OFF")
         spark.sparkContext.cancelAllJobs()
     except Exception:  # noqa: BLE001 - the gateway may be going away; the task is stopping either way
         pass
