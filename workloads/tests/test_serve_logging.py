@@ -148,6 +148,65 @@ def test_events_offered_while_sending_are_accounted_at_every_moment():
     assert final["dropped_queue_full"] + final["dropped_shutdown"] > 0
 
 
+def _closed_counts_add_up(c: dict) -> bool:
+    """At shutdown nothing may be queued or in flight: every event delivered or dropped."""
+    return c["queued"] == 0 and c["in_flight"] == 0 and c["offered"] == (
+        c["delivered"] + c["dropped_queue_full"] + c["dropped_send_failed"] + c["dropped_shutdown"])
+
+
+def test_a_sink_that_stalls_then_fails_leaves_nothing_unaccounted_at_close():
+    """The bench's faulty sink: each send stalls, then fails. Past the close deadline the sender
+    must stop taking batches (it used to keep going, leaving a batch in flight at close)."""
+    class StallThenFail:
+        name = "stall"
+
+        def send(self, events):
+            time.sleep(0.2)
+            raise TimeoutError("stand-in: the hub timed out")
+
+        def close(self):
+            pass
+
+    logger = InferenceLogger(StallThenFail(), queue_size=200, batch_size=10, flush_seconds=0.01, max_retries=1,
+                             retry_backoff_seconds=0.01).start()
+    for i in range(150):
+        logger.offer({"i": i})
+    time.sleep(0.05)  # the sender holds a batch
+    final = logger.close(timeout=0.3, grace=1.0)
+    assert final["offered"] == 150 and _closed_counts_add_up(final), final
+    assert final["dropped_send_failed"] > 0 and final["dropped_shutdown"] > 0
+    time.sleep(0.5)
+    assert logger.counts() == final  # nothing counted twice afterwards
+
+
+def test_a_sink_hung_past_the_close_deadline_is_counted_dropped_once():
+    release = threading.Event()
+
+    class Hung:
+        name = "hung"
+        delivered = 0
+
+        def send(self, events):
+            release.wait(10)
+            self.delivered += len(events)
+
+        def close(self):
+            pass
+
+    sink = Hung()
+    logger = InferenceLogger(sink, queue_size=100, batch_size=10, flush_seconds=0.01).start()
+    for i in range(35):
+        logger.offer({"i": i})
+    time.sleep(0.1)
+    started = time.perf_counter()
+    final = logger.close(timeout=0.1, grace=0.1)
+    assert time.perf_counter() - started < 2  # close does not wait for a hung sink
+    assert _closed_counts_add_up(final) and final["delivered"] == 0 and final["dropped_shutdown"] == 35, final
+    release.set()  # the stuck send returns "delivered" late: already counted as dropped, not again
+    time.sleep(0.3)
+    assert sink.delivered == 10 and logger.counts() == final
+
+
 class FakeToken:
     def get_token(self, *scopes, **kwargs):
         return AccessToken("not-a-real-token", int(time.time()) + 3600)

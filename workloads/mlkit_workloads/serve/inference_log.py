@@ -2,8 +2,10 @@
 
 Accounting is exact: every event offered is, at any moment, in exactly one of
 queued / in flight / delivered / dropped (``queue_full``, ``send_failed``, ``shutdown``), so
-``offered == delivered + dropped + queued + in_flight``. Requests never wait on the sink: a
-full queue drops (and counts) the event instead of blocking.
+``offered == delivered + dropped + queued + in_flight``; after ``close`` nothing is queued or in
+flight, so ``offered == delivered + dropped``, even when the sink hangs past the close deadline
+(that batch is counted ``dropped_shutdown`` and the stuck sender's late outcome is ignored).
+Requests never wait on the sink: a full queue drops (and counts) the event instead of blocking.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class InferenceLogger:
         self._counts = {"offered": 0, "delivered": 0, "dropped_queue_full": 0, "dropped_send_failed": 0,
                         "dropped_shutdown": 0, "retries": 0, "batches": 0}
         self._in_flight = 0
+        self._abandoned = False            # close gave up on the in-flight batch and counted it
         self._closing = threading.Event()  # no new events; flush what is queued (retries included)
         self._abort = threading.Event()    # the close deadline passed: stop retrying
         self._thread = threading.Thread(target=self._run, name="inference-log-sender", daemon=True)
@@ -70,7 +73,7 @@ class InferenceLogger:
         deadline = time.monotonic() + self.flush_seconds
         while len(batch) < self.batch_size:
             timeout = deadline - time.monotonic()
-            if timeout <= 0 or (self._closing.is_set() and self._q.empty()):
+            if timeout <= 0 or self._abort.is_set() or (self._closing.is_set() and self._q.empty()):
                 break
             try:
                 batch.append(self._q.get(timeout=min(timeout, 0.1)))
@@ -85,6 +88,8 @@ class InferenceLogger:
             try:
                 self.sink.send(batch)
                 with self._lock:
+                    if self._abandoned:  # close already counted this batch dropped_shutdown
+                        return
                     self._counts["delivered"] += len(batch)
                     self._counts["batches"] += 1
                     self._in_flight = 0
@@ -101,22 +106,32 @@ class InferenceLogger:
         log.warning("inference log: %d event(s) dropped after %d attempt(s): %s",
                     len(batch), attempt + 1, self.last_error)
         with self._lock:
+            if self._abandoned:
+                return
             self._counts["dropped_send_failed"] += len(batch)
             self._in_flight = 0
 
     def _run(self) -> None:
-        while not (self._closing.is_set() and self._q.empty()):
+        # After the close deadline (abort) no new batch is taken: close counts what is left.
+        while not self._abort.is_set() and not (self._closing.is_set() and self._q.empty()):
             batch = self._take_batch()
             if batch:
                 self._deliver(batch)
 
-    def close(self, timeout: float = 10.0) -> dict[str, int]:
-        """Flush what can be flushed within ``timeout``; whatever is left is counted as dropped."""
+    def close(self, timeout: float = 10.0, grace: float = 2.0) -> dict[str, int]:
+        """Flush what can be flushed within ``timeout``; whatever is left is counted as dropped.
+        After the deadline the sender stops retrying and taking batches; a send still running
+        ``grace`` seconds later is abandoned (its batch counted ``dropped_shutdown``)."""
         self._closing.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
             self._abort.set()
-            self._thread.join(2.0)
+            self._thread.join(grace)
+        with self._lock:
+            if self._thread.is_alive():  # stuck in sink.send: count its batch now, ignore its outcome
+                self._abandoned = True
+                self._counts["dropped_shutdown"] += self._in_flight
+                self._in_flight = 0
         left = 0
         while True:
             try:
