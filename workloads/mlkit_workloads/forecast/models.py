@@ -18,11 +18,12 @@ converge) is recorded and dropped, never the group.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .frequency import Plan
+from .frequency import Plan, future_dates
 
 STATS = ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima")
 BASELINE = "seasonal_naive"
@@ -66,6 +67,7 @@ def _intervals(plan: Plan):
 
 
 PREV = "__prev"
+QUICK_STEPS = 14  # see Forecaster.quick
 
 
 def _with_previous(x: pd.DataFrame, features: list[str], before: dict[str, float] | None = None) -> pd.DataFrame:
@@ -109,6 +111,107 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
     return _rename(cv, kind, levels)
 
 
+class RecursiveBoost:
+    """mlforecast's recursive predict of our XGBoost candidate (``mlforecast_model``), in numpy.
+
+    ``MLForecast.predict`` rebuilds each step's feature row through pandas (~1 ms a step, ~90 % of a
+    forecast's cost, measured by bench/serving.py); here a step is one row of numpy and one
+    ``inplace_predict``: the exogenous features (with their ``__prev``), lags of the differenced
+    target, its rolling mean, the calendar features, in the booster's column order; then the
+    differences undone and the conformal intervals (``conformal_distribution``) as mlforecast
+    computes them. :meth:`of` returns None for a fitted model it does not know part by part (the
+    library then predicts); workloads/tests/test_forecast_recursive.py checks both agree on several groups."""
+
+    def __init__(self, booster, iteration_range, order: list[tuple[str, Any]], history: np.ndarray, tail: float,
+                 scores: np.ndarray | None, levels: list[int]):
+        self.booster, self.iteration_range, self.order = booster, iteration_range, order
+        self.history, self.tail, self.levels = history, tail, list(levels)
+        self.offsets = self._offsets(scores, self.levels)
+
+    @classmethod
+    def of(cls, mlf, features: list[str], levels: list[int]) -> "RecursiveBoost | None":
+        try:
+            from mlforecast.lag_transforms import RollingMean
+            from mlforecast.target_transforms import Differences
+            from xgboost import XGBRegressor
+
+            ts = mlf.ts
+            model = mlf.models_.get("xgboost") if len(mlf.models_) == 1 else None
+            tts = ts.target_transforms or []
+            if (not isinstance(model, XGBRegressor) or len(tts) != 1 or not isinstance(tts[0], Differences)
+                    or tts[0].differences != [1] or len(ts.ga.indptr) != 2 or ts.static_features_.shape[1] != 1):
+                return None
+            exog = [*features, *(f + PREV for f in features)]
+            order: list[tuple[str, Any]] = []
+            for name in ts.features_order_:
+                tfm = ts.transforms.get(name)
+                if name in exog:
+                    order.append(("exog", exog.index(name)))
+                elif type(tfm).__name__ == "Lag":
+                    order.append(("lag", tfm.lag))
+                elif (isinstance(tfm, RollingMean) and tfm.min_samples in (None, tfm.window_size)
+                      and name == f"rolling_mean_lag1_window_size{tfm.window_size}" and not tfm.global_
+                      and tfm.groupby is None):
+                    order.append(("rolling_mean", tfm.window_size))
+                elif name in ts.date_features and name in ("dayofweek", "month", "quarter"):
+                    order.append(("date", name))
+                else:
+                    return None
+            history = np.asarray(ts.ga.data, dtype=float)
+            need = max([k for kind, k in order if kind in ("lag", "rolling_mean")], default=0)
+            if len(history) < need or np.isnan(history[len(history) - need:]).any():
+                return None
+            scores = None
+            if mlf._cs_df is not None and levels:
+                pi = mlf.prediction_intervals
+                if pi.method != "conformal_distribution":
+                    return None
+                scores = mlf._cs_df["xgboost"].to_numpy(float).reshape(pi.n_windows, 1, pi.h)
+            best = getattr(model, "best_iteration", None)
+            rounds = best + 1 if best is not None else model.get_booster().num_boosted_rounds()
+            return cls(model.get_booster(), (0, rounds), order, history, float(tts[0].scalers_[0].tails_[0]),
+                       scores, levels)
+        except (AttributeError, KeyError, TypeError, ValueError, ImportError, IndexError):
+            return None
+
+    def predict(self, calendar: dict[str, np.ndarray], exog: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
+        """Periods 1 to ``n`` after the history. ``calendar``: each date feature over those periods (or
+        more); ``exog``: (n, 2 x features) values of the features then their previous period's.
+        {"mean", "lo_L", "hi_L"}: arrays of n values."""
+        y = np.concatenate([self.history, np.zeros(n)])
+        at = len(self.history)
+        row = np.empty((1, len(self.order)), dtype=float)
+        for step in range(n):
+            t = at + step
+            for j, (kind, k) in enumerate(self.order):
+                if kind == "lag":
+                    row[0, j] = y[t - k]
+                elif kind == "rolling_mean":
+                    row[0, j] = y[t - k:t].mean()
+                elif kind == "date":
+                    row[0, j] = calendar[k][step]
+                else:
+                    row[0, j] = exog[step, k]
+            y[t] = self.booster.inplace_predict(row, iteration_range=self.iteration_range)[0]
+        mean = self.tail + np.cumsum(y[at:])
+        out = {"mean": mean}
+        if self.offsets is not None:
+            out.update({band: mean + offset[:n] for band, offset in self.offsets.items()})
+        return out
+
+    @staticmethod
+    def _offsets(scores: np.ndarray | None, levels: list[int]) -> dict[str, np.ndarray] | None:
+        """mlforecast's conformal_distribution bands are quantiles of mean -/+ each window's score, per
+        step; a quantile moves with the mean, so they are mean + these offsets (computed once)."""
+        if scores is None:
+            return None
+        level = sorted(levels)
+        cuts = [(100 - lv) / 200 for lv in reversed(level)] + [1 - (100 - lv) / 200 for lv in level]
+        q = np.quantile(np.vstack([-scores, scores]), cuts, axis=0).reshape(len(cuts), -1)
+        bands = dict(zip([f"lo_{lv}" for lv in reversed(level)] + [f"hi_{lv}" for lv in level], q))
+        return {b: bands[b] for b in (*(f"lo_{lv}" for lv in levels), *(f"hi_{lv}" for lv in levels))}
+
+
 class Forecaster:
     """One group's fitted model: forecasts the periods after the history it was fitted on.
 
@@ -122,6 +225,18 @@ class Forecaster:
         self.last, self.features, self.levels, self.max_steps = pd.Timestamp(last), list(features), list(levels), plan.horizon
         self.last_features = dict(last_features or {})  # the features' values in the last trained period
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_recursive", "_dates")}  # rebuilt on first use
+
+    @property
+    def recursive(self) -> RecursiveBoost | None:
+        """The numpy predictor of an XGBoost model (None: the library predicts), built once."""
+        if self.kind in STATS:
+            return None
+        if "_recursive" not in self.__dict__:
+            self._recursive = RecursiveBoost.of(self.fitted, self.features, self.levels)
+        return self._recursive
+
     def forecast(self, steps: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
         """The next ``steps`` periods: ds, mean, lo_L, hi_L. ``future``: ds + the features for those
         periods (only models that use features need it; ValueError naming what is missing)."""
@@ -130,19 +245,64 @@ class Forecaster:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.kind in STATS:
-                out = self.fitted.predict(h=steps, level=self.levels)
-            else:
-                x = None
-                if self.features:
-                    x = _future_features(future, self.last, self.freq, steps, self.features, self.last_features)
-                out = self.fitted.predict(h=steps, level=self.levels, X_df=x)
+                return _rename(self.fitted.predict(h=steps, level=self.levels), self.kind, self.levels)
+            x = None
+            if self.features:
+                x = _future_features(future, self.last, self.freq, steps, self.features, self.last_features)
+            if self.recursive is not None:
+                exog = x[[*self.features, *(f + PREV for f in self.features)]].to_numpy(float) if x is not None else None
+                return self._frame(self.steps(steps, exog))
+            out = self.fitted.predict(h=steps, level=self.levels, X_df=x)
         return _rename(out, self.kind, self.levels)
+
+    def steps(self, steps: int, exog: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The next ``steps`` periods as arrays ({"mean", "lo_L", "hi_L"}): the fast path of an XGBoost
+        model (``recursive``), given its features' values then their previous period's, per period."""
+        if self.recursive is not None:
+            return self.recursive.predict(self._calendar(), exog, steps)
+        x = None
+        if exog is not None:
+            x = pd.DataFrame(exog, columns=[*self.features, *(f + PREV for f in self.features)]).assign(
+                ds=future_dates(self.last, self.freq, steps), unique_id="g")
+        return {c: v.to_numpy(float) for c, v in self._library(steps, x).items() if c != "ds"}
+
+    def _calendar(self) -> dict[str, np.ndarray]:
+        """The date features of the horizon's periods (pandas' own values), computed once."""
+        if "_dates" not in self.__dict__:
+            d = future_dates(self.last, self.freq, self.max_steps)
+            self._dates = {"dayofweek": d.dayofweek.to_numpy(), "month": d.month.to_numpy(),
+                           "quarter": d.quarter.to_numpy()}
+        return self._dates
+
+    def _library(self, steps: int, x: pd.DataFrame | None) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _rename(self.fitted.predict(h=steps, level=self.levels, X_df=x), self.kind, self.levels)
+
+    def _frame(self, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+        n = len(arrays["mean"])
+        return pd.DataFrame({"ds": future_dates(self.last, self.freq, n), **arrays})
+
+    @property
+    def quick(self) -> bool:
+        """True once the numpy predictor is built and the horizon is short (a forecast with features
+        then takes well under a millisecond: the scoring service answers it on the event loop)."""
+        return self.__dict__.get("_recursive") is not None and self.max_steps <= QUICK_STEPS
+
+    def exog(self, values: np.ndarray) -> np.ndarray:
+        """Per period 1..n the features' values (``values``: n x features) then their previous period's."""
+        before = np.array([[self.last_features[f] for f in self.features]], dtype=float)
+        return np.hstack([values, np.vstack([before, values[:-1]])])
+
+
+def no_future_values(features: list[str], gaps, up_to) -> str:
+    """The message for periods of the horizon without feature values (``gaps``: their dates)."""
+    return (f"no future values of {', '.join(features)} for {len(gaps)} period(s) from {gaps[0].date()} "
+            f"(needed up to {up_to.date()})")
 
 
 def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, features: list[str],
                      before: dict[str, float]) -> pd.DataFrame:
-    from .frequency import future_dates
-
     need = future_dates(last, freq, steps)
     if future is None or any(f not in future.columns for f in features):
         raise ValueError(f"the model needs future values of {', '.join(features)} for {need[0].date()} "
@@ -150,8 +310,7 @@ def _future_features(future: pd.DataFrame | None, last, freq: str, steps: int, f
     x = future[["ds", *features]].drop_duplicates("ds").set_index("ds").reindex(need)
     gaps = x.index[x.isna().any(axis=1)]
     if len(gaps):
-        raise ValueError(f"no future values of {', '.join(features)} for {len(gaps)} period(s) from "
-                         f"{gaps[0].date()} (needed up to {need[-1].date()})")
+        raise ValueError(no_future_values(features, gaps, need[-1]))
     return _with_previous(x.rename_axis("ds").reset_index(), features, before).assign(unique_id="g")
 
 

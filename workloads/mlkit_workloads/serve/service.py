@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..forecast.frequency import future_dates
 from ..forecast.meta_model import UnknownGroup, canonical, model_bands, periods_after
-from ..forecast.models import Forecaster
+from ..forecast.models import Forecaster, no_future_values
 from .features import row_features
 from .registry import LoadedVersion, NoChampion, RegistrySource
 
@@ -185,7 +185,8 @@ class BundleService(VersionWatcher):
         booster, or a model whose horizon is computed already): the request can then run on the event
         loop. GroupModels has no public membership test; False only means the thread pool is used."""
         entry = getattr(lv.models, "_cache", {}).get(canonical(key))
-        return entry is not None and (not isinstance(entry[0], Forecaster) or entry[0] in self._forecasts)
+        return entry is not None and (not isinstance(entry[0], Forecaster) or entry[0] in self._forecasts
+                                      or (bool(entry[0].features) and entry[0].quick))
 
     def predict(self, lv: LoadedVersion, key: tuple[str, ...], rows: Rows) -> dict[str, np.ndarray]:
         """Forecasts at the rows' dates: {"prediction": ..., "lo_80": ..., ...}, one value per row.
@@ -204,7 +205,7 @@ class BundleService(VersionWatcher):
         if model.features:
             # One forecast at a time per model: the fitted libraries' predict keeps state on the object.
             with self._lock_for(lv.version, canonical(key)):
-                fc = self._with_features(key, lv, model, rows, int(steps.max()))
+                fc = self._with_features(key, lv, model, rows, steps)
         else:
             fc = self._forecasts.get(model)
             if fc is None:
@@ -235,21 +236,28 @@ class BundleService(VersionWatcher):
             fc = self._forecasts[model] = _columns(model.forecast(model.max_steps), model.levels)
         return fc
 
-    def _with_features(self, key: tuple[str, ...], lv: LoadedVersion, model: Forecaster, rows: Rows, steps: int):
-        """A model with features needs their values for every period from 1 to the furthest date asked."""
+    def _with_features(self, key: tuple[str, ...], lv: LoadedVersion, model: Forecaster, rows: Rows,
+                       steps: np.ndarray) -> dict[str, np.ndarray]:
+        """A model with features needs their values for every period from 1 to the furthest date asked
+        (the first row of a period counts, as ``Forecaster.forecast`` reads a frame)."""
         name, kind = "/".join(key), lv.models.group_info(key).get("model_type") or "a model"
         for i, values in enumerate(rows.features):
             missing = [f for f in model.features if values.get(f) is None]
             if missing:
                 raise RowError(i, missing[0], f"group {name} ({kind}) "
                                f"forecasts with {', '.join(model.features)}: give their values in every row")
-        future = pd.DataFrame({"ds": rows.dates, **{f: [v[f] for v in rows.features] for f in model.features}})
-        try:
-            fc = model.forecast(steps, future)
-        except ValueError as e:  # periods between the history and the furthest date without a row
-            raise RowError(None, "rows", f"group {name}: {e}; send a row for every period from the first one after "
-                           f"the last trained period {model.last.date()} to the furthest date requested") from None
-        return _columns(fc, model.levels)
+        n = int(steps.max())
+        x = np.full((n, len(model.features)), np.nan)
+        for i in np.unique(steps, return_index=True)[1]:
+            x[steps[i] - 1] = [rows.features[i][f] for f in model.features]
+        gaps = np.isnan(x).any(axis=1)
+        if gaps.any():  # periods between the history and the furthest date without a row
+            need = future_dates(model.last, model.freq, n)
+            raise RowError(None, "rows", f"group {name}: {no_future_values(model.features, need[gaps], need[-1])}; "
+                           f"send a row for every period from the first one after the last trained period "
+                           f"{model.last.date()} to the furthest date requested")
+        fc = model.steps(n, model.exog(x))
+        return {"prediction": fc["mean"], **{c: fc[c] for c in model_bands(model.levels)}}
 
 
 class RowError(ValueError):
