@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..trees import Trees
 from .frequency import Plan, future_dates
 
 STATS = ("seasonal_naive", "auto_ets", "auto_theta", "auto_arima")
@@ -127,6 +128,10 @@ class RecursiveBoost:
         self.booster, self.iteration_range, self.order = booster, iteration_range, order
         self.history, self.tail, self.levels = history, tail, list(levels)
         self.offsets = self._offsets(scores, self.levels)
+        # The trees walked in Python (trees.Trees): ~5x cheaper than inplace_predict for one row.
+        width = len(order)
+        probe = np.vstack([np.zeros(width), np.full(width, np.nan), np.linspace(-3, 3, width)])
+        self.trees = Trees.checked(booster, iteration_range, probe)
 
     @classmethod
     def of(cls, mlf, features: list[str], levels: list[int]) -> "RecursiveBoost | None":
@@ -192,7 +197,8 @@ class RecursiveBoost:
                     row[0, j] = calendar[k][step]
                 else:
                     row[0, j] = exog[step, k]
-            y[t] = self.booster.inplace_predict(row, iteration_range=self.iteration_range)[0]
+            y[t] = (self.trees.predict(row[0]) if self.trees is not None
+                    else self.booster.inplace_predict(row, iteration_range=self.iteration_range)[0])
         mean = self.tail + np.cumsum(y[at:])
         out = {"mean": mean}
         if self.offsets is not None:

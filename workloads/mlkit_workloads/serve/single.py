@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from ..trees import Trees
 from .registry import LoadedVersion, RegistrySource
 from .service import VersionWatcher
 
 # MLflow signature column types -> the JSON type a request gives.
 STRING_TYPES = ("string",)
 NUMBER_TYPES = ("double", "float", "long", "integer", "boolean")
-
+TREE_ROWS = 8  # up to this many rows walk the trees in Python; more go through inplace_predict
 
 @dataclass(frozen=True)
 class InputColumn:
@@ -137,6 +138,9 @@ class CompiledPipeline:
         self.booster, self.iteration_range = booster, iteration_range
         self.width = len(numeric) + sum(len(c) for _, _, c in categorical)
         self.index = [{v: i for i, v in enumerate(cats)} for _, _, cats in categorical]
+        # A few rows walk the trees in Python (trees.Trees: ~5x cheaper than inplace_predict per row).
+        probe = np.vstack([np.zeros(self.width), np.full(self.width, np.nan), np.linspace(-3, 3, self.width)])
+        self.trees = Trees.checked(booster, iteration_range, probe.astype(np.float32))
 
     @classmethod
     def of(cls, model: Any) -> "CompiledPipeline | None":
@@ -193,5 +197,8 @@ class CompiledPipeline:
         return np.clip(x, -3.4e38, 3.4e38).astype(np.float32)
 
     def probabilities(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        out = self.booster.inplace_predict(self.transform(rows), iteration_range=self.iteration_range)
+        x = self.transform(rows)
+        if self.trees is not None and len(rows) <= TREE_ROWS:
+            return np.array([self.trees.predict(row) for row in x])
+        out = self.booster.inplace_predict(x, iteration_range=self.iteration_range)
         return np.asarray(out, dtype=float).reshape(len(rows))
