@@ -122,7 +122,11 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
             log.info("inference log closed: %s", counts)
 
     names = ", ".join(f"`{e.job}`" for e in endpoints)
+    # FastAPI's own (native) OpenTelemetry stays off: the request spans come from the instrumentation
+    # (telemetry.instrument) with the provider given here, never from a global one, so never twice;
+    # and the check whether it is on costs each request ~10 µs otherwise (bench/serving.py).
     app = FastAPI(title="mlkit scoring service", version="2", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
                   description=(f"Models served from the registry alias `@{alias}`: {names}, each at "
                                "`POST /v1/models/{name}/predict` with its own request schema. The forecast's "
                                "group models load on first use into a bounded LRU."))

@@ -202,7 +202,9 @@ class BundleService(VersionWatcher):
             for i, e in enumerate(errors):
                 if e:
                     raise RowError(i, self.timestamp, e)
-        if model.features:
+        if model.features and model.quick:  # the numpy predictor keeps no state: no lock needed
+            fc = self._with_features(key, lv, model, rows, steps)
+        elif model.features:
             # One forecast at a time per model: the fitted libraries' predict keeps state on the object.
             with self._lock_for(lv.version, canonical(key)):
                 fc = self._with_features(key, lv, model, rows, steps)
@@ -240,10 +242,11 @@ class BundleService(VersionWatcher):
                        steps: np.ndarray) -> dict[str, np.ndarray]:
         """A model with features needs their values for every period from 1 to the furthest date asked
         (the first row of a period counts, as ``Forecaster.forecast`` reads a frame)."""
-        name, kind = "/".join(key), lv.models.group_info(key).get("model_type") or "a model"
+        name = "/".join(key)
         for i, values in enumerate(rows.features):
             missing = [f for f in model.features if values.get(f) is None]
             if missing:
+                kind = lv.models.group_info(key).get("model_type") or "a model"
                 raise RowError(i, missing[0], f"group {name} ({kind}) "
                                f"forecasts with {', '.join(model.features)}: give their values in every row")
         n = int(steps.max())
