@@ -1,4 +1,4 @@
-"""Traces (OpenTelemetry FastAPI instrumentation, the SDK's in-memory exporter) and JSON-lines logs
+"""Traces (FastAPI's native OpenTelemetry instrumentation, the SDK's in-memory exporter) and JSON-lines logs
 with the request id."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_one_span_per_request_with_model_group_version_and_outcome(traced):
     assert span.attributes["mlkit.model"] == "forecast" and span.attributes["mlkit.group"] == "S00/I01"
     assert span.attributes["mlkit.version"] == b.services["forecast"].current.version
     assert span.attributes["mlkit.outcome"] == "ok" and span.attributes["http.route"] == "/v1/models/forecast/predict"
-    # Only the server span: the instrumentation's per-message receive/send spans are left out.
+    # Only the server span: no per-message receive/send or per-operation spans.
     assert len(exporter.get_finished_spans()) == 1
 
     rows = {"rows": [{"student": "No", "balance": 800.0, "income": 40000.0}]}

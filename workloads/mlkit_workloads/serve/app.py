@@ -33,7 +33,7 @@ from .middleware import BodyLimit, Observe, Routes
 from .schema import ErrorResponse
 from .service import NotReady, VersionWatcher
 from .settings import ServingSettings
-from .telemetry import annotate
+from .telemetry import annotate, telemetry_config
 
 log = logging.getLogger("mlkit.serve")
 
@@ -122,11 +122,8 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
             log.info("inference log closed: %s", counts)
 
     names = ", ".join(f"`{e.job}`" for e in endpoints)
-    # FastAPI's own (native) OpenTelemetry stays off: the request spans come from the instrumentation
-    # (telemetry.instrument) with the provider given here, never from a global one, so never twice;
-    # and the check whether it is on costs each request ~10 µs otherwise (bench/serving.py).
     app = FastAPI(title="mlkit scoring service", version="2", lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  telemetry=telemetry_config(tracer_provider),
                   description=(f"Models served from the registry alias `@{alias}`: {names}, each at "
                                "`POST /v1/models/{name}/predict` with its own request schema. The forecast's "
                                "group models load on first use into a bounded LRU."))
@@ -243,10 +240,6 @@ def create_app(endpoints: list[Endpoint], settings: ServingSettings, *, env: str
                        metrics=metrics if settings.telemetry.metrics else None,
                        offer=logger.offer if logger is not None else None, env=env,
                        model_of=lambda job: _serving(services.get(job)))
-    if tracer_provider is not None:
-        from .telemetry import instrument
-
-        instrument(app, tracer_provider)
     # Each model's OpenAPI example is a request for the version it serves now: regenerated when an alias
     # moves, so a client can send it as it is after a retrain.
     generate = app.openapi
