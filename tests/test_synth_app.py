@@ -386,7 +386,7 @@ def test_jobs_parse_with_the_sdk_and_equal_the_graph(synthesized, env) -> None:
             assert t.python_wheel_task.package_name == graph.PACKAGE_NAME
             assert t.python_wheel_task.entry_point == task.entry_point
             assert t.python_wheel_task.parameters == ["--env", env, "--settings", "/Workspace" + names.settings_file,
-                                                      *task.parameters]
+                                                      "--run-id", "{{job.run_id}}", *task.parameters]
             assert [lib.whl for lib in t.libraries] == ["/Workspace" + names.wheel_path(workloads_version)]
             assert t.job_cluster_key == settings.job_clusters[0].job_cluster_key
             assert t.max_retries == cfg.jobs.max_retries
