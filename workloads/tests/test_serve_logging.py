@@ -286,3 +286,17 @@ def test_rejected_requests_are_logged_with_their_status_and_a_wrong_content_type
 
     rows = served_rows(df.reset_index(), pd.Timestamp("2000-01-01", tz="UTC"))
     assert len(rows) == 2 + 1  # the 200's two rows + the old table's row
+
+
+def test_two_delta_sinks_on_one_table_keep_every_event(tmp_path):
+    """Each sink keeps its table open between commits; another writer's commits must not be lost
+    (two uvicorn workers log to one local table)."""
+    from mlkit_workloads.inference_event import inference_event
+
+    path = tmp_path / "log"
+    a, b = DeltaSink(path), DeltaSink(path)
+    for i in range(3):
+        for sink, who in ((a, "a"), (b, "b")):
+            sink.send([inference_event(f"{who}{i}-{k}", "local", "m", "1", 0.1, outputs=[1.0]) for k in range(5)])
+    ids = sorted(DeltaTable(str(path)).to_pyarrow_table(columns=["request_id"]).column(0).to_pylist())
+    assert ids == sorted(f"{w}{i}-{k}" for w in "ab" for i in range(3) for k in range(5))

@@ -14,18 +14,31 @@ from ..inference_event import event_table, to_json
 
 
 class DeltaSink:
-    """Appends each batch as one Delta commit (delta-rs): versioned, readable by Spark and pandas."""
+    """Appends each batch as one Delta commit (delta-rs): versioned, readable by Spark and pandas.
+
+    The table stays open between commits: writing to a path reads the table's log again each time,
+    half of a 200-event commit's cost (12 vs 7 ms CPU measured); the open table is brought up to date
+    by each commit (and by delta-rs's conflict check when another writer committed meanwhile)."""
 
     name = "delta"
 
     def __init__(self, path: str | Path):
         self.path = str(path)
+        self._table = None
 
     def send(self, events: list[dict[str, Any]]) -> None:
-        from deltalake import write_deltalake
+        from deltalake import DeltaTable, write_deltalake
 
         # merge: a table written before the status/error columns existed takes them on (older rows: null)
-        write_deltalake(self.path, event_table(events), mode="append", schema_mode="merge")
+        if self._table is None:
+            write_deltalake(self.path, event_table(events), mode="append", schema_mode="merge")
+            self._table = DeltaTable(self.path)
+            return
+        try:
+            write_deltalake(self._table, event_table(events), mode="append", schema_mode="merge")
+        except Exception:
+            self._table = None  # e.g. the table was replaced under us: the next batch opens it again
+            raise
 
     def close(self) -> None:
         pass
