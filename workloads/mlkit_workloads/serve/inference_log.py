@@ -20,6 +20,9 @@ log = logging.getLogger("mlkit.serve.inference_log")
 
 class Sink(Protocol):
     name: str
+    # True: each send is costly in itself (a Delta commit: ~7 ms CPU and a file, whatever its size), so
+    # the logger sends once per flush interval everything queued, not every ``batch_size`` events.
+    one_send_per_flush: bool
 
     def send(self, events: list[dict[str, Any]]) -> None:
         """Deliver all events or raise (the logger retries the whole batch)."""
@@ -32,6 +35,7 @@ class InferenceLogger:
                  max_retries: int = 5, retry_backoff_seconds: float = 0.5):
         self.sink = sink
         self.queue_size, self.batch_size, self.flush_seconds = queue_size, batch_size, flush_seconds
+        self._limit = queue_size if getattr(sink, "one_send_per_flush", False) else batch_size  # events per send
         self.max_retries, self.backoff = max_retries, retry_backoff_seconds
         # A deque under the one lock that also guards the counts, not a queue.Queue: Queue.put wakes
         # the sender thread on every event (a GIL hand-off per request, ~0.1-0.3 ms measured under
@@ -63,7 +67,7 @@ class InferenceLogger:
                 self._counts["dropped_queue_full"] += 1
                 return False
             self._q.append(event)
-            full = len(self._q) == self.batch_size
+            full = len(self._q) == self._limit
         if full:
             self._batch_ready.set()
         return True
@@ -73,7 +77,7 @@ class InferenceLogger:
             return {**self._counts, "queued": len(self._q), "in_flight": self._in_flight}
 
     def _take_batch(self) -> list[dict[str, Any]]:
-        """Up to ``batch_size`` events once that many are queued or ``flush_seconds`` passed; taken
+        """Up to ``batch_size`` events (the sink's limit) once that many are queued or ``flush_seconds`` passed; taken
         out of the queue and counted in flight in one step (no moment where an event is neither)."""
         if not (self._closing.is_set() or self._abort.is_set()):
             self._batch_ready.wait(self.flush_seconds)
@@ -81,10 +85,10 @@ class InferenceLogger:
             self._batch_ready.clear()
             if self._abort.is_set():
                 return []
-            n = min(len(self._q), self.batch_size)
+            n = min(len(self._q), self._limit)
             batch = [self._q.popleft() for _ in range(n)]
             self._in_flight = n
-            if len(self._q) >= self.batch_size:
+            if len(self._q) >= self._limit:
                 self._batch_ready.set()
         return batch
 
