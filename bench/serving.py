@@ -10,7 +10,8 @@ generator is this process: N threads, each a keep-alive HTTP/1.1 connection send
 requests over a raw socket (cheap on the client side; it still shares the 2 cores with the server,
 as does everything else on this shared machine: the load average is printed, read it with the numbers).
 
-Measured (each phase a few seconds):
+Measured (each phase a few seconds, in three parts interleaved with the other phases' parts, so
+that two phases a ratio compares ran over the same stretch of time):
   * the framework floor: the same uvicorn + FastAPI answering a trivial POST with a body of the
     same size; forecast and classifier throughput as a share of it, 1 and 8 clients (goal >= 0.6);
   * p99 at 8 clients of both models (goal <= 10 ms);
@@ -233,7 +234,26 @@ def load(port: int, requests: list[bytes], clients: int, seconds: float, warm: i
     elapsed = time.perf_counter() - started
     ms = np.concatenate([np.array(x) for x in lat]) * 1000
     return {"rps": len(ms) / elapsed, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "requests": int(len(ms)), "failed": int(sum(failed))}
+            "requests": int(len(ms)), "failed": int(sum(failed)), "elapsed": elapsed, "ms": ms}
+
+
+def interleaved(phases: dict[str, tuple[int, list[bytes], int]], seconds: float, rounds: int = 3) -> dict:
+    """Every phase (port, requests, clients) run ``rounds`` times for ``seconds / rounds``, the phases in
+    turn and in reverse order every other round: a ratio of two phases then compares them over the
+    same stretch of time, so a neighbour's job starting or ending on this shared machine moves both
+    (run one after the other, two phases minutes apart differed by +-20 % for no reason of theirs)."""
+    parts: dict[str, list[dict]] = {k: [] for k in phases}
+    for r in range(rounds):
+        for key in (list(phases) if r % 2 == 0 else list(reversed(phases))):
+            port, requests, clients = phases[key]
+            parts[key].append(load(port, requests, clients, seconds / rounds, warm=30 if r == 0 else 0))
+    out = {}
+    for key, runs in parts.items():
+        ms = np.concatenate([x["ms"] for x in runs])
+        out[key] = {"rps": len(ms) / sum(x["elapsed"] for x in runs), "p50_ms": float(np.percentile(ms, 50)),
+                    "p99_ms": float(np.percentile(ms, 99)), "requests": int(len(ms)),
+                    "failed": int(sum(x["failed"] for x in runs))}
+    return out
 
 
 # ----------------------------------------------------------------------------- the run
@@ -301,25 +321,23 @@ def main(argv: list[str] | None = None) -> None:
         def floor_of(body: dict) -> list[bytes]:
             return req(by_name["floor"], "/echo", body)  # the same body size as the model's request
 
-        r: dict = {}
         T, N = a.seconds, a.clients
+        phases: dict[str, tuple[int, list[bytes], int]] = {}
+        svc, w2 = by_name["service"], by_name["workers2"]
         for clients in (1, N):
-            r[f"floor_fc_{clients}"] = load(by_name["floor"].port, floor_of(fc_body), clients, T)
-            r[f"fc_{clients}"] = load(by_name["service"].port, req(by_name["service"], "/v1/models/forecast/predict",
-                                                                     fc_body), clients, T)
-            r[f"xgb_{clients}"] = load(by_name["service"].port, req(by_name["service"], "/v1/models/forecast/predict",
-                                                                      xgb_body), clients, T)
-            r[f"floor_cl_{clients}"] = load(by_name["floor"].port, floor_of(cl_body), clients, T)
-            r[f"cl_{clients}"] = load(by_name["service"].port, req(by_name["service"], "/v1/models/classifier/predict",
-                                                                     cl_body), clients, T)
-        w2 = by_name["workers2"]
-        r["w2_fc"] = load(w2.port, req(w2, "/v1/models/forecast/predict", fc_body), N, T)
-        r["w2_cl"] = load(w2.port, req(w2, "/v1/models/classifier/predict", cl_body), N, T)
+            phases[f"floor_fc_{clients}"] = (by_name["floor"].port, floor_of(fc_body), clients)
+            phases[f"fc_{clients}"] = (svc.port, req(svc, "/v1/models/forecast/predict", fc_body), clients)
+            phases[f"xgb_{clients}"] = (svc.port, req(svc, "/v1/models/forecast/predict", xgb_body), clients)
+            phases[f"floor_cl_{clients}"] = (by_name["floor"].port, floor_of(cl_body), clients)
+            phases[f"cl_{clients}"] = (svc.port, req(svc, "/v1/models/classifier/predict", cl_body), clients)
+        phases["w2_fc"] = (w2.port, req(w2, "/v1/models/forecast/predict", fc_body), N)
+        phases["w2_cl"] = (w2.port, req(w2, "/v1/models/classifier/predict", cl_body), N)
         for name in ("nolog", "obs_off", "obs_on"):
             s = by_name[name]
-            r[f"{name}_fc"] = load(s.port, req(s, "/v1/models/forecast/predict", fc_body), N, T)
+            phases[f"{name}_fc"] = (s.port, req(s, "/v1/models/forecast/predict", fc_body), N)
         s = by_name["faulty"]
-        r["faulty"] = load(s.port, req(s, "/v1/models/forecast/predict", fc_body), N, T)
+        phases["faulty"] = (s.port, req(s, "/v1/models/forecast/predict", fc_body), N)
+        r: dict = interleaved(phases, T)
 
         # Zipf over 10,000 groups, cache of 256: a fixed seeded sequence of requests.
         z = by_name["zipf"]
@@ -333,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
             "group": {"store": g[0], "item": g[1]},
             "rows": [{"date": data["future"], "promo": 0.0, "holiday": 0.0}]}, z.port) for g in groups]
         r["zipf"] = load(z.port, zipf_reqs, N, T * 2, warm=0)  # cold loads are part of what it measures
+        r["zipf"].pop("ms")
         status, body = Client(z.port).get("/metrics")
         metrics = body.decode()
         rss_end = z.rss_mb()
