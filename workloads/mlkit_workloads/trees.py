@@ -64,8 +64,8 @@ class Trees:
 
     def predict(self, row: Sequence[float]) -> float:
         """The booster's prediction for one row (``row``: the feature values in the booster's order)."""
-        x = [float(v) for v in np.asarray(row, dtype=np.float32)]
-        acc = self.base
+        x = np.asarray(row, dtype=np.float32).tolist()  # float32 values as Python floats
+        leaves = [self.base]
         for left, right, feature, cond, default_left in self.trees:
             node = 0
             while left[node] != -1:
@@ -74,7 +74,9 @@ class Trees:
                     node = left[node] if default_left[node] else right[node]
                 else:
                     node = left[node] if v < cond[node] else right[node]
-            acc = np.float32(acc + np.float32(cond[node]))
+            leaves.append(cond[node])
+        # XGBoost adds the leaves one by one to the base in float32; accumulate is that sequential sum.
+        acc = np.add.accumulate(np.array(leaves, dtype=np.float32))[-1]
         if self.logistic:  # 1 / (1 + expf(-margin)): glibc's expf is exp correctly rounded to float32
             one = np.float32(1.0)
             return float(one / (one + np.float32(math.exp(-float(acc)))))

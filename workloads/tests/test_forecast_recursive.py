@@ -58,6 +58,10 @@ def test_numpy_recursive_forecast_equals_mlforecasts(freq, fam, season, horizon,
             arrays = model.steps(steps, model.exog(values))
             np.testing.assert_allclose(arrays["mean"], library["mean"].to_numpy(), rtol=1e-9, atol=1e-9)
             assert list(model.exog(values)[0, len(features):]) == [model.last_features[f] for f in features]
+    model.recursive.trees = None  # each step through the booster's inplace_predict instead: the same
+    again = model.forecast(horizon, future if features else None)
+    np.testing.assert_allclose(again.drop(columns="ds").to_numpy(), fast.drop(columns="ds").to_numpy(),
+                               rtol=1e-9, atol=1e-9)
     assert "_recursive" not in cloudpickle.loads(cloudpickle.dumps(model)).__dict__  # rebuilt, not pickled
 
 

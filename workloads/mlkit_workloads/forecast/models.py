@@ -183,22 +183,26 @@ class RecursiveBoost:
         """Periods 1 to ``n`` after the history. ``calendar``: each date feature over those periods (or
         more); ``exog``: (n, 2 x features) values of the features then their previous period's.
         {"mean", "lo_L", "hi_L"}: arrays of n values."""
-        y = np.concatenate([self.history, np.zeros(n)])
-        at = len(self.history)
-        row = np.empty((1, len(self.order)), dtype=float)
+        # Python lists, not numpy: a step is a dozen scalars, where numpy's per-call cost dominates.
+        y = self.history.tolist()
+        at = len(y)
+        x = exog.tolist() if exog is not None else None
+        cal = {k: calendar[k].tolist() for _, k in self.order if isinstance(k, str)}
         for step in range(n):
             t = at + step
-            for j, (kind, k) in enumerate(self.order):
+            row = []
+            for kind, k in self.order:
                 if kind == "lag":
-                    row[0, j] = y[t - k]
+                    row.append(y[t - k])
                 elif kind == "rolling_mean":
-                    row[0, j] = y[t - k:t].mean()
+                    row.append(sum(y[t - k:t]) / k)
                 elif kind == "date":
-                    row[0, j] = calendar[k][step]
+                    row.append(cal[k][step])
                 else:
-                    row[0, j] = exog[step, k]
-            y[t] = (self.trees.predict(row[0]) if self.trees is not None
-                    else self.booster.inplace_predict(row, iteration_range=self.iteration_range)[0])
+                    row.append(x[step][k])
+            y.append(self.trees.predict(row) if self.trees is not None
+                     else float(self.booster.inplace_predict(np.array([row]), iteration_range=self.iteration_range)[0]))
+        y = np.asarray(y)
         mean = self.tail + np.cumsum(y[at:])
         out = {"mean": mean}
         if self.offsets is not None:
