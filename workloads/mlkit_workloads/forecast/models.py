@@ -113,11 +113,11 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
 
 
 class RecursiveBoost:
-    """mlforecast's recursive predict of our XGBoost candidate (``mlforecast_model``), in numpy.
+    """mlforecast's recursive predict of our XGBoost candidate (``mlforecast_model``), without pandas.
 
     ``MLForecast.predict`` rebuilds each step's feature row through pandas (~1 ms a step, ~90 % of a
-    forecast's cost, measured by bench/serving.py); here a step is one row of numpy and one
-    ``inplace_predict``: the exogenous features (with their ``__prev``), lags of the differenced
+    forecast's cost, measured by bench/serving.py); here a step is one row of Python floats and one
+    prediction (``trees.Trees``, or ``inplace_predict`` where the trees are not known): the exogenous features (with their ``__prev``), lags of the differenced
     target, its rolling mean, the calendar features, in the booster's column order; then the
     differences undone and the conformal intervals (``conformal_distribution``) as mlforecast
     computes them. :meth:`of` returns None for a fitted model it does not know part by part (the

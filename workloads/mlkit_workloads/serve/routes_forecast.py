@@ -44,9 +44,9 @@ def _handlers(api, e):
         annotate(model=e.job, version=lv.version, group="/".join(key), request_id=rid)
         rows = S.model_input(body)
         try:
-            # A loaded group whose answer needs no forecast run (see is_loaded) answers inline; anything
-            # else (a load from disk, a forecast with features) runs in the thread pool, so other groups'
-            # requests keep flowing meanwhile.
+            # A loaded group that answers in well under a millisecond (see is_loaded) answers inline;
+            # anything else (a load from disk, a library forecast) runs in the thread pool, so other
+            # groups' requests keep flowing meanwhile.
             if service.is_loaded(lv, key):
                 fc = service.predict(lv, key, rows)
             else:

@@ -181,9 +181,9 @@ class BundleService(VersionWatcher):
                 raise failed from None
 
     def is_loaded(self, lv: LoadedVersion, key: tuple[str, ...]) -> bool:
-        """True if the group's model is in memory and answers without running a forecast (a calendar
-        booster, or a model whose horizon is computed already): the request can then run on the event
-        loop. GroupModels has no public membership test; False only means the thread pool is used."""
+        """True if the group's model is in memory and answers without running a library forecast (a
+        calendar booster, a model whose horizon is computed already, or one with features whose numpy
+        predictor is built: ``Forecaster.quick``): the request can then run on the event loop. GroupModels has no public membership test; False only means the thread pool is used."""
         entry = getattr(lv.models, "_cache", {}).get(canonical(key))
         return entry is not None and (not isinstance(entry[0], Forecaster) or entry[0] in self._forecasts
                                       or (bool(entry[0].features) and entry[0].quick))
