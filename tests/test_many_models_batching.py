@@ -207,10 +207,25 @@ def test_scoring_layout_few_tasks_of_equal_groups():
     assert buckets.scoring_tasks(10_000, 2, 1000) == 8  # then up to TASKS_PER_CORE per core
     assert buckets.scoring_tasks(5000, 2, 1000) == 5
     assert buckets.scoring_tasks(1, 2, 1000) == 1  # never more tasks than groups
+
+
+@pytest.mark.spark
+def test_each_bucket_lands_in_its_own_task(spark):
+    """The bucket labels hash-partition exactly (bucket b in task b mod tasks), and scoring's deal
+    keeps a group whole and the buckets within one group of each other."""
+    from pyspark.sql import functions as F
+
+    vals = [*range(-50, 3000, 7), 2**31 - 1, -2**31]
+    hashed = spark.createDataFrame([(v,) for v in vals], "v int").select("v", F.hash("v").alias("h")).collect()
+    assert [buckets._murmur3_int(r.v) for r in hashed] == [r.h for r in hashed]
+    for n, tasks in [(8, 8), (160, 8), (5, 3)]:
+        sdf = spark.createDataFrame(list(enumerate(buckets.labels(n, tasks))), f"b int, {buckets.BUCKET} int")
+        placed = sdf.repartition(tasks, buckets.BUCKET).select("b", F.spark_partition_id().alias("task")).collect()
+        assert sorted((r.b, r.task) for r in placed) == [(b, b % tasks) for b in range(n)]
     pdf = pd.DataFrame({"store": "S1", "item": np.repeat([f"I{i}" for i in range(7)], 3)})
-    got = buckets.numbered(pdf, KEYS, 3)
-    assert got.groupby("item")[buckets.BUCKET].nunique().eq(1).all()  # a group is whole in one bucket
-    assert sorted(got.drop_duplicates("item")[buckets.BUCKET].value_counts().tolist()) == [2, 2, 3]
+    got = buckets.dealt(spark, pdf, KEYS, 3).select("item", F.spark_partition_id().alias("task")).toPandas()
+    assert got.groupby("item").task.nunique().eq(1).all()  # a group is whole in one task
+    assert sorted(got.drop_duplicates("item").task.value_counts().tolist()) == [2, 2, 3]
 
 
 def test_scoring_names_a_model_directory_without_a_bundle(tmp_path):

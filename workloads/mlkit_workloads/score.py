@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .buckets import BUCKET, numbered, scoring_tasks, spark_conf
+from .buckets import BUCKET, dealt, scoring_tasks, spark_conf
 from .errors import DataError, WorkloadError
 from .forecast.frequency import future_dates
 from .forecast.meta_model import GroupModels, canonical
@@ -165,8 +165,7 @@ def run(rt: Runtime) -> dict:
         tasks = scoring_tasks(int(future[keys].drop_duplicates().shape[0]), cores, MIN_GROUPS_PER_TASK)
         with spark_conf(rt.spark, **{"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": str(tasks),
                                 "spark.sql.execution.arrow.maxRecordsPerBatch": str(len(future) + 1)}):
-            sdf = rt.spark.createDataFrame(numbered(future, keys, tasks)).repartitionByRange(tasks, BUCKET)
-            out = sdf.groupBy(BUCKET).applyInPandas(bucket_scorer(ref, keys, cols), schema).toPandas()
+            out = dealt(rt.spark, future, keys, tasks).groupBy(BUCKET).applyInPandas(bucket_scorer(ref, keys, cols), schema).toPandas()
         timings["predict_stage"] = time.perf_counter() - t
         for r in out[out.error != ""].drop_duplicates(keys).to_dict("records"):
             cannot["/".join(str(r[k]) for k in keys)] = r["error"]
