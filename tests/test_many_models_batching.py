@@ -230,8 +230,8 @@ def test_each_bucket_lands_in_its_own_task(spark):
 
 def test_scoring_names_a_model_directory_without_a_bundle(tmp_path):
     from mlkit_workloads.errors import WorkloadError
-    from mlkit_workloads.score import bundle_dir
+    from mlkit_workloads.score import model_bundle
 
     (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n")
-    with pytest.raises(WorkloadError, match="not a many-models meta model .*'bundle'"):
-        bundle_dir(tmp_path)
+    with pytest.raises(WorkloadError, match="not a many-models bundle .*'bundle' artifact"):
+        model_bundle(tmp_path)

@@ -126,7 +126,7 @@ def run(rt: Runtime) -> dict:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     local = mlflow.artifacts.download_artifacts(uri)
-    models = GroupModels(bundle_dir(local))
+    models = GroupModels(model_bundle(local))
     timings["download_load"] = time.perf_counter() - t
     if not models.spec.forecasts_future:
         raise WorkloadError(f"{name} v{version} was trained before forecasts knew their history "
@@ -201,21 +201,17 @@ def run(rt: Runtime) -> dict:
 _MODELS: dict = {}
 
 
-def bundle_dir(local_dir: str | Path) -> Path:
-    """The bundle directory inside a downloaded meta model (its MLmodel's ``bundle`` artifact).
-    The tasks open it with GroupModels directly: what ``ManyModels.load_context`` does, without
-    loading the pyfunc (which re-imports the model's copy of this package: 0.7 s per process at
-    load 5, ~4.5 s at load 20, paid by every Python worker before its first group)."""
-    import yaml
+def model_bundle(local_dir: str | Path) -> Path:
+    """The bundle directory inside a downloaded meta model (the serving registry's ``bundle_dir``).
+    The tasks open it with GroupModels directly, which is what ``ManyModels.load_context`` does,
+    without loading the pyfunc (0.7 s per process at load 5, ~4.5 s at load 20, paid by every
+    Python worker before its first group)."""
+    from .serve.registry import NoChampion, bundle_dir
 
-    local = Path(local_dir)
     try:
-        conf = yaml.safe_load((local / "MLmodel").read_text())
-        rel = conf["flavors"]["python_function"]["artifacts"]["bundle"]["path"]
-    except (OSError, KeyError, TypeError) as e:
-        raise WorkloadError(f"{local}: not a many-models meta model (no 'bundle' artifact in its MLmodel: "
-                            f"{type(e).__name__}: {e})") from None
-    return local / rel
+        return bundle_dir(Path(local_dir))
+    except (NoChampion, OSError) as e:
+        raise WorkloadError(f"the scored model: {e}") from None
 
 
 def model_ref(spark, local_dir: str) -> tuple[str, str]:
@@ -227,7 +223,7 @@ def model_ref(spark, local_dir: str) -> tuple[str, str]:
     extracts and loads it once.
     """
     if spark.sparkContext.master.startswith("local"):
-        return "bundle", str(bundle_dir(local_dir))
+        return "bundle", str(model_bundle(local_dir))
     from mlflow.pyfunc.spark_model_cache import SparkModelCache
 
     return "archive", SparkModelCache.add_local_model(spark, local_dir)
