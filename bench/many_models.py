@@ -244,6 +244,7 @@ def run(spark, args, state: Path, meter: Meter) -> dict:
     st = tasks["score"]
     stage = sc["timings"]["predict_stage"]
     st.update(rows=sc["rows_scored"], groups=sc["groups_scored"], timings=sc["timings"], raw=raw,
+              predict_tasks=sc.get("predict_tasks"),
               raw_bound_s=round(raw["seconds_all_groups"] / args.cores, 2),
               ratio_stage=round(raw["seconds_all_groups"] / args.cores / stage, 3),
               ratio_task=round(raw["seconds_all_groups"] / args.cores / st["wall_s"], 3))

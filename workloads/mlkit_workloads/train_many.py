@@ -70,8 +70,10 @@ def make_udf(cfg, keys: list[str], run_plan: Plan):
     def fit(key: tuple, pdf: pd.DataFrame) -> pd.DataFrame:
         seed = zlib.crc32("|".join(map(str, key)).encode())  # stable across processes
         try:
-            row = train_group(pdf, cfg, run_plan, seed=seed).row(names)
-            model = row.pop("model")
+            result = train_group(pdf, cfg, run_plan, seed=seed)
+            model, result.model = result.model, None  # row() deep-copies what it holds: not the model
+            row = result.row(names)
+            row.pop("model")
             raw = cloudpickle.dumps(model) if model is not None else None
             row["model_bytes"] = len(raw) if raw else 0
             packed = compress(raw) if raw else None
