@@ -371,6 +371,9 @@ class Names:
 
     # Output of the serving stack naming the image it runs; `mlkit deploy` builds exactly that one.
     scoring_image_output = "scoring_image"
+    # Outputs of the platform stack that `mlkit deploy`'s database step reads (host, then the SQL it runs).
+    postgres_fqdn_output = "postgres_fqdn"
+    postgres_setup_sql_output = "postgres_setup_sql"
 
     def state_key(self, stack_kind: str, configured: str | None = None) -> str:
         """Blob name of a stack's Terraform state. Each stack needs its own state, so a configured

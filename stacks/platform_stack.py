@@ -49,8 +49,6 @@ OUTPUT_ACCESS_CONNECTOR_ID = "databricks_access_connector_id"
 OUTPUT_DATA_FACTORY_ID = "data_factory_id"
 OUTPUT_ML_WORKSPACE_ID = "ml_workspace_id"
 OUTPUT_APPINSIGHTS_SECRET = "application_insights_secret_name"
-OUTPUT_POSTGRES_FQDN = "postgres_fqdn"
-OUTPUT_POSTGRES_SETUP_SQL = "postgres_setup_sql"
 OUTPUT_EXPORT_CONNECTOR_ID = "export_access_connector_id"
 
 # The models container is all the scoring service reads.
@@ -256,8 +254,8 @@ class PlatformStack(TerraformStack):
         if self.network:
             self.network.private_endpoint("psql", db.id, POSTGRES_SUBRESOURCE)
         for name, value, description in (
-            (OUTPUT_POSTGRES_FQDN, db.fqdn, "host of the BI database (export task, Power BI)"),
-            (OUTPUT_POSTGRES_SETUP_SQL, db.setup_sql(), "run once as the Entra admin group: roles, tables, view, grants"),
+            (names.postgres_fqdn_output, db.fqdn, "host of the BI database (export task, Power BI)"),
+            (names.postgres_setup_sql_output, db.setup_sql(), "run once as the Entra admin group: roles, tables, view, grants"),
             (OUTPUT_EXPORT_CONNECTOR_ID, self.export_connector.id, "access connector behind the export's service credential"),
         ):
             TerraformOutput(self, name, value=value, description=description, static_id=True)

@@ -125,14 +125,19 @@ class WorkspaceStack(TerraformStack):
                 notification_emails=tuple(dbx.notification_emails), timeout_seconds=cfg.jobs.timeout_seconds,
                 max_concurrent_runs=cfg.jobs.max_concurrent_runs, max_retries=cfg.jobs.max_retries, tags=tags,
                 # A run can only start once the wheel and the settings it reads are uploaded, can reach
-                # the data lake once the grants exist, and can register once its models exist.
+                # the data lake once the grants exist, can register once its models exist, and can
+                # export once its principal may use the database's service credential.
                 after=(self.wheel.file, self.settings_file.file, *self.data_access.grants.values(),
-                       *self.model_access.dependables)))
+                       *self.model_access.dependables, *self._export_grant(job))))
 
         self._orchestration(platform, job_pool.id)
 
         TerraformOutput(self, OUTPUT_JOB_IDS, value={k: j.id for k, j in self.jobs.items()},
                         description="Databricks job id per job of the workloads graph", static_id=True)
+
+    def _export_grant(self, job: graph.Job) -> tuple:
+        exports = any(t.entry_point == "mlkit-export" for t in job.tasks)
+        return (self.export_credential.grants,) if exports and self.export_credential is not None else ()
 
     # ---- issue 13: Data Factory's pipelines, triggers and Databricks identity --------------------
     def _orchestrated(self) -> tuple[str, ...]:

@@ -386,7 +386,7 @@ def test_jobs_parse_with_the_sdk_and_equal_the_graph(synthesized, env) -> None:
             assert t.python_wheel_task.package_name == graph.PACKAGE_NAME
             assert t.python_wheel_task.entry_point == task.entry_point
             assert t.python_wheel_task.parameters == ["--env", env, "--settings", "/Workspace" + names.settings_file,
-                                                      *task.parameters]
+                                                      "--run-id", "{{job.run_id}}", *task.parameters]
             assert [lib.whl for lib in t.libraries] == ["/Workspace" + names.wheel_path(workloads_version)]
             assert t.job_cluster_key == settings.job_clusters[0].job_cluster_key
             assert t.max_retries == cfg.jobs.max_retries
@@ -564,6 +564,12 @@ def test_export_task_connects_with_its_identity_token_never_a_password(synthesiz
     grants = [g for g in resources(doc, "databricks_grants") if g.get("credential")]
     assert [gr for g in grants for gr in g["grant"]] == [
         {"principal": cfg.principals.deployer_application_id, "privileges": ["ACCESS"]}]
+    # the job that exports cannot start before its principal may use the credential; no other job waits on it
+    (grant_id,) = [k for k, g in doc["resource"]["databricks_grants"].items() if g.get("credential")]
+    waits = {j["name"]: f"databricks_grants.{grant_id}" in j.get("depends_on", [])
+             for j in resources(doc, "databricks_job")}
+    assert waits == {cfg.names.job(name): any(t.entry_point == "mlkit-export" for t in job.tasks)
+                     for name, job in graph.JOBS.items()}
     text = synthesized["text"][f"{env}-workspace"] + synthesized["text"][f"{env}-platform"]
     assert "administrator_password" not in text and "password_auth_enabled\": true" not in text
 # ---- issue 13: Data Factory orchestration, Azure ML workspace + Application Insights ----------

@@ -24,32 +24,6 @@ def _uc_schemas(values: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _inventories(cfg, databricks_host: str | None, uc_schemas: list[tuple[str, str]]):
-    from azure.identity import DefaultAzureCredential
-
-    from ..ops import inventory as inv
-    from ..ops.drift_check import uc_schemas_from_state, workspace_from_state
-
-    credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-
-    def azure(plans):
-        return inv.azure_resources(inv.azure_client(credential, cfg.subscription_id), cfg.names.resource_group)
-
-    def databricks(plans):
-        host = databricks_host or (workspace_from_state(plans) or ("",))[0]
-        if not host:
-            raise UserError("no Databricks workspace in Terraform state; pass --databricks-host", exit_code=1)
-        # The environment's own model schema always, even when state lost track of it (that is when
-        # unmanaged models matter most), plus every schema the state knows.
-        registry = cfg.workloads.tracking.registry
-        schemas = uc_schemas or sorted({(registry.catalog, registry.schema_), *uc_schemas_from_state(plans)})
-        # An environment that exports to its BI database has a service credential to account for.
-        return inv.databricks_objects(inv.databricks_client(host, credential), schemas,
-                                      credentials=cfg.postgres.enabled)
-
-    return {"azure": azure, "databricks": databricks}
-
-
 def drift(
     env: str = typer.Option(..., "--env", help="environment to check"),
     environments: Path = ENVIRONMENTS,
@@ -65,7 +39,7 @@ def drift(
     """Nightly drift check of ENV: refresh-only plan + plan per stack, unmanaged Azure/Databricks objects."""
     from ..ops.deploy import synth_with_stacks
     from ..ops.drift import DEFAULT_ALLOWLIST, load_allowlist
-    from ..ops.drift_check import allowlist_variables, check
+    from ..ops.drift_check import allowlist_variables, check, cloud_inventories
     from ..ops.terraform import Terraform, find_terraform
 
     # Exit 2 means "drift found", so every error, the user's included, is 1.
@@ -78,7 +52,7 @@ def drift(
             allow = load_allowlist(allowlist or DEFAULT_ALLOWLIST, allowlist_variables(cfg))
             if cdktf_out is None:
                 cdktf_out = synth_with_stacks(cfg, out / "cdktf.out", environments)
-            inventories = _inventories(cfg, databricks_host, _uc_schemas(uc_schema)) if inventory else {}
+            inventories = cloud_inventories(cfg, databricks_host, _uc_schemas(uc_schema)) if inventory else {}
             report = check(cfg, cdktf_out, tf, out, allow, inventories,
                            progress=lambda s: err.print(f"[dim]… {s}[/]"))
         except (ConfigError, UserError):

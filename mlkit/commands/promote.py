@@ -29,10 +29,10 @@ def promote(
                                 "default: from the environment, when its ml_workspace registers models)"),
 ) -> None:
     """Verify A's release passed its gates, write B's release lock, copy the approved models, set `champion`."""
-    from mlflow import MlflowClient
     from azure.core.exceptions import ClientAuthenticationError
     from mlflow.exceptions import MlflowException
 
+    from ..ops.promote import aml_registry, registry_client
     from ..ops.promote import promote as run
 
     with user_errors():
@@ -45,15 +45,11 @@ def promote(
         from ..local.mlflow_server import bound_client_retries
 
         bound_client_retries()
-        # databricks-uc://p: models in Unity Catalog, runs and releases in the workspace databricks://p.
-        src = MlflowClient(tracking_uri=from_uri.replace("databricks-uc://", "databricks://"), registry_uri=from_uri)
-        dst = MlflowClient(tracking_uri=to_uri.replace("databricks-uc://", "databricks://"), registry_uri=to_uri)
-        aml = aml_token = None
-        if b.ml_workspace.enabled and b.ml_workspace.register_models:  # issue 13: B's Azure ML registry too
-            from ..ops.aml_registry import entra_token, https_uri, workspace_uri
-
-            uri = aml_uri or https_uri(workspace_uri(b))
-            aml, aml_token = MlflowClient(tracking_uri=uri, registry_uri=uri), entra_token()
+        src, dst = registry_client(from_uri), registry_client(to_uri)
+        try:
+            aml, aml_token = aml_registry(b, aml_uri)
+        except ClientAuthenticationError as e:
+            raise _no_aml_token(b, e) from None
         try:
             res = run(a, b, environments=environments, src=src, dst=dst, src_uri=from_uri, update_lock=update_lock,
                       same_registry=from_uri == to_uri,
@@ -63,9 +59,7 @@ def promote(
             raise UserError(f"the MLflow registry did not answer as expected ({from_uri} -> {to_uri}): "
                             f"{first[:400]}", exit_code=1) from None
         except ClientAuthenticationError as e:  # issue 13: no token for B's Azure ML workspace
-            raise UserError(f"no Entra ID token for {b.name}'s Azure ML workspace (sign in with `az login`, or run "
-                            f"with a managed identity or OIDC login): {str(e).splitlines()[0][:300]}",
-                            exit_code=1) from None
+            raise _no_aml_token(b, e) from None
         table = Table(title=f"mlkit env diff {source} {target}: {len(res.diff)} field(s) differ")
         for col in ("field", source, target, "expected?"):
             table.add_column(col, overflow="fold")
@@ -85,3 +79,8 @@ def promote(
         for r in res.aml:
             console.print(f"  Azure ML {r['model']} v{r['version']} ({'already there' if r['reused'] else 'registered'})",
                           markup=False)
+
+
+def _no_aml_token(b, e) -> UserError:
+    return UserError(f"no Entra ID token for {b.name}'s Azure ML workspace (sign in with `az login`, or run with a "
+                     f"managed identity or OIDC login): {str(e).splitlines()[0][:300]}", exit_code=1)

@@ -21,6 +21,7 @@ from envconfig.errors import UserError
 from envconfig.synth_output import Stack, read_stacks
 
 from . import acr_build, artifacts, azure_auth
+from .database_setup import DatabaseOutcome, entra_setup
 from .plan import PlanSummary, summarize
 from .release import ReleaseRecord, lock_mismatches, lock_path, now, read_lock
 from .terraform import Terraform, TerraformFailed, ordered
@@ -57,6 +58,8 @@ class Steps:
     credentials: Callable[[EnvironmentConfig], None]
     # (environment, "repository:tag") -> the pushed image; needed only when the serving stack deploys.
     image: Callable[[EnvironmentConfig, str], acr_build.BuiltImage] | None = None
+    # (environment, host, setup SQL) -> what happened; runs when the platform stack outputs a BI database.
+    database: Callable[[EnvironmentConfig, str, str], DatabaseOutcome] | None = None
 
 
 @dataclass
@@ -76,12 +79,14 @@ class DeployReport:
     wheel: artifacts.Wheel | None = None
     lock_problems: list[str] = field(default_factory=list)
     stacks: list[StackOutcome] = field(default_factory=list)
+    database: DatabaseOutcome | None = None
     image: ImageOutcome | None = None
 
     @property
     def ok(self) -> bool:
         return (all(s.status not in ("failed", "not attempted") for s in self.stacks)
-                and not (self.image and self.image.status == "failed"))
+                and not (self.image and self.image.status == "failed")
+                and not (self.database and self.database.status == "failed"))
 
     def markdown(self) -> str:
         mode = "plan only" if self.plan_only else "deploy"
@@ -96,6 +101,8 @@ class DeployReport:
             lines.append(f"- release lock: {p}")
         if self.image:
             lines.append(self.image.line())
+        if self.database:
+            lines.append(self.database.line())
         applied = [s.name for s in self.stacks if s.status == "applied"]
         lines.append(f"- applied: {', '.join(applied) if applied else 'nothing'}")
         lines.append("")
@@ -124,6 +131,7 @@ class DeployReport:
                 "run_id": self.image.built.run_id if self.image.built else None},
             "stacks": [{"name": s.name, "status": s.status, "error": s.error,
                         "plan": s.summary.as_dict() if s.summary else None} for s in self.stacks],
+            "database_setup": None if self.database is None else self.database.__dict__,
         }
 
 
@@ -246,7 +254,7 @@ def default_steps(environments: Path, workloads: Path, dist: Path,
     gate = PolicyGate(environments)
     return Steps(synth=gate.synth, gate=gate,
                  wheel=lambda out: artifacts.build_wheel(workloads, out, epoch), credentials=azure_credentials,
-                 image=acr_image(context, dockerfile, progress))
+                 image=acr_image(context, dockerfile, progress), database=entra_setup)
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -364,6 +372,9 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
                 continue
             outcome.status, outcome.error = "failed", str(e)
             break
+    platform = by_name.get(cfg.names.platform_stack)
+    if not plan_only and platform is not None and platform.status in ("applied", "no changes"):
+        report.database = _database(cfg, next(s for s in stacks if s.name == platform.name), steps, tf, progress)
     if report.ok and not plan_only:
         built = report.image.built if report.image else None
         pinned = report.image.digest if report.image and report.image.status == "pinned" else ""
@@ -397,6 +408,21 @@ def _image(cfg: EnvironmentConfig, outcome: ImageOutcome, steps: Steps, plan_onl
         return False
     outcome.status, outcome.digest = "built", outcome.built.digest
     return True
+
+
+def _database(cfg: EnvironmentConfig, platform: Stack, steps: Steps, tf: Terraform,
+              progress: Callable[[str], None]) -> DatabaseOutcome | None:
+    """The BI database's roles, tables and grants (idempotent), once its server exists: every deploy,
+    so a grant added to the environment reaches the database too."""
+    names = cfg.names
+    if names.postgres_setup_sql_output not in ((platform.config.get("output") or {})):
+        return None
+    outputs = tf.output_json(platform)
+    host = str(outputs[names.postgres_fqdn_output]["value"])
+    if steps.database is None:
+        return DatabaseOutcome(host, "failed", "no database setup step configured")
+    progress(f"BI database setup: {host}")
+    return steps.database(cfg, host, str(outputs[names.postgres_setup_sql_output]["value"]))
 
 
 def _one_stack(stack: Stack, outcome: StackOutcome, sdir: Path, tf: Terraform, plan_only: bool,

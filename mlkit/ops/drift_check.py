@@ -107,3 +107,33 @@ def uc_schemas_from_state(plans: list[dict]) -> list[tuple[str, str]]:
         elif r.get("type") == "databricks_registered_model" and v.get("catalog_name") and v.get("schema_name"):
             out.add((v["catalog_name"], v["schema_name"]))
     return sorted(out)
+
+
+def cloud_inventories(cfg: EnvironmentConfig, databricks_host: str | None,
+                      uc_schemas: list[tuple[str, str]], credential=None) -> dict[str, Inventory]:
+    """What to look for outside Terraform's state: the resource group's Azure resources and the
+    workspace's Databricks objects (host from state unless given), signed in with the deployer's
+    credential (service principal / OIDC / managed identity)."""
+    from . import inventory as inv
+
+    if credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+    def azure(plans):
+        return inv.azure_resources(inv.azure_client(credential, cfg.subscription_id), cfg.names.resource_group)
+
+    def databricks(plans):
+        host = databricks_host or (workspace_from_state(plans) or ("",))[0]
+        if not host:
+            raise UserError("no Databricks workspace in Terraform state; pass --databricks-host", exit_code=1)
+        # The environment's own model schema always, even when state lost track of it (that is when
+        # unmanaged models matter most), plus every schema the state knows.
+        registry = cfg.workloads.tracking.registry
+        schemas = uc_schemas or sorted({(registry.catalog, registry.schema_), *uc_schemas_from_state(plans)})
+        # An environment that exports to its BI database has a service credential to account for.
+        return inv.databricks_objects(inv.databricks_client(host, credential), schemas,
+                                      credentials=cfg.postgres.enabled)
+
+    return {"azure": azure, "databricks": databricks}

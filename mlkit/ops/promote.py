@@ -95,6 +95,26 @@ def champion_pins(client, source_env: str, models: list[str]) -> tuple[list[Mode
     return sorted(pins, key=lambda p: p.name), problems
 
 
+def registry_client(uri: str):
+    """databricks-uc://p: models in Unity Catalog, runs and releases in the workspace databricks://p."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri.replace("databricks-uc://", "databricks://"), registry_uri=uri)
+
+
+def aml_registry(b: EnvironmentConfig, aml_uri: str | None = None) -> tuple[Any, str | None]:
+    """B's Azure ML registry and an Entra token for it, where B's ML workspace registers models (issue 13);
+    (None, None) otherwise. The URI defaults to B's workspace's."""
+    if not (b.ml_workspace.enabled and b.ml_workspace.register_models):
+        return None, None
+    from mlflow import MlflowClient
+
+    from .aml_registry import entra_token, https_uri, workspace_uri
+
+    uri = aml_uri or https_uri(workspace_uri(b))
+    return MlflowClient(tracking_uri=uri, registry_uri=uri), entra_token()
+
+
 def promote(a: EnvironmentConfig, b: EnvironmentConfig, *, environments: Path, src, dst, src_uri: str,
             update_lock: bool = False, same_registry: bool = False,
             progress: Callable[[str], None] = lambda _: None, aml=None,

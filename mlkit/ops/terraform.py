@@ -100,6 +100,10 @@ class Terraform:
         args = ["show", "-json"] + ([str(plan_file)] if plan_file else [])
         return json.loads(self.run(stack, *args).stdout)
 
+    def output_json(self, stack: Stack) -> dict:
+        """The stack's outputs from its state: ``{name: {"value": ..., "sensitive": ...}}``."""
+        return json.loads(self.run(stack, "output", "-json", "-no-color").stdout)
+
     def apply(self, stack: Stack, plan_file: Path) -> Result:
         return self.run(stack, "apply", "-input=false", "-no-color", "-auto-approve", str(plan_file))
 

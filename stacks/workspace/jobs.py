@@ -68,9 +68,14 @@ class GraphJobProps:
     after: tuple[ITerraformDependable, ...] = ()
 
 
+# Databricks fills this dynamic value reference in per run: the task's rows (the export's run_id
+# column, the logs) name the job run that wrote them, as the local runner's do.
+JOB_RUN_ID = "{{job.run_id}}"
+
+
 def task_parameters(env: str, settings_path: str, task: graph.Task) -> list[str]:
-    """Command-line arguments of a task's entry point: the same ones the local runner passes."""
-    return ["--env", env, "--settings", "/Workspace" + settings_path, *task.parameters]
+    """Command-line arguments of a task's entry point: the ones the local runner passes, and the run id."""
+    return ["--env", env, "--settings", "/Workspace" + settings_path, "--run-id", JOB_RUN_ID, *task.parameters]
 
 
 class GraphJob(Construct):

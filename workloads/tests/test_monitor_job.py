@@ -46,6 +46,19 @@ def test_psi_counts_missing_and_unseen_values_as_their_own_bins():
     assert np.isnan(psi(ref, np.array([])))
 
 
+def test_a_categorical_features_plot_names_its_categories_not_their_codes(tmp_path):
+    from mlkit_workloads.monitor.classifier import NEW_CATEGORY, code_labels, codes
+    from mlkit_workloads.monitor.report import feature_plot
+
+    ref = pd.Series(["Yes", "No", "No", None, "No"] * 40)
+    cur = pd.Series(["Yes", "Yes", "Maybe", "No"] * 25)  # "Maybe": never seen in training
+    ref_codes, cur_codes = codes(ref, cur)
+    ticks = feature_plot(tmp_path / "student.png", "student", ref_codes, cur_codes, 0.5, True, code_labels(ref))
+    assert ticks == ["No", "Yes", NEW_CATEGORY] and (tmp_path / "student.png").stat().st_size > 0
+    # a numeric flag keeps its values as ticks
+    assert feature_plot(tmp_path / "flag.png", "flag", np.array([0.0, 1.0]), np.array([1.0]), 0.1, False) == ["0", "1"]
+
+
 def test_monitor_flags_feature_and_group_drift(tmp_path, experiment_prefix):
     store = DeltaRsStore(tmp_path / "tables")
     (tmp_path / "tables").mkdir()

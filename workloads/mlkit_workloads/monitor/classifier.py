@@ -10,10 +10,24 @@ import pandas as pd
 from .psi import psi
 
 
+NEW_CATEGORY = "(not in training)"
+
+
+def categories(ref: pd.Series) -> list[str]:
+    """The reference's categories in code order."""
+    return sorted(ref.dropna().astype(str).unique())
+
+
+def code_labels(ref: pd.Series) -> dict[float, str]:
+    """Each code's category, for plots: what a reader knows the feature by, not its code."""
+    cats = categories(ref)
+    return {**{float(i): c for i, c in enumerate(cats)}, float(len(cats)): NEW_CATEGORY}
+
+
 def codes(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """A categorical feature as numbers PSI can bin: the reference's categories in order, a category
     the reference never had one code past them (its own bin), missing values NaN (their own bin)."""
-    cats = sorted(ref.dropna().astype(str).unique())
+    cats = categories(ref)
     index = {c: float(i) for i, c in enumerate(cats)}
 
     def encode(s: pd.Series) -> np.ndarray:

@@ -21,7 +21,7 @@ from ..errors import WorkloadError
 from ..forecast.meta_model import FORECASTER
 from ..forecast.models import STATS
 from ..runtime import Runtime, experiment
-from .classifier import assess_classifier, codes, reference_scores
+from .classifier import assess_classifier, code_labels, codes, reference_scores
 from .data import Reference, logged_events, served_rows, training_reference, version_models
 from .psi import psi
 from .report import feature_plot, group_psi_plot, markdown
@@ -158,11 +158,13 @@ def run(rt: Runtime) -> dict:
             label = f"{reference.label}; scores: the version's probabilities on those rows"
         for f, r in zip(fdf.subject, fdf.itertuples(index=False)):
             png = f"{stem}_feature_{f}.png"
-            if job != "forecast" and f in rt.settings.classifier.columns.categorical:  # categories as codes
+            labels = None
+            if job != "forecast" and f in rt.settings.classifier.columns.categorical:  # codes, labelled by category
                 ref_values, cur_values = codes(reference.rows[f], rows[f] if f in rows else pd.Series([], dtype=object))
+                labels = code_labels(reference.rows[f])
             else:
                 ref_values, cur_values = _numbers(reference.rows, f), _numbers(rows, f)
-            feature_plot(report_dir / png, f, ref_values, cur_values, r.psi, r.drift)
+            feature_plot(report_dir / png, f, ref_values, cur_values, r.psi, r.drift, labels)
             images.append(png)
         png = f"{stem}_{'prediction_psi_by_group' if job == 'forecast' else 'score_psi'}.png"
         group_psi_plot(report_dir / png, gdf, ms.prediction_psi_threshold, *(

@@ -17,18 +17,25 @@ def _plt():
     return plt
 
 
-def feature_plot(path: Path, feature: str, ref: np.ndarray, cur: np.ndarray, psi: float, drift: bool) -> None:
+def feature_plot(path: Path, feature: str, ref: np.ndarray, cur: np.ndarray, psi: float, drift: bool,
+                 labels: dict[float, str] | None = None) -> list[str]:
+    """``labels``: a categorical feature's code -> category (always bars, one per category seen).
+    Returns the x tick labels drawn (empty for a histogram)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
     both = np.concatenate([ref, cur]) if len(ref) + len(cur) else np.array([0.0])
     values = np.unique(both)
-    if values.size <= 12:  # flags and small categories: side-by-side bars of each value's share
+    ticks: list[str] = []
+    if labels is not None or values.size <= 12:  # categories, flags: side-by-side bars of each value's share
         width = 0.4 * (np.min(np.diff(values)) if len(values) > 1 else 1.0)
         for shift, data, label in ((-width / 2, ref, "training"), (width / 2, cur, "served")):
             share = [(data == v).mean() if len(data) else 0.0 for v in values]
             ax.bar(values + shift, share, width=width, label=label)
-        ax.set_xticks(values)
+        ticks = [labels.get(float(v), f"{v:g}") if labels else f"{v:g}" for v in values]
+        ax.set_xticks(values, ticks, rotation=30 if labels and max(map(len, ticks)) > 6 else 0,
+                      ha="right" if labels and max(map(len, ticks)) > 6 else "center")
+        ax.set_ylabel("share of rows")
     else:
         edges = np.histogram_bin_edges(both, 30)
         ax.hist(ref, bins=edges, density=True, alpha=0.5, label="training")
@@ -38,6 +45,7 @@ def feature_plot(path: Path, feature: str, ref: np.ndarray, cur: np.ndarray, psi
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return ticks
 
 
 def group_psi_plot(path: Path, groups: pd.DataFrame, threshold: float,
