@@ -3,8 +3,10 @@
 Each group's model knows the last period it was trained on and the frequency; the future rows are
 those periods (with the future values of the mapped features, from ``forecast.future_features``,
 when the group's model uses features). Scoring is ``groupBy(bucket).applyInPandas()`` over the meta
-model: each call loops over the groups of its bucket (``buckets``), each group's model read from
-the bundle through the LRU; a group that cannot be forecast gets its reason, never its neighbours.
+model: the groups are dealt into one bucket per task on the driver (``buckets.dealt``), each call
+routes its bucket through one ``GroupModels.predict`` (each Python worker opens the bundle once;
+each group's model read through the LRU); a group that cannot be forecast gets its reason, never
+its neighbours.
 
 The predictions table keys on (group, target date, model version): a re-run of the same version
 replaces its own rows. Groups without a model, and groups that cannot be forecast (no future
