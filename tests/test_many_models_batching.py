@@ -114,9 +114,9 @@ def test_spark_batched_and_one_group_per_call_agree(spark):
 def test_scoring_a_bucket_isolates_a_group_whose_model_breaks():
     from mlkit_workloads.score import score_groups
 
-    class Models:  # the meta model's predict contract: rows of one group -> keys, ts, prediction, error
-        def predict(self, rows):
-            if rows.item.iloc[0] == "I2":
+    class Models:  # the meta model's predict contract: rows of any groups -> keys, ts, prediction, error
+        def predict(self, rows):  # like GroupModels.predict, a call with a group whose model breaks raises
+            if (rows.item == "I2").any():
                 raise MemoryError("model too large to load")
             return rows[KEYS + ["date"]].assign(prediction=rows.step * 1.0, error="")
 
@@ -158,3 +158,80 @@ def test_future_rows_for_every_group_at_once():
     assert i2.date.dt.day.tolist() == [6, 7, 8] and (i2.promo == 0.0).all()  # no features needed: filled
     assert list(cannot) == ["S1/I3"] and "none for 2025-01-12 in the future features" in cannot["S1/I3"]
     assert "I3" not in set(rows.item)
+
+
+def small_bundle(tmp_path):
+    """The ok groups of ``sample()`` (baseline-only) as a packed bundle, opened as GroupModels."""
+    from mlkit_workloads.forecast.bundle_spec import BundleSpec
+    from mlkit_workloads.forecast.meta_model import CODEC, FORECASTER, GroupModels, write_bundle
+
+    fit_bucket = train_many.make_bucket_udf(BASELINE_ONLY, KEYS, PLAN)
+    res = train_many.expand(fit_bucket(sample().assign(**{buckets.BUCKET: 0})), KEYS, list(CFG.levels))
+    ok = res[res.status == "ok"]
+    spec = BundleSpec.from_dict({"keys": KEYS, "timestamp": "date", "features": ["promo", "holiday"], "target": "sales",
+                                 "levels": list(CFG.levels), **PLAN.as_dict()})
+    write_bundle(tmp_path / "bundle", spec, ((tuple(r[k] for k in KEYS), r["model"],
+                                              {"kind": FORECASTER, "bytes": int(r["model_bytes"]), "last_ts": r["last_ts"],
+                                               "model_type": r["model_type"]}) for r in ok.to_dict("records")),
+                 packed=True, codec=CODEC)
+    return GroupModels(tmp_path / "bundle")
+
+
+def test_scoring_a_bucket_in_one_call_gives_each_group_what_its_own_call_gives(tmp_path):
+    """score_groups routes a whole bucket through one meta-model call: per group the same forecasts,
+    intervals and errors as scoring the group alone (an unknown group and a date outside the horizon
+    included)."""
+    from mlkit_workloads.score import future_rows, score_groups
+
+    models = small_bundle(tmp_path)
+    rows, _ = future_rows(models, None)
+    assert sorted(set(rows.item)) == ["I1", "I2"]
+    rows.loc[rows.index[-1], "date"] += pd.Timedelta(days=30)  # I2's last row: beyond the horizon
+    unknown = rows[rows.item == "I1"].assign(item="I9")
+    pdf = pd.concat([rows, unknown], ignore_index=True).sample(frac=1.0, random_state=1)  # groups interleaved
+    cols = [*KEYS, "step", "date", "prediction", *models.spec.bands, "error"]
+    got = score_groups(models, pdf, KEYS, cols)
+    alone = pd.concat([score_groups(models, g, KEYS, cols) for _, g in pdf.groupby(KEYS)], ignore_index=True)
+    order = [*KEYS, "step"]
+    pd.testing.assert_frame_equal(got.sort_values(order).reset_index(drop=True),
+                                  alone.sort_values(order).reset_index(drop=True))
+    by = got.set_index(["item", "step"]).sort_index()
+    assert by.loc["I1"].prediction.notna().all() and (by.loc["I1"].error == "").all()
+    assert by.loc["I9"].prediction.isna().all() and (by.loc["I9"].error == "no model for group S1/I9").all()
+    assert "periods after the last trained period" in by.loc[("I2", 7), "error"]
+    assert by.loc["I2"].error.iloc[:-1].eq("").all()
+
+
+def test_scoring_layout_few_tasks_of_equal_groups():
+    assert buckets.scoring_tasks(1000, 2, 1000) == 2  # one per core until a task would hold 1,000 groups
+    assert buckets.scoring_tasks(10_000, 2, 1000) == 8  # then up to TASKS_PER_CORE per core
+    assert buckets.scoring_tasks(5000, 2, 1000) == 5
+    assert buckets.scoring_tasks(1, 2, 1000) == 1  # never more tasks than groups
+
+
+@pytest.mark.spark
+def test_each_bucket_lands_in_its_own_task(spark):
+    """The bucket labels hash-partition exactly (bucket b in task b mod tasks), and scoring's deal
+    keeps a group whole and the buckets within one group of each other."""
+    from pyspark.sql import functions as F
+
+    vals = [*range(-50, 3000, 7), 2**31 - 1, -2**31]
+    hashed = spark.createDataFrame([(v,) for v in vals], "v int").select("v", F.hash("v").alias("h")).collect()
+    assert [buckets._murmur3_int(r.v) for r in hashed] == [r.h for r in hashed]
+    for n, tasks in [(8, 8), (160, 8), (5, 3)]:
+        sdf = spark.createDataFrame(list(enumerate(buckets.labels(n, tasks))), f"b int, {buckets.BUCKET} int")
+        placed = sdf.repartition(tasks, buckets.BUCKET).select("b", F.spark_partition_id().alias("task")).collect()
+        assert sorted((r.b, r.task) for r in placed) == [(b, b % tasks) for b in range(n)]
+    pdf = pd.DataFrame({"store": "S1", "item": np.repeat([f"I{i}" for i in range(7)], 3)})
+    got = buckets.dealt(spark, pdf, KEYS, 3).select("item", F.spark_partition_id().alias("task")).toPandas()
+    assert got.groupby("item").task.nunique().eq(1).all()  # a group is whole in one task
+    assert sorted(got.drop_duplicates("item").task.value_counts().tolist()) == [2, 2, 3]
+
+
+def test_scoring_names_a_model_directory_without_a_bundle(tmp_path):
+    from mlkit_workloads.errors import WorkloadError
+    from mlkit_workloads.score import model_bundle
+
+    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n")
+    with pytest.raises(WorkloadError, match="not a many-models bundle .*'bundle' artifact"):
+        model_bundle(tmp_path)

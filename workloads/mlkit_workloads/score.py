@@ -3,8 +3,10 @@
 Each group's model knows the last period it was trained on and the frequency; the future rows are
 those periods (with the future values of the mapped features, from ``forecast.future_features``,
 when the group's model uses features). Scoring is ``groupBy(bucket).applyInPandas()`` over the meta
-model: each call loops over the groups of its bucket (``buckets``), each group's model read from
-the bundle through the LRU; a group that cannot be forecast gets its reason, never its neighbours.
+model: the groups are dealt into one bucket per task on the driver (``buckets.dealt``), each call
+routes its bucket through one ``GroupModels.predict`` (each Python worker opens the bundle once;
+each group's model read through the LRU); a group that cannot be forecast gets its reason, never
+its neighbours.
 
 The predictions table keys on (group, target date, model version): a re-run of the same version
 replaces its own rows. Groups without a model, and groups that cannot be forecast (no future
@@ -19,13 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .buckets import BUCKET, bucketed, layout, spark_conf
+from .buckets import BUCKET, dealt, scoring_tasks, spark_conf
 from .errors import DataError, WorkloadError
 from .forecast.frequency import future_dates
 from .forecast.meta_model import GroupModels, canonical
 from .model_names import full_model_name
 from .runtime import TABLES, Runtime
 from .tracking import check_reachable, require_champion
+
+
+# A scoring task gets at least this many groups (more tasks per core only above it): a baseline
+# group is ~10-20 ms of predict here, so 1,000 of them are ~10-20 s, against ~0.3-0.5 s per task.
+MIN_GROUPS_PER_TASK = 1000
 
 
 def future_rows(models: GroupModels, future: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -121,7 +128,7 @@ def run(rt: Runtime) -> dict:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     local = mlflow.artifacts.download_artifacts(uri)
-    models: GroupModels = worker_models(("path", local))
+    models = GroupModels(model_bundle(local))
     timings["download_load"] = time.perf_counter() - t
     if not models.spec.forecasts_future:
         raise WorkloadError(f"{name} v{version} was trained before forecasts knew their history "
@@ -143,7 +150,7 @@ def run(rt: Runtime) -> dict:
         if canonical(key) in known and pd.Timestamp(r["_last"]).tz_localize(None) > pd.Timestamp(models.group_info(key)["last_ts"]):
             stale.append("/".join(key))
     timings["history_check"] = time.perf_counter() - t
-    scored = pd.DataFrame()
+    scored, tasks = pd.DataFrame(), 0
     levels = list(models.spec.levels)
     bands = [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
     if len(future):
@@ -155,13 +162,12 @@ def run(rt: Runtime) -> dict:
                             *(f"{b} double" for b in bands), "error string"])
         # Whole groups per call: a recursive model with features needs all of its periods at once
         # (an Arrow batch of mapInPandas may cut a group in two). The rows are few (groups x
-        # horizon); the work is the models: one bucket per task, TASKS_PER_CORE tasks per core.
-        groups = len(models.groups())
-        tasks, n_buckets = layout(len(future), groups, cores, max_rows=len(future) + 1)
+        # horizon) and already on the driver: the buckets are dealt here (one per task, equal in
+        # groups); the work is the models, so few tasks (``scoring_tasks``).
+        tasks = scoring_tasks(int(future[keys].drop_duplicates().shape[0]), cores, MIN_GROUPS_PER_TASK)
         with spark_conf(rt.spark, **{"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": str(tasks),
                                 "spark.sql.execution.arrow.maxRecordsPerBatch": str(len(future) + 1)}):
-            sdf = bucketed(rt.spark.createDataFrame(future), keys, tasks, n_buckets)
-            out = sdf.groupBy(BUCKET).applyInPandas(bucket_scorer(ref, keys, cols), schema).toPandas()
+            out = dealt(rt.spark, future, keys, tasks).groupBy(BUCKET).applyInPandas(bucket_scorer(ref, keys, cols), schema).toPandas()
         timings["predict_stage"] = time.perf_counter() - t
         for r in out[out.error != ""].drop_duplicates(keys).to_dict("records"):
             cannot["/".join(str(r[k]) for k in keys)] = r["error"]
@@ -186,7 +192,7 @@ def run(rt: Runtime) -> dict:
               "groups_without_model": ["/".join(r) for r in missing],
               "groups_not_forecast": dict(sorted(cannot.items())), "groups_with_newer_data": stale,
               "predictions_table": rt.tables.path(TABLES["predictions"]), "data_table_version": data_version,
-              "timings": {k: round(v, 3) for k, v in timings.items()}}
+              "timings": {k: round(v, 3) for k, v in timings.items()}, "predict_tasks": tasks}
     for k, v in result.items():
         rt.context.set(k, v)
     return result
@@ -197,40 +203,59 @@ def run(rt: Runtime) -> dict:
 _MODELS: dict = {}
 
 
-def model_ref(spark, local_dir: str) -> tuple[str, str]:
-    """How the Python workers find a pyfunc model downloaded on the driver.
+def model_bundle(local_dir: str | Path) -> Path:
+    """The bundle directory inside a downloaded meta model (the serving registry's ``bundle_dir``).
+    The tasks open it with GroupModels directly, which is what ``ManyModels.load_context`` does,
+    without loading the pyfunc (0.7 s per process at load 5, ~4.5 s at load 20, paid by every
+    Python worker before its first group)."""
+    from .serve.registry import NoChampion, bundle_dir
 
-    Local mode shares the driver's disk: the path itself. On a cluster the executors do not see
-    the driver's local disk, so the directory is shipped the way ``mlflow.pyfunc.spark_udf`` ships
-    it (zipped, ``SparkContext.addFile``) and each worker extracts and loads it once.
+    try:
+        return bundle_dir(Path(local_dir))
+    except (NoChampion, OSError) as e:
+        raise WorkloadError(f"the scored model: {e}") from None
+
+
+def model_ref(spark, local_dir: str) -> tuple[str, str]:
+    """How the Python workers find a meta model downloaded on the driver.
+
+    Local mode shares the driver's disk: the bundle directory itself, opened with GroupModels. On a
+    cluster the executors do not see the driver's local disk, so the model directory is shipped the
+    way ``mlflow.pyfunc.spark_udf`` ships it (zipped, ``SparkContext.addFile``) and each worker
+    extracts and loads it once.
     """
     if spark.sparkContext.master.startswith("local"):
-        return "path", local_dir
+        return "bundle", str(model_bundle(local_dir))
     from mlflow.pyfunc.spark_model_cache import SparkModelCache
 
     return "archive", SparkModelCache.add_local_model(spark, local_dir)
 
 
-def worker_models(ref: tuple[str, str] | str):
+def worker_models(ref: tuple[str, str]) -> GroupModels:
     """The meta model's GroupModels, loaded once per Python worker (Spark reuses the workers)."""
-    kind, where = ("path", ref) if isinstance(ref, str) else ref
+    kind, where = ref
     if where not in _MODELS:
         if kind == "archive":
             from mlflow.pyfunc.spark_model_cache import SparkModelCache
 
-            model = SparkModelCache.get_or_load(where)[0]
+            _MODELS[where] = SparkModelCache.get_or_load(where)[0].unwrap_python_model().models
+        elif kind == "bundle":
+            _MODELS[where] = GroupModels(where)
         else:
-            import mlflow
-
-            model = mlflow.pyfunc.load_model(where)
-        _MODELS[where] = model.unwrap_python_model().models
+            raise ValueError(f"unknown model reference {ref!r}")
     return _MODELS[where]
 
 
 def score_groups(models: GroupModels, pdf: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
     """Rows of several groups -> ``columns`` (from the prediction frame: keys, timestamp, prediction,
-    intervals, error; else from the input rows, e.g. the step), one group at a time: a group whose
-    model breaks gets the reason in ``error`` on its rows, its neighbours are scored."""
+    intervals, error; else from the input rows, e.g. the step). The meta model routes the rows of all
+    groups in one call (a group it cannot forecast already gets its reason in ``error``); only if that
+    call raises (e.g. a model that cannot be read) are the groups scored one at a time, so that the
+    group whose model breaks gets the reason on its rows and its neighbours are scored."""
+    try:
+        return _columns(models.predict(pdf), pdf, columns)
+    except Exception:  # noqa: BLE001 - find the group that broke it, score the others
+        pass
     outs = []
     for _, rows in pdf.groupby(keys, sort=False):
         try:
@@ -238,8 +263,12 @@ def score_groups(models: GroupModels, pdf: pd.DataFrame, keys: list[str], column
         except Exception as e:  # noqa: BLE001 - this group is not forecast, the others are
             name = "/".join(str(rows[k].iloc[0]) for k in keys)
             out = rows[keys].assign(prediction=np.nan, error=f"group {name}: {type(e).__name__}: {e}"[:500])
-        outs.append(pd.DataFrame({c: (out[c] if c in out else rows[c]).to_numpy() for c in columns}))
+        outs.append(_columns(out, rows, columns))
     return pd.concat(outs, ignore_index=True) if outs else pd.DataFrame(columns=columns)
+
+
+def _columns(out: pd.DataFrame, rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: (out[c] if c in out else rows[c]).to_numpy() for c in columns})
 
 
 def bucket_scorer(ref, keys: list[str], columns: list[str]):

@@ -223,20 +223,25 @@ class GroupModels:
         return fc["mean"].to_numpy(float)
 
     def _at(self, key: Any, model: "Forecaster", df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """Forecasts at ``df``'s timestamps (NaN rows where not possible) and one error per row ('' if none)."""
+        """Forecasts at ``df``'s timestamps (NaN rows where not possible) and one error per row ('' if none).
+        numpy, not pandas, around the model's own forecast: per group this was ~30 % of a baseline
+        group's predict (a frame of NaNs, ``.loc`` assignment, a future frame built even when unused)."""
         name = "/".join(map(str, _tuple(key)))
         dates = _naive_utc(df[self.spec.timestamp])
         steps, errors = periods_after(name, model, pd.DatetimeIndex(dates))
         good = np.array([not e for e in errors], dtype=bool)
-        out = pd.DataFrame(np.nan, index=range(len(df)), columns=["mean", *model_bands(model.levels)])
+        columns = ["mean", *model_bands(model.levels)]
+        values = np.full((len(df), len(columns)), np.nan)
         if good.any():
-            future = df.assign(ds=dates.to_numpy())[["ds", *[f for f in model.features if f in df.columns]]]
+            future = None
+            if model.features:
+                future = df.assign(ds=dates.to_numpy())[["ds", *[f for f in model.features if f in df.columns]]]
             try:
-                fc = model.forecast(int(steps[good].max()), future if model.features else None)
+                fc = model.forecast(int(steps[good].max()), future)
             except ValueError as e:  # e.g. missing future feature values: every row of the group
-                return out, [f"group {name}: {e}"] * len(df)
-            out.loc[good, :] = fc[out.columns].iloc[steps[good] - 1].to_numpy()
-        return out, errors
+                return pd.DataFrame(values, columns=columns), [f"group {name}: {e}"] * len(df)
+            values[good] = fc[columns].to_numpy(float)[steps[good] - 1]
+        return pd.DataFrame(values, columns=columns), errors
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """Rows of any groups -> keys, timestamp, prediction, lo_L/hi_L and error (empty when the row was
@@ -302,6 +307,8 @@ def _tuple(key: Any) -> GroupKey:
 
 def _naive_utc(col: pd.Series) -> pd.Series:
     """Timestamps as naive UTC (how the forecasters keep them; pyfunc hands naive datetimes over)."""
+    if pd.api.types.is_datetime64_dtype(col) and getattr(col.dtype, "tz", None) is None:
+        return pd.Series(col.to_numpy("datetime64[ns]"), index=col.index)  # naive means UTC: as is
     out = pd.to_datetime(col, utc=True)
     return pd.Series(out.dt.tz_localize(None).to_numpy(), index=col.index)
 
