@@ -20,8 +20,8 @@ that two phases a ratio compares ran over the same stretch of time):
   * Zipf traffic over 10,000 groups with a 256-group cache: hit rate, p99, RSS growth vs the cap;
   * inference logging on vs off (goal <= 10 % cost); a sink that stalls then fails: zero failed
     requests, every event delivered or dropped (the service's own counts at shutdown);
-  * observability on (metrics + tracing to an in-memory exporter that counts the spans) vs off
-    (goal <= 10 % cost).
+  * observability on (metrics + tracing to an in-memory exporter that counts the spans) vs off, with
+    every request traced (goal <= 10 % cost) and with a tenth sampled (reported: what sampling buys).
 Writes bench/out/serving.json. Every server is stopped at the end.
 """
 
@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workloads" / "tests"))  # serve_helpers: real models, bundles, registration
 
 FORECAST, CLASSIFIER, ZIPF = "forecast_bench", "classifier_bench", "forecast_zipf"
+# What head sampling (telemetry.sample_ratio) would buy: a tenth of the requests recorded.
+SAMPLED = 0.1
 
 
 def free_port() -> int:
@@ -117,7 +119,10 @@ def factory():
                 self.spans += len(spans)
                 return SpanExportResult.SUCCESS
 
-        provider = TracerProvider()
+        from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+        # What the service's own provider samples (telemetry.sample_ratio), 1.0 unless the phase says.
+        provider = TracerProvider(sampler=ParentBasedTraceIdRatio(float(c.get("sample_ratio", 1.0))))
         provider.add_span_processor(SimpleSpanProcessor(CountingExporter()))
     return build(ws, env="bench", cache_dir=work / "cache", tracking_uri=c["tracking"], sink=sink, auth=None,
                  tracer_provider=provider).app
@@ -311,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
             "nolog": ({**base, "sink": "none"}, 1),
             "obs_off": ({**base, "sink": "delta", "metrics": False}, 1),
             "obs_on": ({**base, "sink": "delta", "tracing": True}, 1),
+            "obs_sampled": ({**base, "sink": "delta", "tracing": True, "sample_ratio": SAMPLED}, 1),
             "faulty": ({**base, "sink": "faulty"}, 1),
             "zipf": ({"kind": "service", "tracking": tracking, "forecast": ZIPF, "sink": "none", "lru_models": 256}, 1),
         }
@@ -344,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
             phases[f"cl_{clients}"] = (svc.port, req(svc, "/v1/models/classifier/predict", cl_body), clients)
         phases["w2_fc"] = (w2.port, req(w2, "/v1/models/forecast/predict", fc_body), N)
         phases["w2_cl"] = (w2.port, req(w2, "/v1/models/classifier/predict", cl_body), N)
-        for name in ("nolog", "obs_off", "obs_on"):
+        for name in ("nolog", "obs_off", "obs_on", "obs_sampled"):
             s = by_name[name]
             phases[f"{name}_fc"] = (s.port, req(s, "/v1/models/forecast/predict", fc_body), N)
         s = by_name["faulty"]
@@ -436,6 +442,8 @@ def main(argv: list[str] | None = None) -> None:
               float(bool(accounted)), "== 1", bool(accounted))
     x = 1 - r["obs_on_fc"]["rps"] / r["obs_off_fc"]["rps"]
     ratio("observability cost (metrics + tracing to memory vs neither; 1 - on/off)", x, "<= 0.10", x <= 0.10)
+    x = 1 - r["obs_sampled_fc"]["rps"] / r["obs_off_fc"]["rps"]
+    ratio(f"  the same with {SAMPLED:g} of the requests sampled (what sampling buys)", x, "reported", None)
 
     print(f"\nload average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
           f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} on {os.cpu_count()} cores (shared machine: "
