@@ -59,8 +59,11 @@ def _script(database: str) -> str:
 def _local_step(server):
     """What entra_setup does, signed in as the local superuser (no Entra, no TLS on loopback)."""
     def step(cfg, host, script):
-        done = run_script(script, host, server.user, server.password_file.read_text, port=server.port,
-                          sslmode="disable")
+        try:
+            done = run_script(script, host, server.user, server.password_file.read_text, port=server.port,
+                              sslmode="disable")
+        except database_setup.SetupFailed as e:
+            return DatabaseOutcome(host, "failed", str(e))
         return DatabaseOutcome(host, "applied", ", ".join(done))
     return step
 
@@ -133,13 +136,7 @@ def test_a_failing_setup_fails_the_deploy_and_leaves_that_database_as_it_was(tmp
     broken = broken.replace(READER, new_reader)
     cdktf = make_cdktf_out(tmp_path / "cdktf.out", "ci")
     _with_database_outputs(cdktf, "ci", broken)
-
-    def step(cfg, host, script):
-        try:
-            return _local_step(pg)(cfg, host, script)
-        except database_setup.SetupFailed as e:
-            return DatabaseOutcome(host, "failed", str(e))
-    report = _deploy(tmp_path, cdktf, step)
+    report = _deploy(tmp_path, cdktf, _local_step(pg))
     assert report.database.status == "failed" and not report.ok
     assert f"database '{pg.database}' on 127.0.0.1:{pg.port}" in report.database.detail
     assert 'relation "predictions.no_such_view" does not exist' in report.database.detail
@@ -152,7 +149,7 @@ def test_a_failing_setup_fails_the_deploy_and_leaves_that_database_as_it_was(tmp
 def test_a_server_this_runner_cannot_reach_is_blocked_with_the_command_to_run_inside_the_network():
     cfg = load_environment("ci", ENVIRONMENTS)
     host = "127.0.0.1"
-    if database_setup.reachable(host):
+    if database_setup.connect_error(host, 5432) is None:
         pytest.skip("something listens on 127.0.0.1:5432")
     out = database_setup.entra_setup(cfg, host, _script("mlkit"), credential=object())
     assert out.status == "blocked"

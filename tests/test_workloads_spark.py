@@ -159,8 +159,7 @@ def test_train_many_statuses_and_tracking(forecast_run):
     assert sorted(model.unwrap_python_model().groups()) == [("S1", "I1"), ("S2", "I1"), ("S3", "I1")]
     assert model.metadata.get_input_schema().input_names() == ["store", "item", "date", "promo", "holiday"]
     # One packed file for all boosters, and the serving service's loader still opens it.
-    from mlkit_workloads.forecast.meta_model import GroupModels
-    from mlkit_workloads.serve.registry import bundle_dir
+    from mlkit_workloads.forecast.meta_model import GroupModels, bundle_dir
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{res['model_name']}/{res['model_version']}"))
     bundle = bundle_dir(local)

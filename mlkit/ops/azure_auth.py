@@ -33,11 +33,18 @@ def check_credentials(credential=None) -> None:
             + str(e.message if hasattr(e, "message") else e), exit_code=1) from None
 
 
-def check_reachable(host: str, port: int = 443, timeout: float = 5.0, what: str = "state backend") -> None:
+def connect_error(host: str, port: int, timeout: float = 5.0) -> OSError | None:
+    """Why a TCP connection to host:port fails, or None when it opens."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            return
+            return None
     except OSError as e:
+        return e
+
+
+def check_reachable(host: str, port: int = 443, timeout: float = 5.0, what: str = "state backend") -> None:
+    e = connect_error(host, port, timeout)
+    if e is not None:
         raise UserError(f"{what} unreachable: cannot connect to {host}:{port} ({e.strerror or e}). "
                         "Check the network/firewall and the backend settings in the environment file.",
                         exit_code=1) from None

@@ -13,11 +13,12 @@ inside the network. Nothing is half-applied: each database's part runs in one tr
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Callable
 
 from envconfig.environment import EnvironmentConfig
+
+from .azure_auth import connect_error
 
 ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"  # Azure Database for PostgreSQL
 PORT = 5432
@@ -80,18 +81,10 @@ def psql_command(host: str, user: str) -> str:
             f"user={user} sslmode=require\" -f setup.sql")
 
 
-def reachable(host: str, port: int = PORT, timeout: float = 5.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def entra_setup(cfg: EnvironmentConfig, host: str, script: str, credential=None) -> DatabaseOutcome:
     """The default step: as the environment's admin group, with the deployer's Entra token."""
     user = cfg.postgres.admin_group or ""
-    if not reachable(host):
+    if connect_error(host, PORT) is not None:
         return DatabaseOutcome(host, "blocked", f"{host}:{PORT} is not reachable from this runner (a private "
                                f"endpoint only answers inside the VNet); from a machine that can reach it, as a "
                                f"member of {user!r}: {psql_command(host, user)}")

@@ -372,9 +372,9 @@ def deploy(cfg: EnvironmentConfig, *, environments: Path, out: Path, repo: Path,
                 continue
             outcome.status, outcome.error = "failed", str(e)
             break
-    platform = by_name.get(cfg.names.platform_stack)
-    if not plan_only and platform is not None and platform.status in ("applied", "no changes"):
-        report.database = _database(cfg, next(s for s in stacks if s.name == platform.name), steps, tf, progress)
+    platform = next((s for s in stacks if s.name == cfg.names.platform_stack), None)
+    if not plan_only and platform is not None and by_name[platform.name].status in ("applied", "no changes"):
+        report.database = _database(cfg, platform, steps, tf, progress)
     if report.ok and not plan_only:
         built = report.image.built if report.image else None
         pinned = report.image.digest if report.image and report.image.status == "pinned" else ""

@@ -24,7 +24,7 @@ import pandas as pd
 from .buckets import BUCKET, dealt, scoring_tasks, spark_conf
 from .errors import DataError, WorkloadError
 from .forecast.frequency import future_dates
-from .forecast.meta_model import GroupModels, canonical
+from .forecast.meta_model import GroupModels, NotABundle, bundle_dir, canonical
 from .model_names import full_model_name
 from .runtime import TABLES, Runtime
 from .tracking import check_reachable, require_champion
@@ -204,15 +204,12 @@ _MODELS: dict = {}
 
 
 def model_bundle(local_dir: str | Path) -> Path:
-    """The bundle directory inside a downloaded meta model (the serving registry's ``bundle_dir``).
-    The tasks open it with GroupModels directly, which is what ``ManyModels.load_context`` does,
-    without loading the pyfunc (0.7 s per process at load 5, ~4.5 s at load 20, paid by every
-    Python worker before its first group)."""
-    from .serve.registry import NoChampion, bundle_dir
-
+    """The bundle directory inside a downloaded meta model. The tasks open it with GroupModels
+    directly, which is what ``ManyModels.load_context`` does, without loading the pyfunc (0.7 s per
+    process at load 5, ~4.5 s at load 20, paid by every Python worker before its first group)."""
     try:
         return bundle_dir(Path(local_dir))
-    except (NoChampion, OSError) as e:
+    except (NotABundle, OSError) as e:
         raise WorkloadError(f"the scored model: {e}") from None
 
 

@@ -28,7 +28,7 @@ from .buckets import BUCKET, MAX_ROWS_PER_CALL, bucketed, layout, spark_conf
 from .errors import WorkloadError
 from .forecast.bundle_spec import BundleSpec
 from .forecast.frequency import Plan, infer_frequency, plan
-from .forecast.meta_model import CODEC, FORECASTER, ManyModels, compress, write_bundle
+from .forecast.meta_model import BUNDLE_ARTIFACT, CODEC, FORECASTER, ManyModels, compress, write_bundle
 from .forecast.train import SEARCH_FIELDS, GroupResult, metric_names, train_group, utc_now
 from .model_names import full_model_name
 from .runtime import TABLES, Runtime, code_version, experiment
@@ -215,7 +215,7 @@ def log_bundle(results: pd.DataFrame, spec: BundleSpec, sig, registered_model: s
         with warnings.catch_warnings():  # deliberate: the signature comes from the schema (see top)
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=ManyModels(), artifacts={"bundle": str(bundle)},
+                name="model", python_model=ManyModels(), artifacts={BUNDLE_ARTIFACT: str(bundle)},
                 code_paths=[str(PACKAGE_DIR)], pip_requirements=pip_requirements(*MODEL_LIBRARIES),
                 signature=sig, registered_model_name=registered_model)
         timings["log_model_register"] = time.perf_counter() - t

@@ -32,7 +32,7 @@ def prepare_table(db: Session, conn: Connection, spec: sql.TableSpec, staging: b
         db.execute(sql.create_schema(spec))
         db.execute(sql.create_table(spec))
     else:
-        present = [r[0] for r in db.query(sql.table_columns_query().replace("%s", m), (spec.schema, spec.table))]
+        present = [r[0] for r in db.query(sql.table_columns_query(m), (spec.schema, spec.table))]
         missing = sql.missing_columns(spec, present)
         if missing:
             raise ExportFailed(conn, f"table {spec.schema}.{spec.table} does not have the column(s) "

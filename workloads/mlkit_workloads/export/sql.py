@@ -149,8 +149,8 @@ def clear_batch(spec: TableSpec, mark: str = "%s") -> str:
     return f"DELETE FROM {spec.staging} WHERE {quote(BATCH_ID)} = {mark}"
 
 
-def table_columns_query() -> str:
-    return ("SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+def table_columns_query(mark: str = "%s") -> str:
+    return (f"SELECT column_name FROM information_schema.columns WHERE table_schema = {mark} AND table_name = {mark} "
             "ORDER BY ordinal_position")
 
 

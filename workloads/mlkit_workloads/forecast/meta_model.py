@@ -327,6 +327,28 @@ except ImportError:  # the pure parts stay importable without MLflow
     _Base = object
 
 
+# The pyfunc artifact that holds the bundle: what train_many logs and every reader opens.
+BUNDLE_ARTIFACT = "bundle"
+
+
+class NotABundle(ValueError):
+    pass
+
+
+def bundle_dir(model_root: Path) -> Path:
+    """The bundle inside a downloaded ManyModels directory (the one reader of its MLmodel file:
+    batch scoring, the monitor and the scoring service)."""
+    import yaml
+
+    meta = yaml.safe_load((model_root / "MLmodel").read_text())
+    artifacts = (meta.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    rel = (artifacts.get(BUNDLE_ARTIFACT) or {}).get("path")
+    if not rel or not (model_root / rel / "index.json").is_file():
+        raise NotABundle(f"{model_root} is not a many-models bundle (no {BUNDLE_ARTIFACT!r} artifact with an "
+                         "index.json)")
+    return model_root / rel
+
+
 class ManyModels(_Base):  # type: ignore[misc, valid-type]
     """mlflow.pyfunc model: ``predict`` routes each row to its group's model.
 
@@ -343,7 +365,7 @@ class ManyModels(_Base):  # type: ignore[misc, valid-type]
         return {}
 
     def load_context(self, context) -> None:
-        self.models = GroupModels(context.artifacts["bundle"])
+        self.models = GroupModels(context.artifacts[BUNDLE_ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return self.models.predict(model_input)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WorkloadError
-from ..forecast.meta_model import GroupModels
+from ..forecast.meta_model import GroupModels, bundle_dir
 from ..runtime import TABLES
 
 INFERENCE_LOG = "inference_log"  # written by the service's Delta sink (local)
@@ -130,8 +130,6 @@ def _store_at(tables, root: str):
 def version_models(name: str, version: str, directory: Path | None = None) -> GroupModels:
     """The version's group models (for predictions on the reference rows)."""
     import mlflow
-
-    from ..serve.registry import bundle_dir
 
     target = Path(directory or tempfile.mkdtemp(prefix="mlkit-monitor-"))
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(target))

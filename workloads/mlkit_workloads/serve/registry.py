@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from ..forecast.meta_model import GroupModels
+from ..forecast.meta_model import GroupModels, NotABundle, bundle_dir
 
 
 class NoChampion(Exception):
@@ -118,8 +117,11 @@ class RegistrySource:
     def load(self, version: str, run_id: str, max_models: int, max_bytes: int) -> LoadedVersion:
         """A many-models bundle version, opened with the service's LRU bounds."""
         root = self.download(version)
-        return LoadedVersion(self.name, version, run_id,
-                             GroupModels(bundle_dir(root), max_models=max_models, max_bytes=max_bytes))
+        try:
+            bundle = bundle_dir(root)
+        except NotABundle as e:
+            raise NoChampion(str(e)) from None
+        return LoadedVersion(self.name, version, run_id, GroupModels(bundle, max_models=max_models, max_bytes=max_bytes))
 
 
 def _mkdir(p: Path) -> Path:
@@ -136,11 +138,3 @@ def _model_root(directory: Path) -> Path:
     raise NoChampion(f"no MLmodel file in the downloaded artifacts at {directory}")
 
 
-def bundle_dir(model_root: Path) -> Path:
-    """The meta model's bundle inside a pyfunc model directory (as ManyModels logged it)."""
-    meta = yaml.safe_load((model_root / "MLmodel").read_text())
-    artifacts = (meta.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
-    rel = (artifacts.get("bundle") or {}).get("path")
-    if not rel or not (model_root / rel / "index.json").is_file():
-        raise NoChampion(f"{model_root} is not a many-models bundle (no 'bundle' artifact with an index.json)")
-    return model_root / rel
