@@ -17,6 +17,7 @@ converge) is recorded and dropped, never the group.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -112,6 +113,12 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
     return _rename(cv, kind, levels)
 
 
+def rounds(model) -> tuple[int, int]:
+    """The iteration range an XGBRegressor predicts with (up to its best iteration if early-stopped)."""
+    best = getattr(model, "best_iteration", None)
+    return (0, best + 1 if best is not None else model.get_booster().num_boosted_rounds())
+
+
 class RecursiveBoost:
     """mlforecast's recursive predict of our XGBoost candidate (``mlforecast_model``), without pandas.
 
@@ -136,15 +143,38 @@ class RecursiveBoost:
     @classmethod
     def of(cls, mlf, features: list[str], levels: list[int]) -> "RecursiveBoost | None":
         try:
-            from mlforecast.lag_transforms import RollingMean
-            from mlforecast.target_transforms import Differences
             from xgboost import XGBRegressor
 
-            ts = mlf.ts
             model = mlf.models_.get("xgboost") if len(mlf.models_) == 1 else None
+            order = cls.order_of(mlf, features)
+            if not isinstance(model, XGBRegressor) or order is None:
+                return None
+            history = np.asarray(mlf.ts.ga.data, dtype=float)
+            if not cls.enough(order, history):
+                return None
+            scores = None
+            if mlf._cs_df is not None and levels:
+                pi = mlf.prediction_intervals
+                if pi.method != "conformal_distribution":
+                    return None
+                scores = mlf._cs_df["xgboost"].to_numpy(float).reshape(pi.n_windows, 1, pi.h)
+            return cls(model.get_booster(), rounds(model), order, history,
+                       float(mlf.ts.target_transforms[0].scalers_[0].tails_[0]), scores, levels)
+        except (AttributeError, KeyError, TypeError, ValueError, ImportError, IndexError):
+            return None
+
+    @staticmethod
+    def order_of(mlf, features: list[str]) -> list[tuple[str, Any]] | None:
+        """Where each of the booster's columns comes from (("lag", k), ("rolling_mean", window),
+        ("date", name), ("exog", index)), for one series with ``Differences([1])``; None for anything else."""
+        try:
+            from mlforecast.lag_transforms import RollingMean
+            from mlforecast.target_transforms import Differences
+
+            ts = mlf.ts
             tts = ts.target_transforms or []
-            if (not isinstance(model, XGBRegressor) or len(tts) != 1 or not isinstance(tts[0], Differences)
-                    or tts[0].differences != [1] or len(ts.ga.indptr) != 2 or ts.static_features_.shape[1] != 1):
+            if (len(tts) != 1 or not isinstance(tts[0], Differences) or tts[0].differences != [1]
+                    or len(ts.ga.indptr) != 2 or ts.static_features_.shape[1] != 1):
                 return None
             exog = [*features, *(f + PREV for f in features)]
             order: list[tuple[str, Any]] = []
@@ -162,22 +192,21 @@ class RecursiveBoost:
                     order.append(("date", name))
                 else:
                     return None
-            history = np.asarray(ts.ga.data, dtype=float)
-            need = max([k for kind, k in order if kind in ("lag", "rolling_mean")], default=0)
-            if len(history) < need or np.isnan(history[len(history) - need:]).any():
-                return None
-            scores = None
-            if mlf._cs_df is not None and levels:
-                pi = mlf.prediction_intervals
-                if pi.method != "conformal_distribution":
-                    return None
-                scores = mlf._cs_df["xgboost"].to_numpy(float).reshape(pi.n_windows, 1, pi.h)
-            best = getattr(model, "best_iteration", None)
-            rounds = best + 1 if best is not None else model.get_booster().num_boosted_rounds()
-            return cls(model.get_booster(), (0, rounds), order, history, float(tts[0].scalers_[0].tails_[0]),
-                       scores, levels)
+            return order
         except (AttributeError, KeyError, TypeError, ValueError, ImportError, IndexError):
             return None
+
+    @staticmethod
+    def enough(order: list[tuple[str, Any]], history: np.ndarray) -> bool:
+        """True when the last values the lags and rolling mean read are there (not missing)."""
+        need = max([k for kind, k in order if kind in ("lag", "rolling_mean")], default=0)
+        return len(history) >= need and not np.isnan(history[len(history) - need:]).any()
+
+    def at(self, history: np.ndarray, tail: float) -> "RecursiveBoost":
+        """The same trees forecasting after another history (``tail``: its last undifferenced value)."""
+        other = copy.copy(self)
+        other.history, other.tail = history, tail
+        return other
 
     def predict(self, calendar: dict[str, np.ndarray], exog: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
         """Periods 1 to ``n`` after the history. ``calendar``: each date feature over those periods (or
@@ -341,6 +370,163 @@ def fit(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, levels
             use = features
     last = {f: float(series[f].iloc[-1]) for f in use}
     return Forecaster(kind, fitted, plan, series.ds.iloc[-1], use, levels, last)
+
+
+class BoostRun:
+    """One group's XGBoost candidate: its backtest and its refit, sharing their fits; the same numbers
+    as ``backtest("xgboost", ...)`` and ``fit("xgboost", ...)`` (workloads/tests/test_forecast_fast_backtest.py).
+
+    What mlforecast does there: each backtest window (cutoff c) fits at c and, for its conformal scores
+    (``PredictionIntervals(n_windows=w, h)``: a cross-validation with ``refit=False``), once more at
+    c - w*h, forecasting h periods from c - w*h, c - (w-1)*h, ..., c - h with that fit; the refit does the
+    same at the series' end T. The cutoffs being h apart, most of those fits coincide (3 windows, w=2: 6
+    distinct fits, not 12). Here the group's feature matrix is built once (mlforecast's own preprocess of
+    the whole series: lags and rolling mean of the differenced target, calendar and exogenous features
+    are all causal, so the rows up to a cutoff are the rows a fit cut there would build), each distinct
+    fit runs once (``clone(model).fit`` on those rows, as ``MLForecast.fit_models``), every forecast is
+    ``RecursiveBoost``'s replay of mlforecast's recursion, and the scores and bands are computed as
+    mlforecast does (absolute errors per window and step; ``conformal_distribution``). The refit is
+    mlforecast's preprocess + fit_models of the whole series with the conformal state that
+    ``fit(prediction_intervals=...)`` leaves (``prediction_intervals``, ``_cs_df``, ``cv_models_``), so
+    serving, scoring and the bundle treat it as before.
+
+    Falls back to the library path (``backtest`` / ``fit``, which also raise the library's errors) when
+    it cannot replicate: a feature set or transform ``RecursiveBoost.order_of`` does not know, feature
+    rows that are not one block ending at the series' end (missing exogenous values), or a series too
+    short for a fit or for the conformal windows. ``fast`` says which path runs.
+    """
+
+    def __init__(self, series: pd.DataFrame, features: list[str], plan: Plan, levels: list[int],
+                 trees: int = 100, seed: int = 0, params: dict | None = None):
+        self.series, self.features, self.plan, self.levels = series, list(features), plan, list(levels)
+        self.trees, self.seed, self.params = trees, seed, params
+        self.windows = _intervals(plan).n_windows
+        self._fits: dict[int, Any] = {}  # periods fitted on -> the fitted XGBRegressor
+        self._known: dict[tuple[int, int], np.ndarray] = {}  # (fitted on, origin) -> the forecast's mean
+        self.fast = self._prepare()
+
+    def _prepare(self) -> bool:
+        self.mlf = mlforecast_model(self.plan, self.trees, self.seed, self.params)
+        frame = long_frame(self.series, self.features)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prep = self.mlf.preprocess(frame, static_features=[], dropna=True, as_numpy=True)
+        except ValueError:
+            return False
+        self.order = RecursiveBoost.order_of(self.mlf, self.features)
+        n, h, k = len(self.series), self.plan.horizon, len(prep)
+        ds = pd.DatetimeIndex(self.series.ds)
+        if self.order is None or k == 0 or not (pd.DatetimeIndex(prep.ds) == ds[n - k:]).all():
+            return False
+        self.first = n - k  # the period of the first feature row (the earlier ones lack lags)
+        self.origins = [n - (self.plan.windows - i) * h for i in range(self.plan.windows)]  # backtest cutoffs
+        earliest = self.origins[0] - self.windows * h
+        if earliest - self.first < 1 or self.origins[0] < self.windows * h + 1:
+            return False  # mlforecast fails here (no rows to fit; too short for the conformal windows)
+        self.x = np.ascontiguousarray(prep[self.mlf.ts.features_order_].to_numpy(float))
+        self.target = prep["y"].to_numpy(float)  # the differenced target of those rows
+        self.diff = np.concatenate([np.full(self.first, np.nan), self.target])
+        if not RecursiveBoost.enough(self.order, self.diff[:earliest]):
+            return False
+        self.ds, self.y = ds, self.series.y.to_numpy(float)
+        self.calendar = {"dayofweek": ds.dayofweek.to_numpy(float), "month": ds.month.to_numpy(float),
+                         "quarter": ds.quarter.to_numpy(float)}
+        self.exog = (frame[[*self.features, *(f + PREV for f in self.features)]].to_numpy(float)
+                     if self.features else None)
+        return True
+
+    def _fit(self, periods: int):
+        """The candidate fitted on the series' first ``periods`` periods (once per run)."""
+        if periods not in self._fits:
+            from sklearn.base import clone
+
+            rows = periods - self.first
+            self._fits[periods] = clone(self.mlf.models["xgboost"]).fit(self.x[:rows], self.target[:rows])
+        return self._fits[periods]
+
+    def _requests(self, end: int) -> list[tuple[int, int]]:
+        """(fitted on the first p periods, forecast from origin o) pairs for the conformal scores of a fit
+        on the first ``end`` periods: the windows before ``end``, all forecast by the fit at the first."""
+        h = self.plan.horizon
+        start = end - self.windows * h
+        return [(start, o) for o in range(start, end, h)]
+
+    def _means(self, requests: list[tuple[int, int]]) -> None:
+        """Forecast what ``requests`` asks and is not yet known (``_known``): the origins of one fit
+        together, a matrix of rows a step (the trees see the same float32 rows as in mlforecast's
+        recursion; sums in the same order as ``RecursiveBoost.predict``)."""
+        todo: dict[int, list[int]] = {}
+        for fitted_on, origin in dict.fromkeys(requests):
+            if (fitted_on, origin) not in self._known:
+                todo.setdefault(fitted_on, []).append(origin)
+        h = self.plan.horizon
+        need = max([k for kind, k in self.order if kind in ("lag", "rolling_mean")], default=0)
+        for fitted_on, origins in todo.items():
+            model = self._fit(fitted_on)
+            booster, iterations = model.get_booster(), rounds(model)
+            at = np.asarray(origins)
+            y = np.empty((need + h, len(at)))  # time x origin: the differenced target, then its forecasts
+            for j, o in enumerate(origins):
+                y[:need, j] = self.diff[o - need:o]
+            x = np.empty((len(at), len(self.order)))
+            for step in range(h):
+                t = need + step
+                for c, (kind, k) in enumerate(self.order):
+                    if kind == "lag":
+                        x[:, c] = y[t - k]
+                    elif kind == "rolling_mean":  # accumulate: left to right, as Python's sum
+                        x[:, c] = np.add.accumulate(y[t - k:t], axis=0)[-1] / k
+                    elif kind == "date":
+                        x[:, c] = self.calendar[k][at + step]
+                    else:
+                        x[:, c] = self.exog[at + step, k]
+                y[t] = booster.inplace_predict(x, iteration_range=iterations)
+            steps = np.cumsum(y[need:].T, axis=1)
+            for j, o in enumerate(origins):
+                self._known[(fitted_on, o)] = self.y[o - 1] + steps[j]
+
+    def _scores(self, end: int) -> np.ndarray:
+        """The conformal scores of a fit on the first ``end`` periods: (windows, horizon) absolute errors."""
+        h = self.plan.horizon
+        self._means(self._requests(end))
+        return np.vstack([np.abs(self._known[r] - self.y[r[1]:r[1] + h]) for r in self._requests(end)])
+
+    def backtest(self) -> pd.DataFrame:
+        """``backtest("xgboost", ...)``: ds, cutoff, y, mean, lo_L, hi_L."""
+        if not self.fast:
+            return backtest("xgboost", self.series, self.features, self.plan, self.levels, self.trees, self.seed,
+                            self.params)
+        h, n, parts = self.plan.horizon, len(self.series), []
+        # every forecast the windows need, and those the refit's scores need (the same fits: nearly free)
+        self._means([*[r for end in self.origins for r in [(end, end), *self._requests(end)]], *self._requests(n)])
+        for origin in self.origins:
+            mean = self._known[(origin, origin)]
+            offsets = RecursiveBoost._offsets(self._scores(origin)[:, None, :], self.levels) if self.levels else {}
+            parts.append(pd.DataFrame({"ds": self.ds[origin:origin + h], "cutoff": self.ds[origin - 1],
+                                       "y": self.y[origin:origin + h], "mean": mean,
+                                       **{band: mean + offset for band, offset in offsets.items()}}))
+        return pd.concat(parts, ignore_index=True)
+
+    def fit(self) -> Forecaster:
+        """``fit("xgboost", ...)``: the candidate refitted on the whole series, intervals calibrated."""
+        if not self.fast:
+            return fit("xgboost", self.series, self.features, self.plan, self.levels, self.trees, self.seed,
+                       self.params)
+        n, h = len(self.series), self.plan.horizon
+        scores = self._scores(n)
+        mlf = self.mlf  # after preprocess of the whole series: what MLForecast.fit leaves, plus the models
+        mlf._cs_df, mlf._cs_source_scales_ = None, None
+        mlf.prediction_intervals = _intervals(self.plan)
+        starts = range(n - self.windows * h, n, h)
+        mlf._cs_df = pd.DataFrame({
+            "unique_id": "g", "ds": np.concatenate([self.ds[o:o + h] for o in starts]),
+            "cutoff": np.repeat([self.ds[o - 1] for o in starts], h), "xgboost": scores.reshape(-1)})
+        mlf.cv_models_ = [{"xgboost": self._fit(n - self.windows * h)}]
+        mlf.cv_fitted_values_ = []
+        mlf.fit_models(self.x, self.target)
+        last = {f: float(self.series[f].iloc[-1]) for f in self.features}
+        return Forecaster("xgboost", mlf, self.plan, self.series.ds.iloc[-1], self.features, self.levels, last)
 
 
 def candidates(models: list[str]) -> list[str]:
