@@ -21,7 +21,7 @@ import pandas as pd
 
 from .frequency import Plan
 from .metrics import backtest_metrics, seasonal_scale
-from .models import BASELINE, backtest, candidates, fit
+from .models import BASELINE, BoostRun, backtest, candidates, fit
 from .series import SeriesProblem, prepare
 from .tuning import Tuned, tune
 
@@ -107,6 +107,7 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
     scores: dict[str, dict] = {}
     cvs: dict[str, pd.DataFrame] = {}
     tuned: Tuned | None = None
+    boost: BoostRun | None = None  # the tuned candidate's backtest and refit share their fits
     for kind in candidates(list(cfg.models)):
         size, params = trees, None
         if kind == TUNED:
@@ -117,7 +118,11 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
                 continue
             size, params = tuned.best_iteration, tuned.params
         try:
-            cv = backtest(kind, frame, list(col.features), plan, levels, size, seed, params)
+            if kind == TUNED:
+                boost = BoostRun(frame, list(col.features), plan, levels, size, seed, params)
+                cv = boost.backtest()
+            else:
+                cv = backtest(kind, frame, list(col.features), plan, levels, size, seed, params)
             if cv["mean"].isna().any() or len(cv) != plan.windows * plan.horizon:
                 raise ValueError(f"{int(cv['mean'].isna().sum())} empty forecasts in {len(cv)} backtest periods")
             cvs[kind], scores[kind] = cv, backtest_metrics(cv, levels, scale)
@@ -130,7 +135,8 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
         return base
     winner = min(cvs, key=lambda k: (scores[k]["mae"], k != BASELINE))  # a tie goes to the baseline
     size, params = (tuned.best_iteration, tuned.params) if winner == TUNED and tuned else (trees, None)
-    model = fit(winner, frame, list(col.features), plan, levels, size, seed, params)
+    model = (boost.fit() if winner == TUNED and boost is not None
+             else fit(winner, frame, list(col.features), plan, levels, size, seed, params))
     metrics = dict(scores[winner])
     if BASELINE in scores and "error" not in scores[BASELINE]:
         metrics.update({f"baseline_{m}": scores[BASELINE][m] for m in BASE_METRICS})
