@@ -71,6 +71,9 @@ def test_shared_fits_give_mlforecasts_backtest_and_refit(series, features, plan,
     assert (cs_new[["unique_id", "ds", "cutoff"]].to_numpy() == cs_old[["unique_id", "ds", "cutoff"]].to_numpy()).all()
     _close(cs_new.xgboost, cs_old.xgboost)
     assert set(vars(new.fitted)) == set(vars(old.fitted))  # the state fit(prediction_intervals=...) leaves
+    # and the series' state, but the scratch of a predict (mlforecast's _predict_setup resets it each time)
+    assert set(vars(new.fitted.ts)) == set(vars(old.fitted.ts)) - {"_h", "curr_dates", "test_dates", "y_pred"}
+    np.testing.assert_array_equal(new.fitted.ts.ga.data, old.fitted.ts.ga.data)
     assert vars(new.fitted.prediction_intervals) == vars(old.fitted.prediction_intervals)
     assert [m["xgboost"].get_booster().save_raw("json") for m in new.fitted.cv_models_] == \
         [m["xgboost"].get_booster().save_raw("json") for m in old.fitted.cv_models_]

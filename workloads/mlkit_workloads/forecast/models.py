@@ -525,7 +525,7 @@ class BoostRun:
         n, h = len(self.series), self.plan.horizon
         scores = self._scores(n)
         mlf = self.mlf  # after preprocess of the whole series: what MLForecast.fit leaves, plus the models
-        mlf._cs_df, mlf._cs_source_scales_ = None, None
+        mlf._cs_source_scales_ = None
         mlf.prediction_intervals = _intervals(self.plan)
         starts = range(n - self.windows * h, n, h)
         mlf._cs_df = pd.DataFrame({
