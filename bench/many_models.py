@@ -19,9 +19,10 @@ Per task: wall, the ratio, models per core-minute, vCPU-seconds per model next t
 (192 vCPU x 1800 s / 10,000 = 34.6 for training, 192 x 1200 / 10,000 = 23 for scoring), peak RSS of
 this driver + the JVM + the Python workers (the MLflow server excluded), and the load average.
 
-``--models`` sets the per-group candidates (default: local.yaml's). The default work costs tens of
-seconds per 4,000-row group on this machine (``--profile`` says where): see bench/README.md for
-what each measured run did per group.
+``--models`` sets the per-group candidates (default: local.yaml's: seasonal naive + AutoETS +
+AutoTheta + XGBoost with its search). Each group's last 730 days are modelled (the daily default of
+``max_history_periods``), so a 4,000-day group costs what a 2-year one does; ``--profile`` says
+where a group's time goes. bench/README.md says what each measured run did per group.
 """
 
 from __future__ import annotations
@@ -328,7 +329,7 @@ def profile(settings, args) -> dict:
     phases: dict[str, list[float]] = {}
     for _, pdf in hist.groupby(list(col.group_keys)):
         t = time.perf_counter()
-        s = prepare(pdf, col.timestamp, col.target, feats, p.freq).frame
+        s = prepare(pdf, col.timestamp, col.target, feats, p.freq, max_periods=p.max_periods).frame
         phases.setdefault("prepare", []).append(time.perf_counter() - t)
         size, params = cfg.search.max_rounds, None
         if TUNED in cfg.models:

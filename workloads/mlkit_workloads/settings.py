@@ -153,6 +153,10 @@ class Forecast(Strict):
     min_train_periods: int | None = Field(default=None, ge=4)
     """Least periods a model is fitted on in the earliest backtest window (none: two seasons, at least
     `horizon`). A group with fewer is skipped."""
+    max_history_periods: int | None = Field(default=None, ge=8)
+    """The models see the last this many periods of each series (none: by frequency, 730 daily, 260
+    weekly, 120 monthly, 60 quarterly, 40 yearly; at least what the plan needs plus a season). Older
+    periods say little about the next horizon and cost every candidate time."""
     models: list[Literal["seasonal_naive", "auto_ets", "auto_theta", "auto_arima", "xgboost"]] = Field(
         default_factory=lambda: ["auto_ets", "auto_theta", "xgboost"], min_length=1)
     """Candidate models per group (statsforecast's AutoETS/AutoTheta/AutoARIMA, mlforecast's XGBoost with

@@ -320,7 +320,7 @@ def _as_trained_before(rt: Runtime, skipped: dict, keys: list[str]) -> dict:
 
     cfg = rt.settings.forecast
     prior = mlflow.MlflowClient().get_run(skipped["run_id"]).data
-    plan_keys = ("season_length", "horizon", "backtest_windows", "min_train_periods")
+    plan_keys = ("season_length", "horizon", "backtest_windows", "min_train_periods", "max_history_periods")
     skipped.update({"frequency": prior.params.get("frequency"), "frequency_source": prior.params.get("frequency_source"),
                     **{k: int(prior.params[k]) for k in plan_keys if k in prior.params},
                     **{k: int(v) if k.startswith("groups_") else v for k, v in prior.metrics.items()},

@@ -118,6 +118,36 @@ def test_prepare_names_the_problem():
     assert e.value.reason == "1 timestamp(s) not on the MS grid: 2005-08-15"
 
 
+
+def test_history_kept_is_the_last_periods_of_the_grid_from_a_value():
+    df = monthly_series(200)
+    df.loc[200 - 120, "value"] = np.nan  # the first period the cap would keep has no value
+    df.loc[150, "value"] = np.nan  # a gap inside the kept history is still filled
+    s = prepare(df, "month", "value", [], "MS", max_periods=120)
+    assert len(s.frame) == 119 and s.older == 81 and s.filled == 1
+    assert s.frame.ds.iloc[0] == pd.Timestamp(df.month.iloc[81].tz_localize(None)) and s.last == pd.Timestamp("2021-08-01")
+    np.testing.assert_allclose(s.frame.y.iloc[-40:], df.value.iloc[-40:])  # after the gap at 150
+    assert prepare(df, "month", "value", [], "MS").frame.shape[0] == 200  # no cap: every period
+    # The missing share is judged on the history kept: old holes do not skip a series.
+    holes = monthly_series(200)
+    holes.loc[5:60, "value"] = np.nan
+    with pytest.raises(SeriesProblem, match="of the 200 periods"):
+        prepare(holes, "month", "value", [], "MS")
+    assert len(prepare(holes, "month", "value", [], "MS", max_periods=120).frame) == 120
+
+
+def test_history_kept_defaults_by_frequency_and_is_checked_against_the_plan():
+    base = Forecast()
+    assert {f: plan(base, f).max_periods for f in ("D", "W", "MS", "QS")} == {"D": 730, "W": 260, "MS": 120, "QS": 60}
+    assert plan(Forecast(season_length=365), "D").max_periods == 2 * 365 + 3 * 28 + 365  # the plan's need + a season
+    assert plan(Forecast(max_history_periods=400), "D").max_periods == 400
+    with pytest.raises(ValueError, match="max_history_periods 60 is shorter than the 112 periods the plan needs"):
+        plan(Forecast(max_history_periods=60), "D")
+    res = train_group(monthly_series(200), MONTHLY, plan(MONTHLY, "MS"))  # 200 months, 120 kept
+    assert res.status == "ok" and (res.n_rows, res.n_periods) == (200, 120), res.reason
+    assert res.first_ts == "2011-09-01T00:00:00"
+
+
 # ------------------------------------------------------------------ backtest, metrics, coverage
 
 
@@ -136,6 +166,27 @@ def test_backtest_windows_are_rolling_origins_of_one_horizon_each():
     first = cv[cv.cutoff == expected[0]]
     np.testing.assert_allclose(first["mean"], hist[expected[0] - pd.DateOffset(months=11):expected[0]].to_numpy())
 
+
+
+@pytest.mark.parametrize("kind", ["auto_ets", "auto_theta"])
+def test_a_statistical_candidate_is_fitted_at_the_first_origin_and_forwarded(kind):
+    """One fit (one choice of form) at the first origin, its parameters run over each later origin's
+    history: what statsforecast's forward gives for that fit, window by window."""
+    from statsforecast.models import AutoETS, AutoTheta
+
+    s = prepare(monthly_series(120, shift_at=100, shift=1.3), "month", "value", [], "MS").frame
+    p = plan(MONTHLY, "MS")
+    cv = backtest(kind, s, [], p, [80])
+    y = s.y.to_numpy()
+    first = len(y) - 3 * 12
+    once = {"auto_ets": AutoETS, "auto_theta": AutoTheta}[kind](season_length=12).fit(y[:first])
+    for w in range(3):
+        got = cv.iloc[w * 12:(w + 1) * 12]
+        want = once.forward(y=y[:first + w * 12], h=12, level=[80])
+        np.testing.assert_allclose(got["mean"], want["mean"], rtol=1e-9)
+        np.testing.assert_allclose(got["lo_80"], want["lo-80"], rtol=1e-9)
+    refit_each = {"auto_ets": AutoETS, "auto_theta": AutoTheta}[kind](season_length=12).forecast(y=y[:first + 24], h=12)
+    assert not np.allclose(cv["mean"].iloc[24:], refit_each["mean"], rtol=1e-6)  # not a refit per window
 
 def test_coverage_and_scale_known_values():
     assert coverage(np.array([1.0, 2, 3, 4]), np.array([0.0, 2.5, 2, 0]), np.array([2.0, 3, 4, 3])) == 0.5

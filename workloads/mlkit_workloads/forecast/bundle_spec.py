@@ -25,6 +25,7 @@ class BundleSpec:
     horizon: int | None = None
     backtest_windows: int | None = None
     min_train_periods: int | None = None
+    max_history_periods: int | None = None  # the last this many periods of a group were modelled
     # The meta model's own LRU bounds when loaded by MLflow (the service passes its own settings).
     lru_max_models: int | None = None
     lru_max_bytes: int | None = None

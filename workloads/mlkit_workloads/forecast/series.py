@@ -30,6 +30,7 @@ class Series:
     observed: int  # periods with a value before filling
     filled: int  # periods filled by the gap policy
     trimmed: int  # leading/trailing rows without a value dropped
+    older: int = 0  # periods before the history kept (``max_periods``)
 
     @property
     def last(self) -> pd.Timestamp:
@@ -48,14 +49,16 @@ def _show(stamps, n: int = 3) -> str:
 
 
 def prepare(pdf: pd.DataFrame, timestamp: str, target: str, features: list[str], freq: str,
-            fill: str = "interpolate", max_missing_share: float = 0.2) -> Series:
+            fill: str = "interpolate", max_missing_share: float = 0.2, max_periods: int | None = None) -> Series:
     """Rows of one group -> a gap-free series on ``freq``'s grid.
 
     Order of the rules: (1) timestamps parse, are unique and sit on the grid; (2) leading and
     trailing periods without a target value are trimmed (a series that starts later is not
     missing data); (3) the missing share of what is left (absent periods + empty values) is
     judged against ``max_missing_share``; (4) the gaps are filled (``interpolate``, ``zero`` or
-    ``forward``); features of filled periods carry the previous period's value.
+    ``forward``); features of filled periods carry the previous period's value. With ``max_periods``,
+    only the last that many periods of the grid are kept (from the first of them with a value), before
+    (3): the missing share is that of the history the models see.
     """
     df = pd.DataFrame({"ds": _naive_utc(pdf[timestamp]),
                        "y": pd.to_numeric(pdf[target], errors="coerce").astype(float)})
@@ -76,6 +79,12 @@ def prepare(pdf: pd.DataFrame, timestamp: str, target: str, features: list[str],
     trimmed = len(df) - (valid[-1] - valid[0] + 1)
     df = df.iloc[valid[0]:valid[-1] + 1]
     grid = pd.date_range(df.ds.iloc[0], df.ds.iloc[-1], freq=freq)
+    older = 0
+    if max_periods and len(grid) > max_periods:
+        kept = grid[-max_periods:]
+        start = df.ds[(df.ds >= kept[0]) & df.y.notna()].iloc[0]  # the last period has a value: one exists
+        older, grid = int(np.searchsorted(grid, start)), grid[grid >= start]
+        df = df[df.ds >= start]
     df = df.set_index("ds").reindex(grid)
     df.index.name = "ds"
     observed = int(df.y.notna().sum())
@@ -96,4 +105,4 @@ def prepare(pdf: pd.DataFrame, timestamp: str, target: str, features: list[str],
         if df[features].isna().any().any():
             empty = [f for f in features if df[f].isna().all()]
             raise SeriesProblem("failed", f"feature column(s) {', '.join(empty)} have no values")
-    return Series(df.reset_index(), observed, missing, trimmed)
+    return Series(df.reset_index(), observed, missing, trimmed, older)

@@ -1,8 +1,9 @@
 """Train one group: pure pandas in, one result row out. Runs inside applyInPandas.
 
-prepare the series (trim, grid, gap policy) -> the XGBoost candidate's hyperparameter search
-(``tuning.tune``, on the periods before the first backtest origin) -> rolling-origin backtest of every
-candidate -> the candidate with the lowest backtest MAE wins -> refit it on the whole series.
+prepare the series (trim, grid, the history kept, gap policy) -> the XGBoost candidate's
+hyperparameter search (``tuning.tune``, on the periods before the first backtest origin) ->
+rolling-origin backtest of every candidate (``models.backtest``) -> the candidate with the lowest
+backtest MAE wins -> refit it on the whole series.
 
 Every outcome is a status, never an exception: ``ok``, ``skipped`` (nothing worth training) or
 ``failed`` (something broke). One group's failure must not fail the Spark task.
@@ -90,7 +91,7 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
     col = cfg.columns
     started = time.perf_counter()
     s = prepare(pdf, col.timestamp, col.target, list(col.features), plan.freq, cfg.gaps.fill,
-                cfg.gaps.max_missing_share)
+                cfg.gaps.max_missing_share, plan.max_periods)
     frame = s.frame
     base = GroupResult("skipped", n_rows=len(pdf), n_periods=len(frame), n_filled=s.filled,
                        first_ts=frame.ds.iloc[0].isoformat(), last_ts=frame.ds.iloc[-1].isoformat())
