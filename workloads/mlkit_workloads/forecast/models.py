@@ -98,7 +98,8 @@ def backtest(kind: str, series: pd.DataFrame, features: list[str], plan: Plan, l
     """Rolling-origin backtest: ``plan.windows`` windows of ``plan.horizon`` periods.
     Returns ds, cutoff, y, mean, lo_L, hi_L (one row per backtest period).
 
-    The XGBoost candidate is refitted before each window. A statistical one is fitted once, at the
+    The XGBoost candidate is refitted before each window (``BoostRun``, which train uses, gives the
+    same rows with the fits it shares with the refit done once). A statistical one is fitted once, at the
     first origin, and that fit is forwarded to the later origins (its parameters re-filtered over the
     longer history: statsforecast's ``refit=False``): AutoETS chooses among ~15 forms per fit, and a
     refit per window repeated that choice (0.54 of a 730-day group's 1.2 s before, bench/README.md).
