@@ -3,8 +3,9 @@
 On the local environment's synthetic data (daily store x item series, 2 years) and its settings
 (environments/local.yaml: the search budget, the plan inferred for daily data), per well-formed group:
     search   = forecast.tuning.tune (preprocess + n_trials XGBoost fits with early stopping)
-    backtest = forecast.models.backtest("xgboost", ...) with the tuned params and tree count
-               (3 rolling-origin windows, each a fit + conformal-interval fits)
+    backtest = the XGBoost candidate's backtest as train_group runs it (forecast.models.BoostRun,
+               the tuned params and tree count: 3 rolling-origin windows with conformal intervals,
+               6 distinct fits)
     group    = forecast.train.train_group (every candidate's backtest, search, refit of the winner)
 Sequential, one thread, in this process (what one Spark task does per group). Prints medians and
 the ratios search/backtest and search/group, with the load average before and after.
@@ -35,7 +36,7 @@ def main() -> None:
 
     from mlkit_workloads.data.synthetic import sales
     from mlkit_workloads.forecast.frequency import plan
-    from mlkit_workloads.forecast.models import backtest
+    from mlkit_workloads.forecast.models import BoostRun
     from mlkit_workloads.forecast.series import prepare
     from mlkit_workloads.forecast.train import train_group
     from mlkit_workloads.forecast.tuning import tune
@@ -52,12 +53,12 @@ def main() -> None:
     load0 = os.getloadavg()
     rows = []
     for key, pdf in list(df.groupby(list(col.group_keys)))[: args.groups]:
-        s = prepare(pdf, col.timestamp, col.target, list(col.features), p.freq).frame
+        s = prepare(pdf, col.timestamp, col.target, list(col.features), p.freq, max_periods=p.max_periods).frame
         t = time.perf_counter()
         tuned = tune(s, list(col.features), p, cfg.search, seed=0)
         search = time.perf_counter() - t
         t = time.perf_counter()
-        backtest("xgboost", s, list(col.features), p, list(cfg.levels), tuned.best_iteration, 0, tuned.params)
+        BoostRun(s, list(col.features), p, list(cfg.levels), tuned.best_iteration, 0, tuned.params).backtest()
         bt = time.perf_counter() - t
         t = time.perf_counter()
         res = train_group(pdf, cfg, p, seed=0)
