@@ -72,6 +72,11 @@ PREV = "__prev"
 QUICK_STEPS = 14  # see Forecaster.quick
 
 
+def date_features(dates: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """The calendar columns the recursion reads (``RecursiveBoost.order_of``: "date"), pandas' own values."""
+    return {"dayofweek": dates.dayofweek.to_numpy(), "month": dates.month.to_numpy(), "quarter": dates.quarter.to_numpy()}
+
+
 def _with_previous(x: pd.DataFrame, features: list[str], before: dict[str, float] | None = None) -> pd.DataFrame:
     """Add ``f__prev``: each feature's value one period earlier (``before``: the values just before x)."""
     out = x.copy()
@@ -204,9 +209,14 @@ class RecursiveBoost:
             return None
 
     @staticmethod
+    def lookback(order: list[tuple[str, Any]]) -> int:
+        """How many of the last differenced values a step reads (its longest lag or rolling mean)."""
+        return max([k for kind, k in order if kind in ("lag", "rolling_mean")], default=0)
+
+    @staticmethod
     def enough(order: list[tuple[str, Any]], history: np.ndarray) -> bool:
         """True when the last values the lags and rolling mean read are there (not missing)."""
-        need = max([k for kind, k in order if kind in ("lag", "rolling_mean")], default=0)
+        need = RecursiveBoost.lookback(order)
         return len(history) >= need and not np.isnan(history[len(history) - need:]).any()
 
     def at(self, history: np.ndarray, tail: float) -> "RecursiveBoost":
@@ -315,9 +325,7 @@ class Forecaster:
     def _calendar(self) -> dict[str, np.ndarray]:
         """The date features of the horizon's periods (pandas' own values), computed once."""
         if "_dates" not in self.__dict__:
-            d = future_dates(self.last, self.freq, self.max_steps)
-            self._dates = {"dayofweek": d.dayofweek.to_numpy(), "month": d.month.to_numpy(),
-                           "quarter": d.quarter.to_numpy()}
+            self._dates = date_features(future_dates(self.last, self.freq, self.max_steps))
         return self._dates
 
     def _library(self, steps: int, x: pd.DataFrame | None) -> pd.DataFrame:
@@ -445,8 +453,7 @@ class BoostRun:
         if not RecursiveBoost.enough(self.order, self.diff[:earliest]):
             return False
         self.ds, self.y = ds, self.series.y.to_numpy(float)
-        self.calendar = {"dayofweek": ds.dayofweek.to_numpy(float), "month": ds.month.to_numpy(float),
-                         "quarter": ds.quarter.to_numpy(float)}
+        self.calendar = date_features(ds)
         self.exog = (frame[[*self.features, *(f + PREV for f in self.features)]].to_numpy(float)
                      if self.features else None)
         return True
@@ -477,7 +484,7 @@ class BoostRun:
             if (fitted_on, origin) not in self._known:
                 todo.setdefault(fitted_on, []).append(origin)
         h = self.plan.horizon
-        need = max([k for kind, k in self.order if kind in ("lag", "rolling_mean")], default=0)
+        need = RecursiveBoost.lookback(self.order)
         for fitted_on, origins in todo.items():
             model = self._fit(fitted_on)
             booster, iterations = model.get_booster(), rounds(model)

@@ -135,9 +135,8 @@ def _train(pdf: pd.DataFrame, cfg, plan: Plan, seed: int) -> GroupResult:
         base.candidates, base.search = scores, tuned
         return base
     winner = min(cvs, key=lambda k: (scores[k]["mae"], k != BASELINE))  # a tie goes to the baseline
-    size, params = (tuned.best_iteration, tuned.params) if winner == TUNED and tuned else (trees, None)
-    model = (boost.fit() if winner == TUNED and boost is not None
-             else fit(winner, frame, list(col.features), plan, levels, size, seed, params))
+    # The tuned candidate wins only through its BoostRun, which holds its searched params and fits.
+    model = boost.fit() if winner == TUNED else fit(winner, frame, list(col.features), plan, levels, trees, seed)
     metrics = dict(scores[winner])
     if BASELINE in scores and "error" not in scores[BASELINE]:
         metrics.update({f"baseline_{m}": scores[BASELINE][m] for m in BASE_METRICS})

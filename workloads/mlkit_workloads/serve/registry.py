@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from ..forecast.meta_model import GroupModels, NotABundle, bundle_dir
 
 
